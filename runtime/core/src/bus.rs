@@ -1,0 +1,65 @@
+//! The bus: topics between the routing stage and the processors.
+//!
+//! Delivery is at least once: a subscriber commits after its sink accepted a batch, and a batch that was not
+//! committed may be delivered again. Sinks are idempotent, so redelivery changes nothing.
+
+use std::future::Future;
+
+use crate::topic::Record;
+
+/// Why the bus refused an operation.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The bus was closed for shutdown; nothing more is accepted.
+    #[error("the bus is closed")]
+    Closed,
+    /// A topic name the bus cannot carry.
+    #[error("invalid topic: {0}")]
+    Topic(String),
+    /// The backend failed; the operation may be retried.
+    #[error("bus backend failed: {0}")]
+    Backend(String),
+}
+
+/// Which topics a subscription receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicFilter {
+    /// Exactly this topic.
+    Exact(String),
+    /// Every topic whose name starts with this.
+    Prefix(String),
+}
+
+impl TopicFilter {
+    /// Whether `topic` passes this filter.
+    pub fn matches(&self, topic: &str) -> bool {
+        match self {
+            TopicFilter::Exact(name) => topic == name,
+            TopicFilter::Prefix(prefix) => topic.starts_with(prefix.as_str()),
+        }
+    }
+}
+
+/// Carries records from publishers to subscriber groups.
+pub trait Bus: Send + Sync + 'static {
+    /// What [`Bus::subscribe`] returns.
+    type Subscription: Subscription;
+
+    /// Publishes records in order per key; returns once the bus holds them (waits when consumers lag).
+    fn publish(&self, records: Vec<Record>) -> impl Future<Output = Result<(), BusError>> + Send;
+
+    /// Joins `group`: the group's members split the matching records between them.
+    fn subscribe(&self, group: &str, filters: Vec<TopicFilter>) -> Result<Self::Subscription, BusError>;
+
+    /// Stops accepting records; subscribers receive what is left, then the end.
+    fn close(&self);
+}
+
+/// A member of a subscriber group.
+pub trait Subscription: Send + 'static {
+    /// Waits for up to `max` records; `None` once the bus is closed and drained.
+    fn next_batch(&mut self, max: usize) -> impl Future<Output = Result<Option<Vec<Record>>, BusError>> + Send;
+
+    /// Marks everything received so far as done, so it is not delivered again.
+    fn commit(&mut self) -> impl Future<Output = Result<(), BusError>> + Send;
+}
