@@ -8,7 +8,7 @@
 //! ```
 //!
 //! `input` is a GitHub event for routing and features scripts, the context map for the retrain policy, and
-//! absent for query scripts. `expect` takes any shape the entry point may return; both sides go through the same
+//! absent for query scripts. `now` (Unix seconds, optional) fixes what `now()` returns during the case. `expect` takes any shape the entry point may return; both sides go through the same
 //! conversion before they are compared. Blank lines and lines starting with `#` are skipped.
 
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ use rhai::Dynamic;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::engine::{json_to_dynamic, EventView, ScriptEngine};
+use crate::engine::{json_to_dynamic, EventView, PinnedNow, ScriptEngine};
 use crate::output::{features_from_dynamic, QuerySpec, RetrainDecision, RouteDecision};
 use crate::role::Role;
 use crate::script::{Problem, Script};
@@ -37,6 +37,9 @@ struct Case {
     #[serde(default)]
     input: Value,
     expect: Value,
+    /// Unix seconds that `now()` returns during this case.
+    #[serde(default)]
+    now: Option<i64>,
 }
 
 /// Runs every case of `cases` (the text of the file at `path`) against `script`; returns what failed.
@@ -77,6 +80,7 @@ fn run_case(engine: &ScriptEngine, script: &Script, case: &Case, path: &Path, li
         let event = Event::parse(&text).map_err(|e| at_case(format!("`input` is not a usable event: {e}")))?;
         Ok(EventView::new(Arc::new(event)))
     };
+    let _pinned = PinnedNow::pin(case.now);
     let expected = json_to_dynamic(&case.expect);
     let (got, want) = match script.role() {
         Role::Routing => {

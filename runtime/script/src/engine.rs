@@ -4,7 +4,7 @@
 //! registered API is pure functions over values. A call that runs away is stopped by the operation limit or,
 //! whichever comes first, by a wall-clock deadline checked from Rhai's progress callback.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -61,6 +61,28 @@ struct Current {
 
 thread_local! {
     static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+    static PINNED_NOW: Cell<Option<i64>> = const { Cell::new(None) };
+}
+
+/// Makes `now()` return a fixed time on this thread until dropped, so cases of time-dependent scripts are
+/// reproducible.
+pub(crate) struct PinnedNow(());
+
+impl PinnedNow {
+    pub(crate) fn pin(unix: Option<i64>) -> PinnedNow {
+        PINNED_NOW.with(|p| p.set(unix));
+        PinnedNow(())
+    }
+}
+
+impl Drop for PinnedNow {
+    fn drop(&mut self) {
+        PINNED_NOW.with(|p| p.set(None));
+    }
+}
+
+fn script_now() -> i64 {
+    PINNED_NOW.with(Cell::get).unwrap_or_else(now_unix)
 }
 
 /// Marks the script running on this thread until dropped.
@@ -236,7 +258,7 @@ fn register_api(engine: &mut Engine) {
         .register_fn("is_bot", is_bot_login)
         .register_fn("hash", |s: &str| fnv1a(s) as i64 & i64::MAX)
         .register_fn("sample", |s: &str, percent: i64| (fnv1a(s) % 100) < percent.clamp(0, 100) as u64)
-        .register_fn("now", now_unix)
+        .register_fn("now", script_now)
         .register_fn("parse_time", |s: &str| parse_timestamp(s).map_or(Dynamic::UNIT, Dynamic::from_int))
         .register_fn("format_time", |unix: i64| format_timestamp(unix))
         .register_fn("words", |s: &str| -> Array { words(s).map(Dynamic::from).collect() })

@@ -22,11 +22,13 @@ pub struct WatchConfig {
     pub debounce: Duration,
     /// Rescan at least this often, notifications or not.
     pub poll: Duration,
+    /// Use file-system notifications; off means polling only.
+    pub notifications: bool,
 }
 
 impl Default for WatchConfig {
     fn default() -> Self {
-        WatchConfig { debounce: Duration::from_millis(150), poll: Duration::from_secs(1) }
+        WatchConfig { debounce: Duration::from_millis(150), poll: Duration::from_secs(1), notifications: true }
     }
 }
 
@@ -60,7 +62,8 @@ async fn rescan(host: &Arc<ScriptHost>) {
 
 /// Watches the host's directory until `shutdown`, rescanning on changes and every `config.poll`.
 pub async fn watch(host: Arc<ScriptHost>, config: WatchConfig, shutdown: CancellationToken) {
-    let (_watcher, mut changes) = match notifications(host.dir()) {
+    let watcher = if config.notifications { notifications(host.dir()) } else { None };
+    let (_watcher, mut changes) = match watcher {
         Some((w, rx)) => (Some(w), rx),
         None => (None, mpsc::unbounded_channel().1),
     };
