@@ -1,1 +1,9 @@
-//! placeholder
+//! Connections to the world outside the pipeline, one folder per system.
+//!
+//! - [`embedded`]: the one-process backends: an in-process [`embedded::EmbeddedBus`] with the same topic names
+//!   and delivery semantics as Kafka, and [`embedded::SqliteStore`], the store in one SQLite file.
+//! - [`replay`]: the replay source, which plays the bundled real GH Archive events with timestamps shifted to
+//!   now, round after round, so the embedded default has live data without network access.
+
+pub mod embedded;
+pub mod replay;
