@@ -77,8 +77,8 @@ struct Template {
     pieces: Vec<Piece>,
 }
 
-const ID_MARK: &str = "\u{1}forgecast-id\u{1}";
-const TIME_MARK: &str = "\u{1}forgecast-time\u{1}";
+const ID_MARK: &str = "@@forgecast-replay-id@@";
+const TIME_MARK: &str = "@@forgecast-replay-time@@";
 
 impl Template {
     fn new(line: &str, offset: i64) -> Option<Template> {
