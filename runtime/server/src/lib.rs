@@ -1,1 +1,19 @@
-//! placeholder
+//! The `forgecast` binary's library: everything between the command line and the other crates.
+//!
+//! - [`cli`]: the command line (clap), as the user types it.
+//! - [`config`]: the config file, environment and flags merged and validated into a ready-to-run plan.
+//! - [`logging`]: human-readable logs on a terminal, JSON lines in containers.
+//! - [`metrics`]: the Prometheus metrics of a running pipeline.
+//! - [`pipeline`]: assembling source, routing, bus and store writer into one running pipeline, and stopping
+//!   it without losing events.
+//! - [`http`]: the HTTP server: health, metrics, scripts, live topic taps.
+//! - [`check`] and [`tap`]: the `forgecast check` and `forgecast tap` commands.
+
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod pipeline;
+pub mod tap;

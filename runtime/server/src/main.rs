@@ -1,1 +1,79 @@
-fn main() {}
+//! The `forgecast` command.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use forgecast::cli::{Cli, Command, UpArgs};
+use forgecast::pipeline::Pipeline;
+use forgecast::{check, config, http, logging, tap};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Check(args) => Ok(check::run(&args.dir)),
+        Command::Tap(args) => runtime.block_on(tap::run(args)).map(|()| true),
+        Command::Up(args) => runtime.block_on(up(args)).map(|()| true),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let plan = config::plan(args)?;
+    let pipeline = Pipeline::start(&plan).await?;
+    let listener = tokio::net::TcpListener::bind(plan.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", plan.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(component = "http", address = %address, "Serving http://{address}/");
+    let stop_http = tokio_util::sync::CancellationToken::new();
+    let server = {
+        let stop = stop_http.clone();
+        let app = http::router(pipeline.shared().clone());
+        tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await })
+    };
+    let finished_replay = async {
+        while !pipeline.source_finished() {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!(component = "pipeline", "Stopping: draining what was taken in (Ctrl-C again to force)."),
+        _ = finished_replay => tracing::info!(component = "pipeline", "Replay finished; draining."),
+    }
+    let abort = pipeline.abort_token();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::warn!(component = "pipeline", "Forced stop.");
+            abort.cancel();
+        }
+    });
+    let summary = pipeline.drain().await;
+    stop_http.cancel();
+    let _ = server.await;
+    tracing::info!(
+        component = "pipeline",
+        source_events = summary.source_events,
+        routed = summary.routed,
+        stored = summary.written.stored,
+        duplicates = summary.written.duplicates,
+        dead_letters = summary.written.dead_letters,
+        "Stopped cleanly."
+    );
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! The command line as the user types it; [`crate::config`] turns it into a plan.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Real-time GitHub analytics with analyst-editable Rhai scripts.
+#[derive(Debug, Parser)]
+#[command(name = "forgecast", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the pipeline: source, routing script, bus, store, aggregates and the HTTP server.
+    Up(UpArgs),
+    /// Compile every script, check its entry point and run its cases; exit non-zero on any problem.
+    Check(CheckArgs),
+    /// Print events passing a topic of a running instance.
+    Tap(TapArgs),
+}
+
+/// Where events come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// The bundled real GH Archive events, replayed as if happening now.
+    Replay,
+    /// No source: serve what the store holds.
+    None,
+}
+
+/// Which bus carries the topics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BusKind {
+    /// In-process queues.
+    Embedded,
+}
+
+/// Which store holds events and aggregates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// One SQLite file under the data directory.
+    Embedded,
+}
+
+/// `forgecast up`. Every flag can also be set by a `FORGECAST_*` environment variable or in the config file;
+/// flags win over the environment, which wins over the file.
+#[derive(Debug, Default, Args)]
+pub struct UpArgs {
+    /// Config file (TOML) with any of the settings below.
+    #[arg(long, env = "FORGECAST_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory of the Rhai scripts [default: scripts]
+    #[arg(long, env = "FORGECAST_SCRIPTS", value_name = "DIR")]
+    pub scripts: Option<PathBuf>,
+    /// Directory for the store and other state [default: data]
+    #[arg(long, env = "FORGECAST_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address of the HTTP server [default: 127.0.0.1:8080]
+    #[arg(long, env = "FORGECAST_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Where events come from [default: replay]
+    #[arg(long, env = "FORGECAST_SOURCE", value_enum)]
+    pub source: Option<SourceKind>,
+    /// Replay at this multiple of real time; 0 replays as fast as possible [default: 1]
+    #[arg(long, env = "FORGECAST_REPLAY_SPEED", value_name = "X")]
+    pub replay_speed: Option<f64>,
+    /// Stop after one pass over the bundled events, once everything is stored.
+    #[arg(long, env = "FORGECAST_REPLAY_ONCE")]
+    pub replay_once: bool,
+    /// Bus between routing and the processors [default: embedded]
+    #[arg(long, env = "FORGECAST_BUS", value_enum)]
+    pub bus: Option<BusKind>,
+    /// Store for events and aggregates [default: embedded]
+    #[arg(long, env = "FORGECAST_STORE", value_enum)]
+    pub store: Option<StoreKind>,
+}
+
+/// `forgecast check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Scripts directory.
+    #[arg(default_value = "scripts")]
+    pub dir: PathBuf,
+}
+
+/// `forgecast tap`.
+#[derive(Debug, Args)]
+pub struct TapArgs {
+    /// Topic to watch, such as `gh.raw.push`; a trailing `*` matches a prefix (`gh.raw.*`, or `*` for all).
+    pub topic: String,
+    /// Stop after this many events.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Base URL of the running instance.
+    #[arg(long, env = "FORGECAST_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Print each event's full JSON instead of a one-line summary.
+    #[arg(long)]
+    pub raw: bool,
+}

@@ -1,0 +1,206 @@
+//! Settings from flags, environment and config file, merged and validated into an [`UpPlan`] before anything
+//! starts. Every mistake is reported here, by name, rather than as a failure later.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use forgecast_connect::replay::ReplayConfig;
+use forgecast_script::watch::WatchConfig;
+use forgecast_script::Limits;
+use serde::Deserialize;
+
+use crate::cli::{BusKind, SourceKind, StoreKind, UpArgs};
+
+/// The config file: the same settings as the flags of `forgecast up`, in TOML.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Scripts directory.
+    pub scripts: Option<PathBuf>,
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// HTTP address.
+    pub listen: Option<String>,
+    /// Event source.
+    pub source: Option<SourceKind>,
+    /// Replay speed.
+    pub replay_speed: Option<f64>,
+    /// One pass only.
+    pub replay_once: Option<bool>,
+    /// Bus backend.
+    pub bus: Option<BusKind>,
+    /// Store backend.
+    pub store: Option<StoreKind>,
+    /// Script engine limits.
+    pub limits: Option<Limits>,
+    /// Rescan the scripts at least this often, in milliseconds.
+    pub script_poll_ms: Option<u64>,
+}
+
+/// A setting that cannot work, named.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file cannot be read.
+    #[error("cannot read config file {path}: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The config file is not valid.
+    #[error("config file {path}: {reason}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and column.
+        reason: String,
+    },
+    /// One setting has a value that cannot work.
+    #[error("setting `{setting}`: {reason}")]
+    Invalid {
+        /// The setting, as spelled in the config file.
+        setting: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Where events come from, ready to start.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourcePlan {
+    /// Replay of the bundled samples.
+    Replay(ReplayConfig),
+    /// No source.
+    None,
+}
+
+/// A validated `forgecast up`.
+#[derive(Debug, Clone)]
+pub struct UpPlan {
+    /// Scripts directory (exists).
+    pub scripts: PathBuf,
+    /// Data directory (created if missing).
+    pub data_dir: PathBuf,
+    /// HTTP address.
+    pub listen: SocketAddr,
+    /// Event source.
+    pub source: SourcePlan,
+    /// Script engine limits.
+    pub limits: Limits,
+    /// Script watching.
+    pub watch: WatchConfig,
+}
+
+impl UpPlan {
+    /// Where the embedded store lives.
+    pub fn store_path(&self) -> PathBuf {
+        self.data_dir.join("forgecast.sqlite")
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), reason: e.to_string() })
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { setting, reason: reason.into() }
+}
+
+/// Merges flags (with their environment variables) over the config file over the defaults, and validates.
+pub fn plan(args: UpArgs) -> Result<UpPlan, ConfigError> {
+    let file = match &args.config {
+        Some(path) => read_file(path)?,
+        None => FileConfig::default(),
+    };
+    let scripts = args.scripts.or(file.scripts).unwrap_or_else(|| PathBuf::from("scripts"));
+    if !scripts.is_dir() {
+        return Err(invalid("scripts", format!("{} is not a directory", scripts.display())));
+    }
+    let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("data"));
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| invalid("data_dir", format!("cannot create {}: {e}", data_dir.display())))?;
+    let listen = match (args.listen, file.listen) {
+        (Some(addr), _) => addr,
+        (None, Some(text)) => {
+            text.parse().map_err(|_| invalid("listen", format!("{text:?} is not an address like 127.0.0.1:8080")))?
+        }
+        (None, None) => SocketAddr::from(([127, 0, 0, 1], 8080)),
+    };
+    let speed = args.replay_speed.or(file.replay_speed).unwrap_or(1.0);
+    if !speed.is_finite() || speed < 0.0 {
+        return Err(invalid("replay_speed", format!("{speed} is not a speed; use 0 (as fast as possible) or more")));
+    }
+    let once = args.replay_once || file.replay_once.unwrap_or(false);
+    let source = match args.source.or(file.source).unwrap_or(SourceKind::Replay) {
+        SourceKind::Replay => SourcePlan::Replay(ReplayConfig { speed, once, ..ReplayConfig::default() }),
+        SourceKind::None => SourcePlan::None,
+    };
+    // Only the embedded backends exist so far; the settings are accepted so that config files stay valid.
+    let (BusKind::Embedded, StoreKind::Embedded) =
+        (args.bus.or(file.bus).unwrap_or(BusKind::Embedded), args.store.or(file.store).unwrap_or(StoreKind::Embedded));
+    let limits = file.limits.unwrap_or_default();
+    if limits.deadline_ms == 0 {
+        return Err(invalid("limits.deadline_ms", "must be at least 1"));
+    }
+    let mut watch = WatchConfig::default();
+    if let Some(ms) = file.script_poll_ms {
+        if ms < 10 {
+            return Err(invalid("script_poll_ms", "must be at least 10"));
+        }
+        watch.poll = Duration::from_millis(ms);
+    }
+    Ok(UpPlan { scripts, data_dir, listen, source, limits, watch })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args_in(dir: &Path) -> UpArgs {
+        UpArgs { scripts: Some(dir.to_path_buf()), data_dir: Some(dir.join("data")), ..UpArgs::default() }
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_replay_on_localhost() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan(args_in(dir.path())).unwrap();
+        assert_eq!(plan.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(plan.source, SourcePlan::Replay(ReplayConfig::default()));
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("forgecast.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nreplay_speed = 5.0\n").unwrap();
+        let mut args = args_in(dir.path());
+        args.config = Some(file);
+        args.replay_speed = Some(2.0);
+        let plan = plan(args).unwrap();
+        assert_eq!(plan.listen.port(), 9000);
+        assert!(matches!(plan.source, SourcePlan::Replay(ReplayConfig { speed: 2.0, .. })));
+    }
+
+    #[test]
+    fn unknown_settings_and_bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("forgecast.toml");
+        std::fs::write(&file, "replay_sped = 5.0\n").unwrap();
+        let mut args = args_in(dir.path());
+        args.config = Some(file);
+        let err = plan(args).unwrap_err().to_string();
+        assert!(err.contains("replay_sped"), "{err}");
+
+        let mut args = args_in(dir.path());
+        args.replay_speed = Some(-1.0);
+        assert!(plan(args).unwrap_err().to_string().contains("replay_speed"));
+
+        let mut args = args_in(dir.path());
+        args.scripts = Some(dir.path().join("nowhere"));
+        assert!(plan(args).unwrap_err().to_string().contains("not a directory"));
+    }
+}

@@ -1,0 +1,164 @@
+//! The HTTP server: health, metrics, script status and live taps of topics.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /healthz` | 200 while the process serves |
+//! | `GET /readyz` | 200 when the store accepts writes, 503 while it is failing |
+//! | `GET /metrics` | Prometheus text |
+//! | `GET /api/scripts` | each script: id, file, status, hash, loaded-at, last refusal |
+//! | `GET /api/scripts/reloads` | the last 100 reload decisions, newest first |
+//! | `GET /api/tap?topic=T` | server-sent events: every record routed to `T` (`gh.raw.*` prefixes, `*` for all) |
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use forgecast_core::store::Store;
+use forgecast_core::time::format_timestamp;
+use forgecast_core::{Record, RecordBody};
+use futures_util::stream::{self, Stream};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::pipeline::Shared;
+
+/// The application router.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/scripts", get(scripts))
+        .route("/api/scripts/reloads", get(reloads))
+        .route("/api/tap", get(tap))
+        .with_state(shared)
+}
+
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "store failing; retrying\n").into_response()
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], shared.metrics.render()).into_response()
+}
+
+async fn scripts(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.host.statuses()).into_response()
+}
+
+async fn reloads(State(shared): State<Arc<Shared>>) -> Response {
+    match shared.store.recent_reloads(100).await {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct TapQuery {
+    topic: String,
+}
+
+/// One tapped record as sent to `forgecast tap`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Tapped {
+    /// Topic.
+    pub topic: String,
+    /// Event id, or empty for a dead letter.
+    pub id: String,
+    /// Event type, or `DeadLetter`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Actor login.
+    pub actor: String,
+    /// Repository.
+    pub repo: String,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    /// The dead letter's reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The record's JSON.
+    pub raw: String,
+}
+
+impl Tapped {
+    fn from_record(record: &Record) -> Tapped {
+        match &record.body {
+            RecordBody::Event(e) => Tapped {
+                topic: record.topic.to_string(),
+                id: e.id.clone(),
+                kind: e.kind.clone(),
+                actor: e.actor.clone(),
+                repo: e.repo.clone(),
+                created_at: format_timestamp(e.created_at),
+                error: None,
+                raw: e.raw.to_string(),
+            },
+            RecordBody::DeadLetter(l) => Tapped {
+                topic: record.topic.to_string(),
+                id: String::new(),
+                kind: "DeadLetter".into(),
+                actor: String::new(),
+                repo: String::new(),
+                created_at: String::new(),
+                error: Some(format!("{} ({}): {}", l.stage, l.script.as_deref().unwrap_or("-"), l.error)),
+                raw: l.raw.clone(),
+            },
+        }
+    }
+}
+
+/// Whether a topic matches a tap pattern: exact, or a prefix ending in `*`.
+pub fn topic_matches(pattern: &str, topic: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => topic.starts_with(prefix),
+        None => topic == pattern,
+    }
+}
+
+async fn tap(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<TapQuery>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let receiver = shared.tap.subscribe();
+    let pattern = query.topic;
+    let events = stream::unfold((receiver, pattern), |(mut receiver, pattern)| async move {
+        loop {
+            let event = match receiver.recv().await {
+                Ok(record) if topic_matches(&pattern, &record.topic) => {
+                    let body = serde_json::to_string(&Tapped::from_record(&record)).unwrap_or_default();
+                    SseEvent::default().event("record").data(body)
+                }
+                Ok(_) => continue,
+                Err(RecvError::Lagged(n)) => SseEvent::default().event("skipped").data(n.to_string()),
+                Err(RecvError::Closed) => return None,
+            };
+            return Some((Ok(event), (receiver, pattern)));
+        }
+    });
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(10)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tap_patterns_match_exactly_or_by_prefix() {
+        assert!(topic_matches("gh.raw.push", "gh.raw.push"));
+        assert!(!topic_matches("gh.raw.push", "gh.raw.pushy"));
+        assert!(topic_matches("gh.raw.*", "gh.raw.issues"));
+        assert!(topic_matches("*", "gh.dlq"));
+    }
+}

@@ -1,0 +1,195 @@
+//! One running pipeline: source → routing script → bus → store writer (events, counters, dead letters).
+//!
+//! - [`route`]: the routing stage, on its own thread because script calls are CPU work.
+//! - [`write`]: the store writer, which commits what it consumed only after the store accepted it.
+//! - [`backoff`]: retrying a failed backend operation with exponential backoff until it works or shutdown.
+//!
+//! Shutdown drains: the source stops first, routing finishes what the source handed over and closes the bus,
+//! the writer stores what is left in the queues, and only then does [`Pipeline::drain`] return.
+
+pub mod backoff;
+pub mod route;
+pub mod write;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use forgecast_connect::embedded::{EmbeddedBus, SqliteStore};
+use forgecast_connect::replay::{Replay, ReplayReport};
+use forgecast_core::bus::{Bus, TopicFilter};
+use forgecast_core::store::{ScriptReload, Store};
+use forgecast_core::topic::PIPELINE_PREFIX;
+use forgecast_core::Record;
+use forgecast_script::watch::watch;
+use forgecast_script::{ScriptEngine, ScriptHost};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{SourcePlan, UpPlan};
+use crate::metrics::Metrics;
+use write::WriteReport;
+
+/// Batches the source may hand over before it waits for routing.
+const SOURCE_QUEUE: usize = 16;
+/// Records a tap may fall behind before it skips.
+const TAP_CAPACITY: usize = 4096;
+
+/// What the HTTP server and the stages share.
+pub struct Shared {
+    /// The live scripts.
+    pub host: Arc<ScriptHost>,
+    /// The store.
+    pub store: SqliteStore,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    /// Every routed record, for `forgecast tap`.
+    pub tap: broadcast::Sender<Record>,
+    /// Whether the last store operation succeeded.
+    pub store_ok: AtomicBool,
+}
+
+impl Shared {
+    /// Whether the pipeline can take work now.
+    pub fn ready(&self) -> bool {
+        self.store_ok.load(Ordering::Relaxed)
+    }
+}
+
+/// Why the pipeline could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A script is not valid: every problem, one per line.
+    #[error("the scripts are not valid:\n{}", .0.join("\n"))]
+    Scripts(Vec<String>),
+    /// There is no routing script.
+    #[error("no routing script: {0}/routing.rhai must define `fn route(event)`")]
+    NoRouting(String),
+    /// The store cannot be opened.
+    #[error(transparent)]
+    Store(#[from] forgecast_core::store::StoreError),
+    /// The bus refused the subscription.
+    #[error(transparent)]
+    Bus(#[from] forgecast_core::bus::BusError),
+    /// The bundled events cannot be read.
+    #[error("cannot read the bundled events: {0}")]
+    Replay(std::io::Error),
+}
+
+/// What a pipeline did, from start to drain.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Events the source produced.
+    pub source_events: u64,
+    /// Records routed (an event routed to two topics counts twice), dead letters included.
+    pub routed: u64,
+    /// What the writer did.
+    pub written: WriteReport,
+}
+
+/// A running pipeline.
+pub struct Pipeline {
+    shared: Arc<Shared>,
+    stop_source: CancellationToken,
+    stop_all: CancellationToken,
+    source: JoinHandle<ReplayReport>,
+    router: JoinHandle<u64>,
+    writer: JoinHandle<WriteReport>,
+}
+
+impl Pipeline {
+    /// Loads the scripts, opens the store and starts every stage.
+    pub async fn start(plan: &UpPlan) -> Result<Pipeline, StartError> {
+        let engine = Arc::new(ScriptEngine::new(plan.limits));
+        let host = ScriptHost::start(engine, &plan.scripts)
+            .map_err(|problems| StartError::Scripts(problems.iter().map(ToString::to_string).collect()))?;
+        if host.scripts().routing().is_none() {
+            return Err(StartError::NoRouting(plan.scripts.display().to_string()));
+        }
+        let store = SqliteStore::open(&plan.store_path())?;
+        let metrics = Arc::new(Metrics::new());
+        let shared = Arc::new(Shared {
+            host: Arc::new(host),
+            store,
+            metrics,
+            tap: broadcast::channel(TAP_CAPACITY).0,
+            store_ok: AtomicBool::new(true),
+        });
+        record_reloads(&shared);
+
+        let stop_source = CancellationToken::new();
+        let stop_all = CancellationToken::new();
+        tokio::spawn(watch(shared.host.clone(), plan.watch, stop_all.clone()));
+
+        let bus = EmbeddedBus::new();
+        let subscription = bus.subscribe("store-writer", vec![TopicFilter::Prefix(PIPELINE_PREFIX.into())])?;
+        let writer = tokio::spawn(write::run(subscription, shared.clone(), stop_all.clone()));
+
+        let (tx, rx) = mpsc::channel(SOURCE_QUEUE);
+        let router = route::spawn(rx, bus, shared.clone(), stop_all.clone());
+        let source = match &plan.source {
+            SourcePlan::Replay(config) => {
+                let replay = Replay::bundled(*config).map_err(StartError::Replay)?;
+                tracing::info!(component = "source", events = replay.len(), speed = config.speed, "Replaying the bundled GH Archive events.");
+                tokio::spawn(replay.run(tx, stop_source.clone()))
+            }
+            SourcePlan::None => {
+                let stop = stop_source.clone();
+                tokio::spawn(async move {
+                    stop.cancelled().await;
+                    drop(tx);
+                    ReplayReport::default()
+                })
+            }
+        };
+        Ok(Pipeline { shared, stop_source, stop_all, source, router, writer })
+    }
+
+    /// What the HTTP server needs.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Whether the source has finished on its own (a one-pass replay).
+    pub fn source_finished(&self) -> bool {
+        self.source.is_finished()
+    }
+
+    /// Stops the source, lets everything already taken in reach the store, and reports.
+    pub async fn drain(self) -> Summary {
+        self.stop_source.cancel();
+        let source = self.source.await.unwrap_or_default();
+        let routed = self.router.await.unwrap_or_default();
+        let written = self.writer.await.unwrap_or_default();
+        self.stop_all.cancel();
+        Summary { source_events: source.events, routed, written }
+    }
+
+    /// Gives up on draining: stops retries and the watcher (a second Ctrl-C).
+    pub fn abort_token(&self) -> CancellationToken {
+        self.stop_all.clone()
+    }
+}
+
+fn record_reloads(shared: &Arc<Shared>) {
+    let runtime = tokio::runtime::Handle::current();
+    let weak = Arc::downgrade(shared);
+    shared.host.on_reload(move |event| {
+        let Some(shared) = weak.upgrade() else { return };
+        let result = if event.accepted { "accepted" } else { "refused" };
+        shared.metrics.reloads.get_or_create(&crate::metrics::ResultLabel { result: result.into() }).inc();
+        let reload = ScriptReload {
+            at: forgecast_core::time::now_unix(),
+            script: event.script.clone(),
+            old_hash: event.old_hash.clone(),
+            new_hash: event.new_hash.clone(),
+            accepted: event.accepted,
+            reason: event.reason(),
+        };
+        runtime.spawn(async move {
+            if let Err(e) = shared.store.record_reload(reload).await {
+                tracing::warn!(component = "scripts", error = %e, "Could not record a script reload in the store.");
+            }
+        });
+    });
+}
