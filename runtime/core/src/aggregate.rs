@@ -82,8 +82,14 @@ impl Granularity {
 
 impl Dimension {
     /// Every dimension.
-    pub const ALL: [Dimension; 6] =
-        [Dimension::All, Dimension::Type, Dimension::Repo, Dimension::Org, Dimension::Language, Dimension::Bot];
+    pub const ALL: [Dimension; 6] = [
+        Dimension::All,
+        Dimension::Type,
+        Dimension::Repo,
+        Dimension::Org,
+        Dimension::Language,
+        Dimension::Bot,
+    ];
 
     /// The name used in the store and the API.
     pub fn as_str(self) -> &'static str {
@@ -145,7 +151,12 @@ pub fn for_each_counter<'a>(event: &'a Event, mut each: impl FnMut(CounterKey<'a
         let bucket = granularity.bucket(event.created_at);
         for &dimension in granularity.dimensions() {
             if let Some(key) = dimension.key(event) {
-                each(CounterKey { granularity, bucket, dimension, key });
+                each(CounterKey {
+                    granularity,
+                    bucket,
+                    dimension,
+                    key,
+                });
             }
         }
     }
@@ -190,11 +201,23 @@ mod tests {
         )
         .unwrap();
         let mut keys = Vec::new();
-        for_each_counter(&event, |k| keys.push((k.granularity, k.bucket, k.dimension, k.key.to_string())));
+        for_each_counter(&event, |k| {
+            keys.push((k.granularity, k.bucket, k.dimension, k.key.to_string()))
+        });
         assert_eq!(keys.len(), 2 + 6 + 6);
         let hour = event.created_at - 59 * 60 - 59;
         assert!(keys.contains(&(Granularity::Hour, hour, Dimension::Language, "Go".into())));
-        assert!(keys.contains(&(Granularity::Minute, hour + 59 * 60, Dimension::Type, "PullRequestEvent".into())));
-        assert!(keys.contains(&(Granularity::Day, hour - 6 * 3600, Dimension::Bot, "PullRequestEvent".into())));
+        assert!(keys.contains(&(
+            Granularity::Minute,
+            hour + 59 * 60,
+            Dimension::Type,
+            "PullRequestEvent".into()
+        )));
+        assert!(keys.contains(&(
+            Granularity::Day,
+            hour - 6 * 3600,
+            Dimension::Bot,
+            "PullRequestEvent".into()
+        )));
     }
 }

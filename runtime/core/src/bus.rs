@@ -49,7 +49,11 @@ pub trait Bus: Send + Sync + 'static {
     fn publish(&self, records: Vec<Record>) -> impl Future<Output = Result<(), BusError>> + Send;
 
     /// Joins `group`: the group's members split the matching records between them.
-    fn subscribe(&self, group: &str, filters: Vec<TopicFilter>) -> Result<Self::Subscription, BusError>;
+    fn subscribe(
+        &self,
+        group: &str,
+        filters: Vec<TopicFilter>,
+    ) -> Result<Self::Subscription, BusError>;
 
     /// Stops accepting records; subscribers receive what is left, then the end.
     fn close(&self);
@@ -58,7 +62,10 @@ pub trait Bus: Send + Sync + 'static {
 /// A member of a subscriber group.
 pub trait Subscription: Send + 'static {
     /// Waits for up to `max` records; `None` once the bus is closed and drained.
-    fn next_batch(&mut self, max: usize) -> impl Future<Output = Result<Option<Vec<Record>>, BusError>> + Send;
+    fn next_batch(
+        &mut self,
+        max: usize,
+    ) -> impl Future<Output = Result<Option<Vec<Record>>, BusError>> + Send;
 
     /// Marks everything received so far as done, so it is not delivered again.
     fn commit(&mut self) -> impl Future<Output = Result<(), BusError>> + Send;

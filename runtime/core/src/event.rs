@@ -126,7 +126,11 @@ impl Event {
     /// Parses a line that is already shared, without copying it.
     pub fn parse_shared(raw: Arc<str>) -> Result<Event, EventError> {
         let head: Head = serde_json::from_str(&raw).map_err(|e| EventError::Json(e.to_string()))?;
-        for (name, value) in [("id", &head.id), ("type", &head.kind), ("repo.name", &head.repo.name)] {
+        for (name, value) in [
+            ("id", &head.id),
+            ("type", &head.kind),
+            ("repo.name", &head.repo.name),
+        ] {
             if value.is_empty() {
                 return Err(EventError::Empty(name));
             }
@@ -142,7 +146,10 @@ impl Event {
             kind: head.kind.into_owned(),
             actor: head.actor.login.into_owned(),
             repo: head.repo.name.into_owned(),
-            org: head.org.map(|o| o.login.into_owned()).filter(|o| !o.is_empty()),
+            org: head
+                .org
+                .map(|o| o.login.into_owned())
+                .filter(|o| !o.is_empty()),
             language,
             created_at,
             raw,
@@ -197,7 +204,10 @@ mod tests {
     fn names_what_is_wrong_with_a_bad_line() {
         assert!(matches!(Event::parse("{\"id\":"), Err(EventError::Json(_))));
         let no_time = PUSH.replace("2015-01-01T15:00:00Z", "soon");
-        assert_eq!(Event::parse(&no_time), Err(EventError::Timestamp("soon".into())));
+        assert_eq!(
+            Event::parse(&no_time),
+            Err(EventError::Timestamp("soon".into()))
+        );
         let no_type = PUSH.replace("PushEvent", "");
         assert_eq!(Event::parse(&no_type), Err(EventError::Empty("type")));
     }

@@ -60,16 +60,28 @@ pub struct ScriptReload {
 pub trait Store: Send + Sync + 'static {
     /// Stores events not seen before (by event id) and increments their counters, atomically per batch:
     /// writing the same event again changes nothing.
-    fn write_events(&self, events: Vec<Arc<Event>>) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
+    fn write_events(
+        &self,
+        events: Vec<Arc<Event>>,
+    ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
 
     /// Keeps dead letters for inspection and replay.
-    fn write_dead_letters(&self, letters: Vec<Arc<DeadLetter>>) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn write_dead_letters(
+        &self,
+        letters: Vec<Arc<DeadLetter>>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Keeps a script reload decision.
-    fn record_reload(&self, reload: ScriptReload) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn record_reload(
+        &self,
+        reload: ScriptReload,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Reads counters, ordered by bucket then key.
-    fn aggregates(&self, query: AggregateQuery) -> impl Future<Output = Result<Vec<AggregateRow>, StoreError>> + Send;
+    fn aggregates(
+        &self,
+        query: AggregateQuery,
+    ) -> impl Future<Output = Result<Vec<AggregateRow>, StoreError>> + Send;
 
     /// Number of events stored.
     fn event_count(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
@@ -78,5 +90,8 @@ pub trait Store: Send + Sync + 'static {
     fn dead_letter_count(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// The most recent reload decisions, newest first.
-    fn recent_reloads(&self, limit: usize) -> impl Future<Output = Result<Vec<ScriptReload>, StoreError>> + Send;
+    fn recent_reloads(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ScriptReload>, StoreError>> + Send;
 }

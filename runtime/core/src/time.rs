@@ -4,7 +4,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 /// Parses a GitHub timestamp into Unix seconds; `None` when it is not RFC 3339.
 pub fn parse_timestamp(text: &str) -> Option<i64> {
-    DateTime::parse_from_rfc3339(text).ok().map(|t| t.timestamp())
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp())
 }
 
 /// Formats Unix seconds the way GitHub does (UTC, whole seconds, `Z` suffix).

@@ -25,13 +25,20 @@ pub fn validate_topic(name: &str) -> Result<(), String> {
         return Err("topic name is empty".into());
     }
     if name.len() > MAX_TOPIC_LEN {
-        return Err(format!("topic name is longer than {MAX_TOPIC_LEN} characters"));
+        return Err(format!(
+            "topic name is longer than {MAX_TOPIC_LEN} characters"
+        ));
     }
     if name == "." || name == ".." {
         return Err(format!("topic name {name:?} is reserved"));
     }
-    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-        return Err(format!("topic name {name:?} contains {bad:?}; use letters, digits, '.', '_' or '-'"));
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "topic name {name:?} contains {bad:?}; use letters, digits, '.', '_' or '-'"
+        ));
     }
     Ok(())
 }
@@ -76,12 +83,20 @@ pub struct DeadLetter {
 impl Record {
     /// A record carrying an event.
     pub fn event(topic: Arc<str>, key: Option<Arc<str>>, event: Arc<Event>) -> Record {
-        Record { topic, key, body: RecordBody::Event(event) }
+        Record {
+            topic,
+            key,
+            body: RecordBody::Event(event),
+        }
     }
 
     /// A record for the dead-letter topic.
     pub fn dead_letter(letter: DeadLetter) -> Record {
-        Record { topic: Arc::from(DEAD_LETTER), key: None, body: RecordBody::DeadLetter(Arc::new(letter)) }
+        Record {
+            topic: Arc::from(DEAD_LETTER),
+            key: None,
+            body: RecordBody::DeadLetter(Arc::new(letter)),
+        }
     }
 }
 

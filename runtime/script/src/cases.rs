@@ -19,8 +19,8 @@ use rhai::Dynamic;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::engine::{json_to_dynamic, EventView, PinnedNow, ScriptEngine};
-use crate::output::{features_from_dynamic, QuerySpec, RetrainDecision, RouteDecision};
+use crate::engine::{EventView, PinnedNow, ScriptEngine, json_to_dynamic};
+use crate::output::{QuerySpec, RetrainDecision, RouteDecision, features_from_dynamic};
 use crate::role::Role;
 use crate::script::{Problem, Script};
 
@@ -54,7 +54,12 @@ pub fn run_cases(engine: &ScriptEngine, script: &Script, path: &Path, cases: &st
         let case: Case = match serde_json::from_str(trimmed) {
             Ok(case) => case,
             Err(e) => {
-                problems.push(Problem::at(path, line_no, e.column(), format!("not a case: {e}")));
+                problems.push(Problem::at(
+                    path,
+                    line_no,
+                    e.column(),
+                    format!("not a case: {e}"),
+                ));
                 continue;
             }
         };
@@ -65,19 +70,32 @@ pub fn run_cases(engine: &ScriptEngine, script: &Script, path: &Path, cases: &st
     problems
 }
 
-fn run_case(engine: &ScriptEngine, script: &Script, case: &Case, path: &Path, line: usize) -> Result<(), Problem> {
-    let at_case = |reason: String| Problem::at(path, line, 1, format!("case {:?}: {reason}", case.name));
+fn run_case(
+    engine: &ScriptEngine,
+    script: &Script,
+    case: &Case,
+    path: &Path,
+    line: usize,
+) -> Result<(), Problem> {
+    let at_case =
+        |reason: String| Problem::at(path, line, 1, format!("case {:?}: {reason}", case.name));
     let call_failed = |e: crate::script::CallError| {
         Problem::at(
             script.path(),
             e.line,
             e.col,
-            format!("case {:?} ({}:{line}): {}", case.name, path.display(), e.message),
+            format!(
+                "case {:?} ({}:{line}): {}",
+                case.name,
+                path.display(),
+                e.message
+            ),
         )
     };
     let event = || -> Result<EventView, Problem> {
         let text = serde_json::to_string(&case.input).unwrap_or_default();
-        let event = Event::parse(&text).map_err(|e| at_case(format!("`input` is not a usable event: {e}")))?;
+        let event = Event::parse(&text)
+            .map_err(|e| at_case(format!("`input` is not a usable event: {e}")))?;
         Ok(EventView::new(Arc::new(event)))
     };
     let _pinned = PinnedNow::pin(case.now);
@@ -85,22 +103,30 @@ fn run_case(engine: &ScriptEngine, script: &Script, case: &Case, path: &Path, li
     let (got, want) = match script.role() {
         Role::Routing => {
             let got = script.route(engine, event()?).map_err(call_failed)?;
-            let want = RouteDecision::from_dynamic(&expected).map_err(|e| at_case(format!("`expect`: {e}")))?;
+            let want = RouteDecision::from_dynamic(&expected)
+                .map_err(|e| at_case(format!("`expect`: {e}")))?;
             (to_json(&got), to_json(&want))
         }
         Role::Features => {
-            let got = script.features(engine, Dynamic::from(event()?)).map_err(call_failed)?;
-            let want = features_from_dynamic(&expected).map_err(|e| at_case(format!("`expect`: {e}")))?;
+            let got = script
+                .features(engine, Dynamic::from(event()?))
+                .map_err(call_failed)?;
+            let want =
+                features_from_dynamic(&expected).map_err(|e| at_case(format!("`expect`: {e}")))?;
             (to_json(&got), to_json(&want))
         }
         Role::RetrainPolicy => {
-            let got = script.should_retrain(engine, json_to_dynamic(&case.input)).map_err(call_failed)?;
-            let want = RetrainDecision::from_dynamic(&expected).map_err(|e| at_case(format!("`expect`: {e}")))?;
+            let got = script
+                .should_retrain(engine, json_to_dynamic(&case.input))
+                .map_err(call_failed)?;
+            let want = RetrainDecision::from_dynamic(&expected)
+                .map_err(|e| at_case(format!("`expect`: {e}")))?;
             (to_json(&got), to_json(&want))
         }
         Role::Queries => {
             let got = script.queries(engine).map_err(call_failed)?;
-            let want = QuerySpec::list_from_dynamic(&expected).map_err(|e| at_case(format!("`expect`: {e}")))?;
+            let want = QuerySpec::list_from_dynamic(&expected)
+                .map_err(|e| at_case(format!("`expect`: {e}")))?;
             (to_json(&got), to_json(&want))
         }
     };
@@ -119,7 +145,8 @@ fn to_json(value: &impl serde::Serialize) -> Value {
 mod tests {
     use super::*;
 
-    const ROUTE: &str = r#"fn route(event) { if event.is_bot { "gh.bots" } else { "gh.raw." + event.type } }"#;
+    const ROUTE: &str =
+        r#"fn route(event) { if event.is_bot { "gh.bots" } else { "gh.raw." + event.type } }"#;
     const EVENT: &str = r#"{"id":"1","type":"PushEvent","actor":{"login":"a"},"repo":{"name":"o/r"},"created_at":"2015-01-01T15:00:00Z"}"#;
 
     fn routing() -> (ScriptEngine, Script) {
@@ -131,8 +158,13 @@ mod tests {
     #[test]
     fn passing_cases_report_nothing() {
         let (engine, script) = routing();
-        let cases = format!("# comment\n\n{{\"name\":\"push\",\"input\":{EVENT},\"expect\":\"gh.raw.PushEvent\"}}\n");
-        assert_eq!(run_cases(&engine, &script, Path::new("routing.cases.jsonl"), &cases), vec![]);
+        let cases = format!(
+            "# comment\n\n{{\"name\":\"push\",\"input\":{EVENT},\"expect\":\"gh.raw.PushEvent\"}}\n"
+        );
+        assert_eq!(
+            run_cases(&engine, &script, Path::new("routing.cases.jsonl"), &cases),
+            vec![]
+        );
     }
 
     #[test]
@@ -144,13 +176,21 @@ mod tests {
         let problems = run_cases(&engine, &script, Path::new("routing.cases.jsonl"), &cases);
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].line, 2);
-        assert!(problems[0].reason.contains("expected") && problems[0].reason.contains("gh.raw.PushEvent"));
+        assert!(
+            problems[0].reason.contains("expected")
+                && problems[0].reason.contains("gh.raw.PushEvent")
+        );
     }
 
     #[test]
     fn a_case_that_is_not_json_is_a_problem_not_a_pass() {
         let (engine, script) = routing();
-        let problems = run_cases(&engine, &script, Path::new("c.jsonl"), "{\"name\": \"x\", \"expect\"");
+        let problems = run_cases(
+            &engine,
+            &script,
+            Path::new("c.jsonl"),
+            "{\"name\": \"x\", \"expect\"",
+        );
         assert_eq!(problems.len(), 1);
         assert!(problems[0].reason.starts_with("not a case"));
     }

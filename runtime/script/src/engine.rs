@@ -8,9 +8,9 @@ use std::cell::{Cell, RefCell};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use forgecast_core::Event;
 use forgecast_core::event::is_bot_login;
 use forgecast_core::time::{format_timestamp, now_unix, parse_timestamp};
-use forgecast_core::Event;
 use rhai::module_resolvers::DummyModuleResolver;
 use rhai::{Array, Dynamic, Engine, ImmutableString, Position};
 use serde::Deserialize;
@@ -141,11 +141,17 @@ impl ScriptEngine {
             if ops % CLOCK_EVERY_OPS != 0 {
                 return None;
             }
-            let late = CURRENT.with(|c| c.borrow().as_ref().is_some_and(|cur| Instant::now() > cur.deadline));
+            let late = CURRENT.with(|c| {
+                c.borrow()
+                    .as_ref()
+                    .is_some_and(|cur| Instant::now() > cur.deadline)
+            });
             late.then(|| Dynamic::from(DEADLINE_TEXT))
         });
         engine.on_print(|text| {
-            with_current(|script, version| tracing::info!(target: "script", script, version, "{text}"))
+            with_current(
+                |script, version| tracing::info!(target: "script", script, version, "{text}"),
+            )
         });
         engine.on_debug(|text, _source, pos| {
             with_current(|script, version| {
@@ -187,7 +193,10 @@ pub struct EventView {
 impl EventView {
     /// Wraps an event for a script call.
     pub fn new(event: Arc<Event>) -> EventView {
-        EventView { event, tree: Arc::new(OnceLock::new()) }
+        EventView {
+            event,
+            tree: Arc::new(OnceLock::new()),
+        }
     }
 
     /// The event behind the view.
@@ -196,7 +205,9 @@ impl EventView {
     }
 
     fn tree(&self) -> &serde_json::Value {
-        self.tree.get_or_init(|| serde_json::from_str(&self.event.raw).unwrap_or(serde_json::Value::Null))
+        self.tree.get_or_init(|| {
+            serde_json::from_str(&self.event.raw).unwrap_or(serde_json::Value::Null)
+        })
     }
 
     fn field(&mut self, path: &str) -> Dynamic {
@@ -204,7 +215,9 @@ impl EventView {
         for part in path.split('.') {
             let next = match node {
                 serde_json::Value::Object(map) => map.get(part),
-                serde_json::Value::Array(items) => part.parse::<usize>().ok().and_then(|i| items.get(i)),
+                serde_json::Value::Array(items) => {
+                    part.parse::<usize>().ok().and_then(|i| items.get(i))
+                }
                 _ => None,
             };
             match next {
@@ -226,9 +239,13 @@ pub fn json_to_dynamic(value: &serde_json::Value) -> Dynamic {
             None => Dynamic::from_float(n.as_f64().unwrap_or(f64::NAN)),
         },
         serde_json::Value::String(s) => Dynamic::from(s.clone()),
-        serde_json::Value::Array(items) => Dynamic::from_array(items.iter().map(json_to_dynamic).collect()),
+        serde_json::Value::Array(items) => {
+            Dynamic::from_array(items.iter().map(json_to_dynamic).collect())
+        }
         serde_json::Value::Object(map) => Dynamic::from_map(
-            map.iter().map(|(k, v)| (k.as_str().into(), json_to_dynamic(v))).collect(),
+            map.iter()
+                .map(|(k, v)| (k.as_str().into(), json_to_dynamic(v)))
+                .collect(),
         ),
     }
 }
@@ -244,34 +261,57 @@ fn register_api(engine: &mut Engine) {
         .register_get("type", |e: &mut EventView| text(&e.event.kind))
         .register_get("actor", |e: &mut EventView| text(&e.event.actor))
         .register_get("repo", |e: &mut EventView| text(&e.event.repo))
-        .register_get("org", |e: &mut EventView| e.event.org.as_deref().map_or(Dynamic::UNIT, |o| text(o).into()))
+        .register_get("org", |e: &mut EventView| {
+            e.event
+                .org
+                .as_deref()
+                .map_or(Dynamic::UNIT, |o| text(o).into())
+        })
         .register_get("language", |e: &mut EventView| {
-            e.event.language.as_deref().map_or(Dynamic::UNIT, |l| text(l).into())
+            e.event
+                .language
+                .as_deref()
+                .map_or(Dynamic::UNIT, |l| text(l).into())
         })
         .register_get("created_at", |e: &mut EventView| e.event.created_at)
         .register_get("is_bot", |e: &mut EventView| e.event.is_bot())
         .register_get("payload", |e: &mut EventView| e.field("payload"))
         .register_fn("field", |e: &mut EventView, path: &str| e.field(path))
-        .register_fn("to_string", |e: &mut EventView| format!("{} {} {}", e.event.kind, e.event.repo, e.event.id));
+        .register_fn("to_string", |e: &mut EventView| {
+            format!("{} {} {}", e.event.kind, e.event.repo, e.event.id)
+        });
 
     engine
         .register_fn("is_bot", is_bot_login)
         .register_fn("hash", |s: &str| fnv1a(s) as i64 & i64::MAX)
-        .register_fn("sample", |s: &str, percent: i64| (fnv1a(s) % 100) < percent.clamp(0, 100) as u64)
+        .register_fn("sample", |s: &str, percent: i64| {
+            (fnv1a(s) % 100) < percent.clamp(0, 100) as u64
+        })
         .register_fn("now", script_now)
-        .register_fn("parse_time", |s: &str| parse_timestamp(s).map_or(Dynamic::UNIT, Dynamic::from_int))
+        .register_fn("parse_time", |s: &str| {
+            parse_timestamp(s).map_or(Dynamic::UNIT, Dynamic::from_int)
+        })
         .register_fn("format_time", |unix: i64| format_timestamp(unix))
-        .register_fn("words", |s: &str| -> Array { words(s).map(Dynamic::from).collect() })
+        .register_fn("words", |s: &str| -> Array {
+            words(s).map(Dynamic::from).collect()
+        })
         .register_fn("count_words", |s: &str, list: Array| -> i64 {
-            let wanted: Vec<String> =
-                list.iter().filter_map(|d| d.clone().into_string().ok()).map(|w| w.to_lowercase()).collect();
+            let wanted: Vec<String> = list
+                .iter()
+                .filter_map(|d| d.clone().into_string().ok())
+                .map(|w| w.to_lowercase())
+                .collect();
             words(s).filter(|w| wanted.iter().any(|x| x == w)).count() as i64
         })
         .register_fn("log", |msg: &str| {
-            with_current(|script, version| tracing::info!(target: "script", script, version, "{msg}"))
+            with_current(
+                |script, version| tracing::info!(target: "script", script, version, "{msg}"),
+            )
         })
         .register_fn("warn", |msg: &str| {
-            with_current(|script, version| tracing::warn!(target: "script", script, version, "{msg}"))
+            with_current(
+                |script, version| tracing::warn!(target: "script", script, version, "{msg}"),
+            )
         });
 }
 
@@ -284,7 +324,9 @@ fn words(s: &str) -> impl Iterator<Item = String> + '_ {
 
 /// A stable 64-bit hash (FNV-1a), the same on every machine and every run, unlike Rust's default hasher.
 fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// The line and column of a position, with 0 for unknown.
@@ -304,6 +346,9 @@ mod tests {
 
     #[test]
     fn words_split_and_lower_case() {
-        assert_eq!(words("Thanks, LGTM! can't wait").collect::<Vec<_>>(), ["thanks", "lgtm", "can't", "wait"]);
+        assert_eq!(
+            words("Thanks, LGTM! can't wait").collect::<Vec<_>>(),
+            ["thanks", "lgtm", "can't", "wait"]
+        );
     }
 }

@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::cases::{cases_path, run_cases};
 use crate::engine::ScriptEngine;
 use crate::role::Role;
-use crate::script::{content_hash, Problem, Script};
+use crate::script::{Problem, Script, content_hash};
 
 /// Deepest folder nesting searched for scripts.
 const MAX_DEPTH: usize = 4;
@@ -113,7 +113,11 @@ impl ReloadEvent {
 }
 
 fn join(problems: &[Problem]) -> String {
-    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A script file found on disk.
@@ -143,11 +147,16 @@ fn walk(dir: &Path, prefix: &str, depth: usize, found: &mut Vec<Found>) -> io::R
             continue;
         }
         let path = entry.path();
-        let Ok(meta) = fs::metadata(&path) else { continue };
+        let Ok(meta) = fs::metadata(&path) else {
+            continue;
+        };
         if meta.is_dir() && depth < MAX_DEPTH {
             walk(&path, &format!("{prefix}{name}/"), depth + 1, found)?;
         } else if let Some(stem) = name.strip_suffix(".rhai").filter(|_| meta.is_file()) {
-            found.push(Found { id: format!("{prefix}{stem}"), path });
+            found.push(Found {
+                id: format!("{prefix}{stem}"),
+                path,
+            });
         }
     }
     Ok(())
@@ -168,12 +177,20 @@ fn read(found: &Found) -> io::Result<Read> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(e),
     };
-    let fingerprint = content_hash(&format!("{source}\0{}", cases.as_ref().map_or("", |c| c.1.as_str())));
-    Ok(Read { source, cases, fingerprint })
+    let fingerprint = content_hash(&format!(
+        "{source}\0{}",
+        cases.as_ref().map_or("", |c| c.1.as_str())
+    ));
+    Ok(Read {
+        source,
+        cases,
+        fingerprint,
+    })
 }
 
 fn validate(engine: &ScriptEngine, found: &Found, read: &Read) -> Result<Script, Vec<Problem>> {
-    let script = Script::compile(engine, &found.id, &found.path, &read.source).map_err(|p| vec![p])?;
+    let script =
+        Script::compile(engine, &found.id, &found.path, &read.source).map_err(|p| vec![p])?;
     if let Some((path, text)) = &read.cases {
         let problems = run_cases(engine, &script, path, text);
         if !problems.is_empty() {
@@ -188,7 +205,17 @@ fn validate(engine: &ScriptEngine, found: &Found, read: &Read) -> Result<Script,
 pub fn check_dir(engine: &ScriptEngine, dir: &Path) -> (Vec<Script>, Vec<Problem>) {
     let found = match discover(dir) {
         Ok(found) => found,
-        Err(e) => return (vec![], vec![Problem::at(dir, 0, 0, format!("cannot read the scripts directory: {e}"))]),
+        Err(e) => {
+            return (
+                vec![],
+                vec![Problem::at(
+                    dir,
+                    0,
+                    0,
+                    format!("cannot read the scripts directory: {e}"),
+                )],
+            );
+        }
     };
     let mut scripts = Vec::new();
     let mut problems = Vec::new();
@@ -266,7 +293,10 @@ impl ScriptHost {
 
     /// Calls `listener` after every reload decision (for metrics and the store).
     pub fn on_reload(&self, listener: impl Fn(&ReloadEvent) + Send + Sync + 'static) {
-        self.listeners.lock().unwrap_or_else(|e| e.into_inner()).push(Box::new(listener));
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(listener));
     }
 
     /// Every known script with its status, by id.
@@ -298,7 +328,12 @@ impl ScriptHost {
         let events = self.scan();
         for event in &events {
             log(event);
-            for listener in self.listeners.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            for listener in self
+                .listeners
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+            {
                 listener(event);
             }
         }
@@ -334,7 +369,10 @@ impl ScriptHost {
                 missing: false,
             });
             let seen = [&entry.live_fingerprint, &entry.refused_fingerprint];
-            if seen.iter().any(|fp| fp.as_deref() == Some(read.fingerprint.as_str())) {
+            if seen
+                .iter()
+                .any(|fp| fp.as_deref() == Some(read.fingerprint.as_str()))
+            {
                 continue;
             }
             let old_hash = set.get(&f.id).map(|s| s.hash().to_string());
@@ -345,13 +383,28 @@ impl ScriptHost {
                     entry.live_fingerprint = Some(read.fingerprint);
                     entry.refused_fingerprint = None;
                     entry.loaded_at = Some(now_unix());
-                    events.push(ReloadEvent { script: f.id.clone(), old_hash, new_hash, accepted: true, problems: vec![] });
+                    events.push(ReloadEvent {
+                        script: f.id.clone(),
+                        old_hash,
+                        new_hash,
+                        accepted: true,
+                        problems: vec![],
+                    });
                 }
                 Err(problems) => {
                     entry.refused_fingerprint = Some(read.fingerprint);
-                    entry.last_refusal =
-                        Some(Refusal { at: format_timestamp(now_unix()), hash: new_hash.clone(), reason: join(&problems) });
-                    events.push(ReloadEvent { script: f.id.clone(), old_hash, new_hash, accepted: false, problems });
+                    entry.last_refusal = Some(Refusal {
+                        at: format_timestamp(now_unix()),
+                        hash: new_hash.clone(),
+                        reason: join(&problems),
+                    });
+                    events.push(ReloadEvent {
+                        script: f.id.clone(),
+                        old_hash,
+                        new_hash,
+                        accepted: false,
+                        problems,
+                    });
                 }
             }
         }

@@ -60,7 +60,11 @@ pub struct QuerySpec {
 
 fn describe(value: &Dynamic) -> String {
     let shown = value.to_string();
-    let shown = if shown.chars().count() > 40 { format!("{}…", shown.chars().take(40).collect::<String>()) } else { shown };
+    let shown = if shown.chars().count() > 40 {
+        format!("{}…", shown.chars().take(40).collect::<String>())
+    } else {
+        shown
+    };
     format!("{shown} ({})", value.type_name())
 }
 
@@ -99,7 +103,11 @@ impl RouteDecision {
         if let Some(map) = value.read_lock::<Map>() {
             for (field, v) in map.iter() {
                 match field.as_str() {
-                    "topic" | "topics" => topics(v, &format!("route returned `{field}`, which"), &mut decision.topics)?,
+                    "topic" | "topics" => topics(
+                        v,
+                        &format!("route returned `{field}`, which"),
+                        &mut decision.topics,
+                    )?,
                     "key" if v.is_unit() => {}
                     "key" => {
                         let key = v.clone().into_immutable_string().map_err(|_| {
@@ -107,7 +115,11 @@ impl RouteDecision {
                         })?;
                         decision.key = Some(Arc::from(key.as_str()));
                     }
-                    other => return Err(format!("route returned unknown field `{other}`; use `topics` and `key`")),
+                    other => {
+                        return Err(format!(
+                            "route returned unknown field `{other}`; use `topics` and `key`"
+                        ));
+                    }
                 }
             }
         } else {
@@ -127,23 +139,34 @@ fn feature(name: &str, value: &Dynamic) -> Result<FeatureValue, String> {
     } else if let Ok(s) = value.clone().into_immutable_string() {
         Ok(FeatureValue::Text(s.to_string()))
     } else {
-        Err(format!("feature `{name}` is {}; expected a number, string or bool", describe(value)))
+        Err(format!(
+            "feature `{name}` is {}; expected a number, string or bool",
+            describe(value)
+        ))
     }
 }
 
 /// From `features`' result: a map of feature name → number, string or bool.
 pub fn features_from_dynamic(value: &Dynamic) -> Result<Features, String> {
-    let map = value
-        .read_lock::<Map>()
-        .ok_or_else(|| format!("features returned {}; expected a map like #{{ comments: 3 }}", describe(value)))?;
-    map.iter().map(|(name, v)| Ok((name.to_string(), feature(name, v)?))).collect()
+    let map = value.read_lock::<Map>().ok_or_else(|| {
+        format!(
+            "features returned {}; expected a map like #{{ comments: 3 }}",
+            describe(value)
+        )
+    })?;
+    map.iter()
+        .map(|(name, v)| Ok((name.to_string(), feature(name, v)?)))
+        .collect()
 }
 
 impl RetrainDecision {
     /// From `should_retrain`'s result: `#{ retrain: bool, reason: "…" }`.
     pub fn from_dynamic(value: &Dynamic) -> Result<RetrainDecision, String> {
         let map = value.read_lock::<Map>().ok_or_else(|| {
-            format!("should_retrain returned {}; expected #{{ retrain: bool, reason: \"…\" }}", describe(value))
+            format!(
+                "should_retrain returned {}; expected #{{ retrain: bool, reason: \"…\" }}",
+                describe(value)
+            )
         })?;
         let mut retrain = None;
         let mut reason = String::new();
@@ -151,11 +174,18 @@ impl RetrainDecision {
             match field.as_str() {
                 "retrain" => {
                     retrain = Some(v.as_bool().map_err(|_| {
-                        format!("should_retrain returned `retrain` {}; expected true or false", describe(v))
+                        format!(
+                            "should_retrain returned `retrain` {}; expected true or false",
+                            describe(v)
+                        )
                     })?)
                 }
                 "reason" => reason = v.to_string(),
-                other => return Err(format!("should_retrain returned unknown field `{other}`; use `retrain` and `reason`")),
+                other => {
+                    return Err(format!(
+                        "should_retrain returned unknown field `{other}`; use `retrain` and `reason`"
+                    ));
+                }
             }
         }
         let retrain = retrain.ok_or("should_retrain returned no `retrain` field")?;
@@ -166,9 +196,12 @@ impl RetrainDecision {
 impl QuerySpec {
     /// From `queries`' result: an array of `#{ name, path, params, every, max_pages }` maps.
     pub fn list_from_dynamic(value: &Dynamic) -> Result<Vec<QuerySpec>, String> {
-        let items = value
-            .read_lock::<rhai::Array>()
-            .ok_or_else(|| format!("queries returned {}; expected an array of query maps", describe(value)))?;
+        let items = value.read_lock::<rhai::Array>().ok_or_else(|| {
+            format!(
+                "queries returned {}; expected an array of query maps",
+                describe(value)
+            )
+        })?;
         let mut specs: Vec<QuerySpec> = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             let spec = QuerySpec::from_dynamic(item).map_err(|e| format!("query [{i}]: {e}"))?;
@@ -181,10 +214,16 @@ impl QuerySpec {
     }
 
     fn from_dynamic(value: &Dynamic) -> Result<QuerySpec, String> {
-        let map = value.read_lock::<Map>().ok_or_else(|| format!("{} is not a map", describe(value)))?;
+        let map = value
+            .read_lock::<Map>()
+            .ok_or_else(|| format!("{} is not a map", describe(value)))?;
         let text = |field: &str| -> Result<Option<String>, String> {
             map.get(field)
-                .map(|v| v.clone().into_string().map_err(|_| format!("`{field}` is {}; expected a string", describe(v))))
+                .map(|v| {
+                    v.clone()
+                        .into_string()
+                        .map_err(|_| format!("`{field}` is {}; expected a string", describe(v)))
+                })
                 .transpose()
         };
         let count = |field: &str, default: i64| -> Result<i64, String> {
@@ -192,24 +231,39 @@ impl QuerySpec {
                 None => Ok(default),
                 Some(v) => match v.as_int() {
                     Ok(n) if n >= 1 => Ok(n),
-                    _ => Err(format!("`{field}` is {}; expected a whole number of at least 1", describe(v))),
+                    _ => Err(format!(
+                        "`{field}` is {}; expected a whole number of at least 1",
+                        describe(v)
+                    )),
                 },
             }
         };
-        if let Some(unknown) = map.keys().find(|k| !["name", "path", "params", "every", "max_pages"].contains(&k.as_str())) {
-            return Err(format!("unknown field `{unknown}`; use name, path, params, every, max_pages"));
+        if let Some(unknown) = map
+            .keys()
+            .find(|k| !["name", "path", "params", "every", "max_pages"].contains(&k.as_str()))
+        {
+            return Err(format!(
+                "unknown field `{unknown}`; use name, path, params, every, max_pages"
+            ));
         }
-        let name = text("name")?.filter(|n| !n.is_empty()).ok_or("`name` is missing")?;
+        let name = text("name")?
+            .filter(|n| !n.is_empty())
+            .ok_or("`name` is missing")?;
         let path = text("path")?.ok_or("`path` is missing")?;
         if !path.starts_with('/') {
             return Err(format!("`path` {path:?} must start with '/'"));
         }
         let mut params = BTreeMap::new();
         if let Some(p) = map.get("params") {
-            let p = p.read_lock::<Map>().ok_or_else(|| format!("`params` is {}; expected a map", describe(p)))?;
+            let p = p
+                .read_lock::<Map>()
+                .ok_or_else(|| format!("`params` is {}; expected a map", describe(p)))?;
             for (k, v) in p.iter() {
                 if v.is_map() || v.is_array() || v.is_unit() {
-                    return Err(format!("`params.{k}` is {}; expected a string or number", describe(v)));
+                    return Err(format!(
+                        "`params.{k}` is {}; expected a string or number",
+                        describe(v)
+                    ));
                 }
                 params.insert(k.to_string(), v.to_string());
             }
@@ -234,8 +288,19 @@ mod tests {
 
     #[test]
     fn route_accepts_every_documented_shape() {
-        assert_eq!(RouteDecision::from_dynamic(&eval("()")).unwrap().topics.len(), 0);
-        assert_eq!(&*RouteDecision::from_dynamic(&eval(r#""gh.raw.push""#)).unwrap().topics[0], "gh.raw.push");
+        assert_eq!(
+            RouteDecision::from_dynamic(&eval("()"))
+                .unwrap()
+                .topics
+                .len(),
+            0
+        );
+        assert_eq!(
+            &*RouteDecision::from_dynamic(&eval(r#""gh.raw.push""#))
+                .unwrap()
+                .topics[0],
+            "gh.raw.push"
+        );
         let both = RouteDecision::from_dynamic(&eval(r#"["a", "b", "a"]"#)).unwrap();
         assert_eq!(both.topics, vec![Arc::from("a"), Arc::from("b")]);
         let keyed = RouteDecision::from_dynamic(&eval(r#"#{ topics: "a", key: "k" }"#)).unwrap();
@@ -260,11 +325,15 @@ mod tests {
 
     #[test]
     fn queries_get_defaults_and_refuse_unknown_fields() {
-        let specs =
-            QuerySpec::list_from_dynamic(&eval(r#"[#{ name: "ev", path: "/events", params: #{ per_page: 100 } }]"#)).unwrap();
+        let specs = QuerySpec::list_from_dynamic(&eval(
+            r#"[#{ name: "ev", path: "/events", params: #{ per_page: 100 } }]"#,
+        ))
+        .unwrap();
         assert_eq!(specs[0].every, 60);
         assert_eq!(specs[0].params["per_page"], "100");
-        let err = QuerySpec::list_from_dynamic(&eval(r#"[#{ name: "ev", path: "/events", evry: 5 }]"#)).unwrap_err();
+        let err =
+            QuerySpec::list_from_dynamic(&eval(r#"[#{ name: "ev", path: "/events", evry: 5 }]"#))
+                .unwrap_err();
         assert!(err.contains("`evry`"), "{err}");
     }
 }

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rhai::{CallFnOptions, Dynamic, EvalAltResult, FuncArgs, Scope, AST};
+use rhai::{AST, CallFnOptions, Dynamic, EvalAltResult, FuncArgs, Scope};
 use sha2::{Digest, Sha256};
 
-use crate::engine::{line_col, CallScope, EventView, ScriptEngine, DEADLINE_TEXT};
-use crate::output::{features_from_dynamic, Features, QuerySpec, RetrainDecision, RouteDecision};
+use crate::engine::{CallScope, DEADLINE_TEXT, EventView, ScriptEngine, line_col};
+use crate::output::{Features, QuerySpec, RetrainDecision, RouteDecision, features_from_dynamic};
 use crate::role::Role;
 
 /// A problem found in a script or its cases, located as `file:line:col`.
@@ -28,13 +28,25 @@ pub struct Problem {
 impl Problem {
     /// A problem at a known place.
     pub fn at(file: &Path, line: usize, col: usize, reason: impl Into<String>) -> Problem {
-        Problem { file: file.to_path_buf(), line, col, reason: reason.into() }
+        Problem {
+            file: file.to_path_buf(),
+            line,
+            col,
+            reason: reason.into(),
+        }
     }
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file.display(), self.line.max(1), self.col.max(1), self.reason)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line.max(1),
+            self.col.max(1),
+            self.reason
+        )
     }
 }
 
@@ -65,20 +77,26 @@ pub struct Script {
 
 impl fmt::Debug for Script {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Script").field("id", &self.id).field("hash", &self.hash).finish()
+        f.debug_struct("Script")
+            .field("id", &self.id)
+            .field("hash", &self.hash)
+            .finish()
     }
 }
 
 /// First 12 hex digits of the SHA-256 of a text: short enough for log lines, long enough to tell versions apart.
 pub fn content_hash(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn innermost(err: &EvalAltResult) -> &EvalAltResult {
     match err {
-        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | EvalAltResult::ErrorInModule(_, inner, _) => {
-            innermost(inner)
-        }
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+        | EvalAltResult::ErrorInModule(_, inner, _) => innermost(inner),
         other => other,
     }
 }
@@ -86,9 +104,19 @@ fn innermost(err: &EvalAltResult) -> &EvalAltResult {
 impl Script {
     /// Compiles `source` as script `id` and checks that its entry point exists with the right parameters.
     /// Does not run the cases: see [`crate::cases`].
-    pub fn compile(engine: &ScriptEngine, id: &str, path: &Path, source: &str) -> Result<Script, Problem> {
+    pub fn compile(
+        engine: &ScriptEngine,
+        id: &str,
+        path: &Path,
+        source: &str,
+    ) -> Result<Script, Problem> {
         let role = Role::of(id).ok_or_else(|| {
-            Problem::at(path, 1, 1, format!("not a place for a script; put scripts in {}", Role::LAYOUT))
+            Problem::at(
+                path,
+                1,
+                1,
+                format!("not a place for a script; put scripts in {}", Role::LAYOUT),
+            )
         })?;
         let mut ast = engine.rhai().compile(source).map_err(|e| {
             let (line, col) = line_col(e.1);
@@ -97,16 +125,29 @@ impl Script {
         ast.set_source(id);
         let entry = role.entry();
         let wanted = role.params().len();
-        let found: Vec<usize> = ast.iter_functions().filter(|f| f.name == entry).map(|f| f.params.len()).collect();
+        let found: Vec<usize> = ast
+            .iter_functions()
+            .filter(|f| f.name == entry)
+            .map(|f| f.params.len())
+            .collect();
         if !found.contains(&wanted) {
             let (line, col) = find_fn(source, entry);
             let reason = match found.first() {
                 None => format!("missing entry point `{}`", role.signature()),
-                Some(n) => format!("`fn {entry}` takes {n} parameter(s); expected `{}`", role.signature()),
+                Some(n) => format!(
+                    "`fn {entry}` takes {n} parameter(s); expected `{}`",
+                    role.signature()
+                ),
             };
             return Err(Problem::at(path, line, col, reason));
         }
-        Ok(Script { id: Arc::from(id), role, path: path.to_path_buf(), hash: Arc::from(content_hash(source)), ast })
+        Ok(Script {
+            id: Arc::from(id),
+            role,
+            path: path.to_path_buf(),
+            hash: Arc::from(content_hash(source)),
+            ast,
+        })
     }
 
     /// Script id: the path under the scripts directory without `.rhai`.
@@ -135,16 +176,28 @@ impl Script {
         let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
         engine
             .rhai()
-            .call_fn_with_options::<Dynamic>(options, &mut Scope::new(), &self.ast, self.role.entry(), args)
+            .call_fn_with_options::<Dynamic>(
+                options,
+                &mut Scope::new(),
+                &self.ast,
+                self.role.entry(),
+                args,
+            )
             .map_err(|err| {
                 let inner = innermost(&err);
                 let (line, col) = line_col(inner.position());
                 let message = match inner {
                     EvalAltResult::ErrorTerminated(..) => {
-                        format!("{DEADLINE_TEXT}: ran longer than {} ms", engine.limits().deadline_ms)
+                        format!(
+                            "{DEADLINE_TEXT}: ran longer than {} ms",
+                            engine.limits().deadline_ms
+                        )
                     }
                     EvalAltResult::ErrorTooManyOperations(_) => {
-                        format!("ran more than {} operations", engine.limits().max_operations)
+                        format!(
+                            "ran more than {} operations",
+                            engine.limits().max_operations
+                        )
                     }
                     other => other.to_string(),
                 };
@@ -153,15 +206,29 @@ impl Script {
     }
 
     fn error(&self, line: usize, col: usize, message: String) -> CallError {
-        CallError { script: self.id.to_string(), version: self.hash.to_string(), line, col, message }
+        CallError {
+            script: self.id.to_string(),
+            version: self.hash.to_string(),
+            line,
+            col,
+            message,
+        }
     }
 
-    fn convert<T>(&self, value: Dynamic, convert: impl FnOnce(&Dynamic) -> Result<T, String>) -> Result<T, CallError> {
+    fn convert<T>(
+        &self,
+        value: Dynamic,
+        convert: impl FnOnce(&Dynamic) -> Result<T, String>,
+    ) -> Result<T, CallError> {
         convert(&value).map_err(|message| self.error(0, 0, message))
     }
 
     /// Calls `route(event)`.
-    pub fn route(&self, engine: &ScriptEngine, event: EventView) -> Result<RouteDecision, CallError> {
+    pub fn route(
+        &self,
+        engine: &ScriptEngine,
+        event: EventView,
+    ) -> Result<RouteDecision, CallError> {
         let value = self.call(engine, (event,))?;
         self.convert(value, RouteDecision::from_dynamic)
     }
@@ -173,7 +240,11 @@ impl Script {
     }
 
     /// Calls `should_retrain(ctx)`.
-    pub fn should_retrain(&self, engine: &ScriptEngine, ctx: Dynamic) -> Result<RetrainDecision, CallError> {
+    pub fn should_retrain(
+        &self,
+        engine: &ScriptEngine,
+        ctx: Dynamic,
+    ) -> Result<RetrainDecision, CallError> {
         let value = self.call(engine, (ctx,))?;
         self.convert(value, RetrainDecision::from_dynamic)
     }
@@ -202,8 +273,13 @@ mod tests {
     #[test]
     fn compile_errors_point_at_the_line() {
         let engine = ScriptEngine::default();
-        let err = Script::compile(&engine, "routing", Path::new("routing.rhai"), "fn route(event) {\n  let x = ;\n}")
-            .unwrap_err();
+        let err = Script::compile(
+            &engine,
+            "routing",
+            Path::new("routing.rhai"),
+            "fn route(event) {\n  let x = ;\n}",
+        )
+        .unwrap_err();
         assert_eq!((err.line, err.col), (2, 11), "{err}");
         assert!(err.to_string().starts_with("routing.rhai:2:11: "), "{err}");
     }
@@ -211,19 +287,46 @@ mod tests {
     #[test]
     fn a_missing_or_wrong_entry_point_is_refused() {
         let engine = ScriptEngine::default();
-        let err = Script::compile(&engine, "routing", Path::new("r.rhai"), "fn rout(event) { () }").unwrap_err();
-        assert!(err.reason.contains("missing entry point `fn route(event)`"), "{err}");
-        let err = Script::compile(&engine, "routing", Path::new("r.rhai"), "\nfn route(a, b) { () }").unwrap_err();
+        let err = Script::compile(
+            &engine,
+            "routing",
+            Path::new("r.rhai"),
+            "fn rout(event) { () }",
+        )
+        .unwrap_err();
+        assert!(
+            err.reason.contains("missing entry point `fn route(event)`"),
+            "{err}"
+        );
+        let err = Script::compile(
+            &engine,
+            "routing",
+            Path::new("r.rhai"),
+            "\nfn route(a, b) { () }",
+        )
+        .unwrap_err();
         assert_eq!(err.line, 2);
         assert!(err.reason.contains("takes 2 parameter(s)"), "{err}");
-        let err = Script::compile(&engine, "misc", Path::new("misc.rhai"), "fn route(event) { () }").unwrap_err();
+        let err = Script::compile(
+            &engine,
+            "misc",
+            Path::new("misc.rhai"),
+            "fn route(event) { () }",
+        )
+        .unwrap_err();
         assert!(err.reason.contains("not a place for a script"), "{err}");
     }
 
     #[test]
     fn undefined_variables_are_compile_errors() {
         let engine = ScriptEngine::default();
-        let err = Script::compile(&engine, "routing", Path::new("r.rhai"), "fn route(event) { topic }").unwrap_err();
+        let err = Script::compile(
+            &engine,
+            "routing",
+            Path::new("r.rhai"),
+            "fn route(event) { topic }",
+        )
+        .unwrap_err();
         assert!(err.reason.contains("topic"), "{err}");
     }
 }

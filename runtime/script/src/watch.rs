@@ -28,7 +28,11 @@ pub struct WatchConfig {
 
 impl Default for WatchConfig {
     fn default() -> Self {
-        WatchConfig { debounce: Duration::from_millis(150), poll: Duration::from_secs(1), notifications: true }
+        WatchConfig {
+            debounce: Duration::from_millis(150),
+            poll: Duration::from_secs(1),
+            notifications: true,
+        }
     }
 }
 
@@ -62,7 +66,11 @@ async fn rescan(host: &Arc<ScriptHost>) {
 
 /// Watches the host's directory until `shutdown`, rescanning on changes and every `config.poll`.
 pub async fn watch(host: Arc<ScriptHost>, config: WatchConfig, shutdown: CancellationToken) {
-    let watcher = if config.notifications { notifications(host.dir()) } else { None };
+    let watcher = if config.notifications {
+        notifications(host.dir())
+    } else {
+        None
+    };
     let (_watcher, mut changes) = match watcher {
         Some((w, rx)) => (Some(w), rx),
         None => (None, mpsc::unbounded_channel().1),

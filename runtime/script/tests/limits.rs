@@ -14,12 +14,22 @@ fn event() -> EventView {
 }
 
 fn routing(engine: &ScriptEngine, body: &str) -> Script {
-    Script::compile(engine, "routing", Path::new("routing.rhai"), &format!("fn route(event) {{\n{body}\n}}")).unwrap()
+    Script::compile(
+        engine,
+        "routing",
+        Path::new("routing.rhai"),
+        &format!("fn route(event) {{\n{body}\n}}"),
+    )
+    .unwrap()
 }
 
 #[test]
 fn an_endless_loop_is_stopped_by_the_deadline() {
-    let engine = ScriptEngine::new(Limits { max_operations: 0, deadline_ms: 50, ..Limits::default() });
+    let engine = ScriptEngine::new(Limits {
+        max_operations: 0,
+        deadline_ms: 50,
+        ..Limits::default()
+    });
     let script = routing(&engine, "loop { }");
     let started = Instant::now();
     let err = script.route(&engine, event()).unwrap_err();
@@ -32,22 +42,38 @@ fn an_endless_loop_is_stopped_by_the_deadline() {
 
 #[test]
 fn an_endless_loop_is_stopped_by_the_operation_limit() {
-    let engine = ScriptEngine::new(Limits { max_operations: 10_000, deadline_ms: 60_000, ..Limits::default() });
-    let err = routing(&engine, "let n = 0; loop { n += 1; }").route(&engine, event()).unwrap_err();
+    let engine = ScriptEngine::new(Limits {
+        max_operations: 10_000,
+        deadline_ms: 60_000,
+        ..Limits::default()
+    });
+    let err = routing(&engine, "let n = 0; loop { n += 1; }")
+        .route(&engine, event())
+        .unwrap_err();
     assert!(err.message.contains("more than 10000 operations"), "{err}");
 }
 
 #[test]
 fn a_huge_string_is_refused() {
-    let engine = ScriptEngine::new(Limits { max_string_size: 1_000, ..Limits::default() });
-    let err = routing(&engine, r#"let s = "x"; for i in 0..20 { s += s; } s"#).route(&engine, event()).unwrap_err();
+    let engine = ScriptEngine::new(Limits {
+        max_string_size: 1_000,
+        ..Limits::default()
+    });
+    let err = routing(&engine, r#"let s = "x"; for i in 0..20 { s += s; } s"#)
+        .route(&engine, event())
+        .unwrap_err();
     assert!(err.message.to_lowercase().contains("too large"), "{err}");
 }
 
 #[test]
 fn a_huge_array_is_refused() {
-    let engine = ScriptEngine::new(Limits { max_array_size: 100, ..Limits::default() });
-    let err = routing(&engine, "let a = []; for i in 0..1000 { a.push(i); } a").route(&engine, event()).unwrap_err();
+    let engine = ScriptEngine::new(Limits {
+        max_array_size: 100,
+        ..Limits::default()
+    });
+    let err = routing(&engine, "let a = []; for i in 0..1000 { a.push(i); } a")
+        .route(&engine, event())
+        .unwrap_err();
     assert!(err.message.to_lowercase().contains("too large"), "{err}");
 }
 
@@ -57,7 +83,10 @@ fn deep_recursion_is_refused() {
     let source = "fn down(n) { down(n + 1) }\nfn route(event) { down(0) }";
     let script = Script::compile(&engine, "routing", Path::new("routing.rhai"), source).unwrap();
     let err = script.route(&engine, event()).unwrap_err();
-    assert!(err.message.to_lowercase().contains("stack overflow"), "{err}");
+    assert!(
+        err.message.to_lowercase().contains("stack overflow"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -68,16 +97,27 @@ fn scripts_cannot_import_modules_or_eval() {
     let body = format!("import {:?} as m;\nm::topic()", file.display().to_string());
     let imported = routing(&engine, &body).route(&engine, event());
     assert!(imported.is_err(), "import read a file: {imported:?}");
-    let evaluated = Script::compile(&engine, "routing", Path::new("r.rhai"), "fn route(event) { eval(\"40 + 2\") }")
-        .map(|s| s.route(&engine, event()));
+    let evaluated = Script::compile(
+        &engine,
+        "routing",
+        Path::new("r.rhai"),
+        "fn route(event) { eval(\"40 + 2\") }",
+    )
+    .map(|s| s.route(&engine, event()));
     assert!(!matches!(evaluated, Ok(Ok(_))), "eval ran: {evaluated:?}");
 }
 
 #[test]
 fn the_engine_keeps_working_after_a_runaway_call() {
-    let engine = ScriptEngine::new(Limits { deadline_ms: 20, ..Limits::default() });
+    let engine = ScriptEngine::new(Limits {
+        deadline_ms: 20,
+        ..Limits::default()
+    });
     let stuck = routing(&engine, "loop { }");
     let fine = routing(&engine, r#""gh.raw.push""#);
     assert!(stuck.route(&engine, event()).is_err());
-    assert_eq!(&*fine.route(&engine, event()).unwrap().topics[0], "gh.raw.push");
+    assert_eq!(
+        &*fine.route(&engine, event()).unwrap().topics[0],
+        "gh.raw.push"
+    );
 }

@@ -4,12 +4,12 @@
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use forgecast_core::Event;
-use forgecast_script::watch::{watch, WatchConfig};
+use forgecast_script::watch::{WatchConfig, watch};
 use forgecast_script::{EventView, ScriptEngine, ScriptHost};
 use tokio_util::sync::CancellationToken;
 
@@ -30,7 +30,10 @@ fn topic_now(host: &ScriptHost) -> String {
 async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
-        assert!(started.elapsed() < Duration::from_secs(20), "timed out waiting until {what}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -47,7 +50,8 @@ impl Drop for Running {
 }
 
 fn start(dir: &Path, config: WatchConfig) -> Running {
-    let host = Arc::new(ScriptHost::start(Arc::new(ScriptEngine::default()), dir).expect("valid scripts"));
+    let host =
+        Arc::new(ScriptHost::start(Arc::new(ScriptEngine::default()), dir).expect("valid scripts"));
     let stop = CancellationToken::new();
     tokio::spawn(watch(host.clone(), config, stop.clone()));
     Running { host, stop }
@@ -65,12 +69,23 @@ async fn a_good_edit_goes_live_and_a_broken_one_is_refused() {
     eventually("the edit is live", || topic_now(&run.host) == "gh.second").await;
 
     fs::write(&file, "fn route(event) {\n    \"gh.third\" +\n}\n").unwrap();
-    eventually("the broken edit is refused", || run.host.statuses()[0].last_refusal.is_some()).await;
+    eventually("the broken edit is refused", || {
+        run.host.statuses()[0].last_refusal.is_some()
+    })
+    .await;
     let status = run.host.statuses().remove(0);
     let refusal = status.last_refusal.unwrap();
-    assert!(refusal.reason.contains("routing.rhai:3:1:"), "{}", refusal.reason);
+    assert!(
+        refusal.reason.contains("routing.rhai:3:1:"),
+        "{}",
+        refusal.reason
+    );
     assert_eq!(status.status, "live");
-    assert_eq!(topic_now(&run.host), "gh.second", "the old version keeps running");
+    assert_eq!(
+        topic_now(&run.host),
+        "gh.second",
+        "the old version keeps running"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,13 +93,22 @@ async fn a_version_failing_its_cases_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("routing.rhai");
     fs::write(&file, routing_to("gh.first")).unwrap();
-    fs::write(dir.path().join("routing.cases.jsonl"), format!("{{\"name\":\"c\",\"input\":{EVENT},\"expect\":\"gh.first\"}}\n"))
-        .unwrap();
+    fs::write(
+        dir.path().join("routing.cases.jsonl"),
+        format!("{{\"name\":\"c\",\"input\":{EVENT},\"expect\":\"gh.first\"}}\n"),
+    )
+    .unwrap();
     let run = start(dir.path(), WatchConfig::default());
     fs::write(&file, routing_to("gh.other")).unwrap();
-    eventually("the edit is refused", || run.host.statuses()[0].last_refusal.is_some()).await;
+    eventually("the edit is refused", || {
+        run.host.statuses()[0].last_refusal.is_some()
+    })
+    .await;
     let reason = run.host.statuses()[0].last_refusal.clone().unwrap().reason;
-    assert!(reason.contains("routing.cases.jsonl:1:1: case \"c\": expected"), "{reason}");
+    assert!(
+        reason.contains("routing.cases.jsonl:1:1: case \"c\": expected"),
+        "{reason}"
+    );
     assert_eq!(topic_now(&run.host), "gh.first");
 }
 
@@ -97,7 +121,10 @@ async fn an_editor_saving_by_rename_is_seen() {
     let temp = dir.path().join(".routing.rhai.swp");
     fs::write(&temp, routing_to("gh.renamed")).unwrap();
     fs::rename(&temp, &file).unwrap();
-    eventually("the renamed file is live", || topic_now(&run.host) == "gh.renamed").await;
+    eventually("the renamed file is live", || {
+        topic_now(&run.host) == "gh.renamed"
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,19 +133,34 @@ async fn a_configmap_symlink_swap_is_seen() {
     let root = dir.path();
     // The layout kubelet writes: a timestamped folder, `..data` pointing at it, and one link per key.
     fs::create_dir(root.join("..2026_11_26_10_00_00.1")).unwrap();
-    fs::write(root.join("..2026_11_26_10_00_00.1/routing.rhai"), routing_to("gh.v1")).unwrap();
+    fs::write(
+        root.join("..2026_11_26_10_00_00.1/routing.rhai"),
+        routing_to("gh.v1"),
+    )
+    .unwrap();
     symlink("..2026_11_26_10_00_00.1", root.join("..data")).unwrap();
     symlink("..data/routing.rhai", root.join("routing.rhai")).unwrap();
     let run = start(root, WatchConfig::default());
     assert_eq!(topic_now(&run.host), "gh.v1");
-    assert_eq!(run.host.statuses().len(), 1, "hidden ConfigMap folders are not scripts of their own");
+    assert_eq!(
+        run.host.statuses().len(),
+        1,
+        "hidden ConfigMap folders are not scripts of their own"
+    );
 
     fs::create_dir(root.join("..2026_11_26_10_05_00.2")).unwrap();
-    fs::write(root.join("..2026_11_26_10_05_00.2/routing.rhai"), routing_to("gh.v2")).unwrap();
+    fs::write(
+        root.join("..2026_11_26_10_05_00.2/routing.rhai"),
+        routing_to("gh.v2"),
+    )
+    .unwrap();
     symlink("..2026_11_26_10_05_00.2", root.join("..data_tmp")).unwrap();
     fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
     fs::remove_dir_all(root.join("..2026_11_26_10_00_00.1")).unwrap();
-    eventually("the swapped ConfigMap is live", || topic_now(&run.host) == "gh.v2").await;
+    eventually("the swapped ConfigMap is live", || {
+        topic_now(&run.host) == "gh.v2"
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,10 +168,17 @@ async fn polling_alone_sees_edits() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("routing.rhai");
     fs::write(&file, routing_to("gh.first")).unwrap();
-    let config = WatchConfig { notifications: false, poll: Duration::from_millis(200), ..WatchConfig::default() };
+    let config = WatchConfig {
+        notifications: false,
+        poll: Duration::from_millis(200),
+        ..WatchConfig::default()
+    };
     let run = start(dir.path(), config);
     fs::write(&file, routing_to("gh.polled")).unwrap();
-    eventually("polling sees the edit", || topic_now(&run.host) == "gh.polled").await;
+    eventually("polling sees the edit", || {
+        topic_now(&run.host) == "gh.polled"
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,7 +186,13 @@ async fn reloads_under_a_steady_stream_lose_and_duplicate_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("routing.rhai");
     fs::write(&file, routing_to("gh.v0")).unwrap();
-    let run = start(dir.path(), WatchConfig { debounce: Duration::from_millis(10), ..WatchConfig::default() });
+    let run = start(
+        dir.path(),
+        WatchConfig {
+            debounce: Duration::from_millis(10),
+            ..WatchConfig::default()
+        },
+    );
     let host = run.host.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let (sent, routed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -150,7 +205,9 @@ async fn reloads_under_a_steady_stream_lose_and_duplicate_nothing() {
                 let set = host.scripts();
                 let script = set.routing().unwrap();
                 sent.fetch_add(1, Ordering::Relaxed);
-                let decision = script.route(host.engine(), EventView::new(event.clone())).unwrap();
+                let decision = script
+                    .route(host.engine(), EventView::new(event.clone()))
+                    .unwrap();
                 routed.fetch_add(decision.topics.len() as u64, Ordering::Relaxed);
                 versions.insert(decision.topics[0].to_string());
             }
@@ -169,6 +226,13 @@ async fn reloads_under_a_steady_stream_lose_and_duplicate_nothing() {
     }
     stop.store(true, Ordering::Relaxed);
     let versions = worker.join().unwrap();
-    assert_eq!(sent.load(Ordering::Relaxed), routed.load(Ordering::Relaxed), "every event routed exactly once");
-    assert!(versions.len() >= 2, "the stream saw the reloads: {versions:?}");
+    assert_eq!(
+        sent.load(Ordering::Relaxed),
+        routed.load(Ordering::Relaxed),
+        "every event routed exactly once"
+    );
+    assert!(
+        versions.len() >= 2,
+        "the stream saw the reloads: {versions:?}"
+    );
 }

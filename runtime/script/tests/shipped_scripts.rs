@@ -11,8 +11,16 @@ fn every_shipped_script_compiles_and_passes_its_cases() {
     let (scripts, problems) = check_dir(&ScriptEngine::default(), &dir);
     let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
     assert!(problems.is_empty(), "{shown:#?}");
-    for role in [Role::Routing, Role::Features, Role::RetrainPolicy, Role::Queries] {
-        assert!(scripts.iter().any(|s| s.role() == role), "no {role} script is shipped");
+    for role in [
+        Role::Routing,
+        Role::Features,
+        Role::RetrainPolicy,
+        Role::Queries,
+    ] {
+        assert!(
+            scripts.iter().any(|s| s.role() == role),
+            "no {role} script is shipped"
+        );
     }
     for script in &scripts {
         assert!(

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use forgecast_script::host::check_dir;
 use forgecast_script::ScriptEngine;
+use forgecast_script::host::check_dir;
 
 /// Prints one `file:line:col: reason` line per problem; returns whether everything passed.
 pub fn run(dir: &Path) -> bool {
@@ -16,8 +16,15 @@ pub fn run(dir: &Path) -> bool {
         println!("{problem}");
     }
     if problems.is_empty() {
-        let with_cases = scripts.iter().filter(|s| s.path().with_extension("cases.jsonl").exists()).count();
-        println!("{} scripts OK ({with_cases} with cases) in {}", scripts.len(), dir.display());
+        let with_cases = scripts
+            .iter()
+            .filter(|s| s.path().with_extension("cases.jsonl").exists())
+            .count();
+        println!(
+            "{} scripts OK ({with_cases} with cases) in {}",
+            scripts.len(),
+            dir.display()
+        );
         true
     } else {
         eprintln!("{} problem(s) in {}", problems.len(), dir.display());

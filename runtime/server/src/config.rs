@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use forgecast_connect::replay::ReplayConfig;
-use forgecast_script::watch::WatchConfig;
 use forgecast_script::Limits;
+use forgecast_script::watch::WatchConfig;
 use serde::Deserialize;
 
 use crate::cli::{BusKind, SourceKind, StoreKind, UpArgs};
@@ -101,13 +101,21 @@ impl UpPlan {
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), reason: e.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { setting, reason: reason.into() }
+    ConfigError::Invalid {
+        setting,
+        reason: reason.into(),
+    }
 }
 
 /// Merges flags (with their environment variables) over the config file over the defaults, and validates.
@@ -116,32 +124,57 @@ pub fn plan(args: UpArgs) -> Result<UpPlan, ConfigError> {
         Some(path) => read_file(path)?,
         None => FileConfig::default(),
     };
-    let scripts = args.scripts.or(file.scripts).unwrap_or_else(|| PathBuf::from("scripts"));
+    let scripts = args
+        .scripts
+        .or(file.scripts)
+        .unwrap_or_else(|| PathBuf::from("scripts"));
     if !scripts.is_dir() {
-        return Err(invalid("scripts", format!("{} is not a directory", scripts.display())));
+        return Err(invalid(
+            "scripts",
+            format!("{} is not a directory", scripts.display()),
+        ));
     }
-    let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("data"));
-    std::fs::create_dir_all(&data_dir)
-        .map_err(|e| invalid("data_dir", format!("cannot create {}: {e}", data_dir.display())))?;
+    let data_dir = args
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("data"));
+    std::fs::create_dir_all(&data_dir).map_err(|e| {
+        invalid(
+            "data_dir",
+            format!("cannot create {}: {e}", data_dir.display()),
+        )
+    })?;
     let listen = match (args.listen, file.listen) {
         (Some(addr), _) => addr,
-        (None, Some(text)) => {
-            text.parse().map_err(|_| invalid("listen", format!("{text:?} is not an address like 127.0.0.1:8080")))?
-        }
+        (None, Some(text)) => text.parse().map_err(|_| {
+            invalid(
+                "listen",
+                format!("{text:?} is not an address like 127.0.0.1:8080"),
+            )
+        })?,
         (None, None) => SocketAddr::from(([127, 0, 0, 1], 8080)),
     };
     let speed = args.replay_speed.or(file.replay_speed).unwrap_or(1.0);
     if !speed.is_finite() || speed < 0.0 {
-        return Err(invalid("replay_speed", format!("{speed} is not a speed; use 0 (as fast as possible) or more")));
+        return Err(invalid(
+            "replay_speed",
+            format!("{speed} is not a speed; use 0 (as fast as possible) or more"),
+        ));
     }
     let once = args.replay_once || file.replay_once.unwrap_or(false);
     let source = match args.source.or(file.source).unwrap_or(SourceKind::Replay) {
-        SourceKind::Replay => SourcePlan::Replay(ReplayConfig { speed, once, ..ReplayConfig::default() }),
+        SourceKind::Replay => SourcePlan::Replay(ReplayConfig {
+            speed,
+            once,
+            ..ReplayConfig::default()
+        }),
         SourceKind::None => SourcePlan::None,
     };
     // Only the embedded backends exist so far; the settings are accepted so that config files stay valid.
-    let (BusKind::Embedded, StoreKind::Embedded) =
-        (args.bus.or(file.bus).unwrap_or(BusKind::Embedded), args.store.or(file.store).unwrap_or(StoreKind::Embedded));
+    let (BusKind::Embedded, StoreKind::Embedded) = (
+        args.bus.or(file.bus).unwrap_or(BusKind::Embedded),
+        args.store.or(file.store).unwrap_or(StoreKind::Embedded),
+    );
     let limits = file.limits.unwrap_or_default();
     if limits.deadline_ms == 0 {
         return Err(invalid("limits.deadline_ms", "must be at least 1"));
@@ -153,7 +186,14 @@ pub fn plan(args: UpArgs) -> Result<UpPlan, ConfigError> {
         }
         watch.poll = Duration::from_millis(ms);
     }
-    Ok(UpPlan { scripts, data_dir, listen, source, limits, watch })
+    Ok(UpPlan {
+        scripts,
+        data_dir,
+        listen,
+        source,
+        limits,
+        watch,
+    })
 }
 
 #[cfg(test)]
@@ -161,7 +201,11 @@ mod tests {
     use super::*;
 
     fn args_in(dir: &Path) -> UpArgs {
-        UpArgs { scripts: Some(dir.to_path_buf()), data_dir: Some(dir.join("data")), ..UpArgs::default() }
+        UpArgs {
+            scripts: Some(dir.to_path_buf()),
+            data_dir: Some(dir.join("data")),
+            ..UpArgs::default()
+        }
     }
 
     #[test]
@@ -182,7 +226,10 @@ mod tests {
         args.replay_speed = Some(2.0);
         let plan = plan(args).unwrap();
         assert_eq!(plan.listen.port(), 9000);
-        assert!(matches!(plan.source, SourcePlan::Replay(ReplayConfig { speed: 2.0, .. })));
+        assert!(matches!(
+            plan.source,
+            SourcePlan::Replay(ReplayConfig { speed: 2.0, .. })
+        ));
     }
 
     #[test]
@@ -201,6 +248,11 @@ mod tests {
 
         let mut args = args_in(dir.path());
         args.scripts = Some(dir.path().join("nowhere"));
-        assert!(plan(args).unwrap_err().to_string().contains("not a directory"));
+        assert!(
+            plan(args)
+                .unwrap_err()
+                .to_string()
+                .contains("not a directory")
+        );
     }
 }

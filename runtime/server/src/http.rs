@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -50,7 +50,11 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-    ([(header::CONTENT_TYPE, content_type)], shared.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, content_type)],
+        shared.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn scripts(State(shared): State<Arc<Shared>>) -> Response {
@@ -112,7 +116,12 @@ impl Tapped {
                 actor: String::new(),
                 repo: String::new(),
                 created_at: String::new(),
-                error: Some(format!("{} ({}): {}", l.stage, l.script.as_deref().unwrap_or("-"), l.error)),
+                error: Some(format!(
+                    "{} ({}): {}",
+                    l.stage,
+                    l.script.as_deref().unwrap_or("-"),
+                    l.error
+                )),
                 raw: l.raw.clone(),
             },
         }
@@ -137,11 +146,14 @@ async fn tap(
         loop {
             let event = match receiver.recv().await {
                 Ok(record) if topic_matches(&pattern, &record.topic) => {
-                    let body = serde_json::to_string(&Tapped::from_record(&record)).unwrap_or_default();
+                    let body =
+                        serde_json::to_string(&Tapped::from_record(&record)).unwrap_or_default();
                     SseEvent::default().event("record").data(body)
                 }
                 Ok(_) => continue,
-                Err(RecvError::Lagged(n)) => SseEvent::default().event("skipped").data(n.to_string()),
+                Err(RecvError::Lagged(n)) => {
+                    SseEvent::default().event("skipped").data(n.to_string())
+                }
                 Err(RecvError::Closed) => return None,
             };
             return Some((Ok(event), (receiver, pattern)));

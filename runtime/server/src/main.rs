@@ -11,7 +11,10 @@ use forgecast::{check, config, http, logging, tap};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -45,7 +48,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let server = {
         let stop = stop_http.clone();
         let app = http::router(pipeline.shared().clone());
-        tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await })
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        })
     };
     let finished_replay = async {
         while !pipeline.source_finished() {

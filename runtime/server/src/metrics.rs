@@ -3,7 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// A topic label.
@@ -70,23 +70,64 @@ impl Metrics {
         let events_out = Family::default();
         let dead_letters = Family::default();
         let reloads = Family::default();
-        let script_seconds: HistogramFamily<ScriptLabel> = Family::new_with_constructor(call_time_histogram);
-        let (stored, duplicates, store_retries) = (Counter::default(), Counter::default(), Counter::default());
-        registry.register("events_in", "Records published to a topic", events_in.clone());
-        registry.register("events_out", "Records consumed from a topic and handled by the store writer", events_out.clone());
-        registry.register("dead_letters", "Records sent to the dead-letter topic, by stage", dead_letters.clone());
+        let script_seconds: HistogramFamily<ScriptLabel> =
+            Family::new_with_constructor(call_time_histogram);
+        let (stored, duplicates, store_retries) =
+            (Counter::default(), Counter::default(), Counter::default());
+        registry.register(
+            "events_in",
+            "Records published to a topic",
+            events_in.clone(),
+        );
+        registry.register(
+            "events_out",
+            "Records consumed from a topic and handled by the store writer",
+            events_out.clone(),
+        );
+        registry.register(
+            "dead_letters",
+            "Records sent to the dead-letter topic, by stage",
+            dead_letters.clone(),
+        );
         registry.register("script_reloads", "Script reload decisions", reloads.clone());
-        registry.register("script_call_seconds", "Time per script call", script_seconds.clone());
-        registry.register("store_events_stored", "Events stored for the first time", stored.clone());
-        registry.register("store_duplicates", "Events the store already held", duplicates.clone());
-        registry.register("store_retries", "Store operations retried after a failure", store_retries.clone());
-        Metrics { registry, events_in, events_out, dead_letters, reloads, script_seconds, stored, duplicates, store_retries }
+        registry.register(
+            "script_call_seconds",
+            "Time per script call",
+            script_seconds.clone(),
+        );
+        registry.register(
+            "store_events_stored",
+            "Events stored for the first time",
+            stored.clone(),
+        );
+        registry.register(
+            "store_duplicates",
+            "Events the store already held",
+            duplicates.clone(),
+        );
+        registry.register(
+            "store_retries",
+            "Store operations retried after a failure",
+            store_retries.clone(),
+        );
+        Metrics {
+            registry,
+            events_in,
+            events_out,
+            dead_letters,
+            reloads,
+            script_seconds,
+            stored,
+            duplicates,
+            store_retries,
+        }
     }
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String");
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String");
         text
     }
 }

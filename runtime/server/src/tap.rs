@@ -2,17 +2,28 @@
 
 use std::io::Write;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 
 use crate::cli::TapArgs;
 use crate::http::Tapped;
 
 /// Connects to the instance and prints records until the limit, the end of the stream, or Ctrl-C.
 pub async fn run(args: TapArgs) -> anyhow::Result<()> {
-    if let Some(bad) = args.topic.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '*'))) {
-        bail!("topic pattern {:?} contains {bad:?}; topics use letters, digits, '.', '_' and '-'", args.topic);
+    if let Some(bad) = args
+        .topic
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '*')))
+    {
+        bail!(
+            "topic pattern {:?} contains {bad:?}; topics use letters, digits, '.', '_' and '-'",
+            args.topic
+        );
     }
-    let url = format!("{}/api/tap?topic={}", args.url.trim_end_matches('/'), args.topic);
+    let url = format!(
+        "{}/api/tap?topic={}",
+        args.url.trim_end_matches('/'),
+        args.topic
+    );
     let mut response = reqwest::Client::new()
         .get(&url)
         .send()
@@ -25,14 +36,19 @@ pub async fn run(args: TapArgs) -> anyhow::Result<()> {
     let mut printed = 0u64;
     let mut pending = String::new();
     let mut stdout = std::io::stdout().lock();
-    while let Some(chunk) = response.chunk().await.context("the stream from forgecast broke")? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .context("the stream from forgecast broke")?
+    {
         pending.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(end) = pending.find("\n\n") {
             let message: String = pending.drain(..end + 2).collect();
             let (kind, data) = parse_message(&message);
             match kind {
                 "record" => {
-                    let tapped: Tapped = serde_json::from_str(&data).context("unexpected record from forgecast")?;
+                    let tapped: Tapped =
+                        serde_json::from_str(&data).context("unexpected record from forgecast")?;
                     if args.raw {
                         writeln!(stdout, "{}", tapped.raw)?;
                     } else {
@@ -69,7 +85,10 @@ fn parse_message(message: &str) -> (&str, String) {
 fn summary(t: &Tapped) -> String {
     match &t.error {
         Some(error) => format!("{}  dead letter  {error}", t.topic),
-        None => format!("{}  {}  {}  {}  {}  {}", t.topic, t.created_at, t.kind, t.repo, t.actor, t.id),
+        None => format!(
+            "{}  {}  {}  {}  {}  {}",
+            t.topic, t.created_at, t.kind, t.repo, t.actor, t.id
+        ),
     }
 }
 

@@ -6,9 +6,9 @@
 
 use std::sync::{Arc, Mutex};
 
+use forgecast_core::Record;
 use forgecast_core::bus::{Bus, BusError, Subscription, TopicFilter};
 use forgecast_core::topic::validate_topic;
-use forgecast_core::Record;
 use tokio::sync::mpsc;
 
 /// Batches a group's queue holds before publishers wait.
@@ -32,13 +32,18 @@ pub struct EmbeddedBus {
 impl EmbeddedBus {
     /// An open bus with no subscribers.
     pub fn new() -> EmbeddedBus {
-        EmbeddedBus { groups: Arc::new(Mutex::new(Some(Vec::new()))) }
+        EmbeddedBus {
+            groups: Arc::new(Mutex::new(Some(Vec::new()))),
+        }
     }
 
     fn senders(&self) -> Result<Vec<(Vec<TopicFilter>, mpsc::Sender<Vec<Record>>)>, BusError> {
         let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         let groups = groups.as_ref().ok_or(BusError::Closed)?;
-        Ok(groups.iter().map(|g| (g.filters.clone(), g.tx.clone())).collect())
+        Ok(groups
+            .iter()
+            .map(|g| (g.filters.clone(), g.tx.clone()))
+            .collect())
     }
 }
 
@@ -50,8 +55,11 @@ impl Bus for EmbeddedBus {
             validate_topic(&record.topic).map_err(BusError::Topic)?;
         }
         for (filters, tx) in self.senders()? {
-            let matching: Vec<Record> =
-                records.iter().filter(|r| filters.iter().any(|f| f.matches(&r.topic))).cloned().collect();
+            let matching: Vec<Record> = records
+                .iter()
+                .filter(|r| filters.iter().any(|f| f.matches(&r.topic)))
+                .cloned()
+                .collect();
             if !matching.is_empty() {
                 tx.send(matching).await.map_err(|_| BusError::Closed)?;
             }
@@ -59,15 +67,26 @@ impl Bus for EmbeddedBus {
         Ok(())
     }
 
-    fn subscribe(&self, group: &str, filters: Vec<TopicFilter>) -> Result<EmbeddedSubscription, BusError> {
+    fn subscribe(
+        &self,
+        group: &str,
+        filters: Vec<TopicFilter>,
+    ) -> Result<EmbeddedSubscription, BusError> {
         let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         let groups = groups.as_mut().ok_or(BusError::Closed)?;
         if let Some(existing) = groups.iter().find(|g| g.name == group) {
-            return Ok(EmbeddedSubscription { queue: existing.rx.clone() });
+            return Ok(EmbeddedSubscription {
+                queue: existing.rx.clone(),
+            });
         }
         let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
         let queue: Queue = Arc::new(tokio::sync::Mutex::new(rx));
-        groups.push(Group { name: group.to_string(), filters, tx, rx: queue.clone() });
+        groups.push(Group {
+            name: group.to_string(),
+            filters,
+            tx,
+            rx: queue.clone(),
+        });
         Ok(EmbeddedSubscription { queue })
     }
 
@@ -85,7 +104,9 @@ pub struct EmbeddedSubscription {
 impl Subscription for EmbeddedSubscription {
     async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<Record>>, BusError> {
         let mut queue = self.queue.lock().await;
-        let Some(mut batch) = queue.recv().await else { return Ok(None) };
+        let Some(mut batch) = queue.recv().await else {
+            return Ok(None);
+        };
         while batch.len() < max {
             match queue.try_recv() {
                 Ok(more) => batch.extend(more),

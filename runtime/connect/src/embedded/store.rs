@@ -8,11 +8,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use forgecast_core::aggregate::{for_each_counter, AggregateQuery, AggregateRow, Dimension, Granularity};
+use forgecast_core::aggregate::{
+    AggregateQuery, AggregateRow, Dimension, Granularity, for_each_counter,
+};
 use forgecast_core::store::{ScriptReload, Store, StoreError, WriteOutcome};
 use forgecast_core::time::now_unix;
 use forgecast_core::{DeadLetter, Event};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, params};
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
@@ -66,19 +68,29 @@ pub struct SqliteStore {
 }
 
 fn failed(operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
-    move |e| StoreError::Operation { operation, reason: e.to_string() }
+    move |e| StoreError::Operation {
+        operation,
+        reason: e.to_string(),
+    }
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the store file at `path`, with its tables and indexes.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        let open_failed = |reason: String| StoreError::Open { location: path.display().to_string(), reason };
+        let open_failed = |reason: String| StoreError::Open {
+            location: path.display().to_string(),
+            reason,
+        };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| open_failed(e.to_string()))?;
         }
         let conn = Connection::open(path).map_err(|e| open_failed(e.to_string()))?;
-        conn.execute_batch(SCHEMA).map_err(|e| open_failed(e.to_string()))?;
-        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)), path: path.to_path_buf() })
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| open_failed(e.to_string()))?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            path: path.to_path_buf(),
+        })
     }
 
     /// Where the file is.
@@ -92,9 +104,14 @@ impl SqliteStore {
         work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || work(&mut conn.lock().unwrap_or_else(|e| e.into_inner())))
-            .await
-            .map_err(|e| StoreError::Operation { operation: "task", reason: e.to_string() })?
+        tokio::task::spawn_blocking(move || {
+            work(&mut conn.lock().unwrap_or_else(|e| e.into_inner()))
+        })
+        .await
+        .map_err(|e| StoreError::Operation {
+            operation: "task",
+            reason: e.to_string(),
+        })?
     }
 }
 
@@ -113,14 +130,27 @@ fn write_events(conn: &mut Connection, events: &[Arc<Event>]) -> Result<WriteOut
         for event in events {
             let e = &**event;
             let changed = insert
-                .execute(params![e.id, e.kind, e.actor, e.repo, e.org, e.language, e.created_at, &*e.raw])
+                .execute(params![
+                    e.id,
+                    e.kind,
+                    e.actor,
+                    e.repo,
+                    e.org,
+                    e.language,
+                    e.created_at,
+                    &*e.raw
+                ])
                 .map_err(&err)?;
             if changed == 0 {
                 outcome.duplicates += 1;
                 continue;
             }
             outcome.inserted += 1;
-            for_each_counter(e, |k| *counters.entry((k.granularity, k.dimension, k.bucket, k.key)).or_default() += 1);
+            for_each_counter(e, |k| {
+                *counters
+                    .entry((k.granularity, k.dimension, k.bucket, k.key))
+                    .or_default() += 1
+            });
         }
         let mut upsert = tx
             .prepare_cached(
@@ -129,7 +159,15 @@ fn write_events(conn: &mut Connection, events: &[Arc<Event>]) -> Result<WriteOut
             )
             .map_err(&err)?;
         for ((granularity, dimension, bucket, key), count) in counters {
-            upsert.execute(params![granularity.as_str(), dimension.as_str(), bucket, key, count]).map_err(&err)?;
+            upsert
+                .execute(params![
+                    granularity.as_str(),
+                    dimension.as_str(),
+                    bucket,
+                    key,
+                    count
+                ])
+                .map_err(&err)?;
         }
     }
     tx.commit().map_err(&err)?;
@@ -138,7 +176,8 @@ fn write_events(conn: &mut Connection, events: &[Arc<Event>]) -> Result<WriteOut
 
 impl Store for SqliteStore {
     async fn write_events(&self, events: Vec<Arc<Event>>) -> Result<WriteOutcome, StoreError> {
-        self.with_conn(move |conn| write_events(conn, &events)).await
+        self.with_conn(move |conn| write_events(conn, &events))
+            .await
     }
 
     async fn write_dead_letters(&self, letters: Vec<Arc<DeadLetter>>) -> Result<(), StoreError> {
@@ -154,7 +193,11 @@ impl Store for SqliteStore {
                     .map_err(&err)?;
                 let at = now_unix();
                 for l in &letters {
-                    insert.execute(params![at, l.stage, l.error, l.script, l.version, l.origin, l.raw]).map_err(&err)?;
+                    insert
+                        .execute(params![
+                            at, l.stage, l.error, l.script, l.version, l.origin, l.raw
+                        ])
+                        .map_err(&err)?;
                 }
             }
             tx.commit().map_err(&err)
@@ -186,15 +229,18 @@ impl Store for SqliteStore {
                 )
                 .map_err(&err)?;
             let rows = select
-                .query_map(params![q.granularity.as_str(), q.dimension.as_str(), q.from, q.to], |row| {
-                    Ok(AggregateRow {
-                        granularity: q.granularity,
-                        dimension: q.dimension,
-                        bucket: row.get(0)?,
-                        key: row.get(1)?,
-                        count: row.get::<_, i64>(2)? as u64,
-                    })
-                })
+                .query_map(
+                    params![q.granularity.as_str(), q.dimension.as_str(), q.from, q.to],
+                    |row| {
+                        Ok(AggregateRow {
+                            granularity: q.granularity,
+                            dimension: q.dimension,
+                            bucket: row.get(0)?,
+                            key: row.get(1)?,
+                            count: row.get::<_, i64>(2)? as u64,
+                        })
+                    },
+                )
                 .map_err(&err)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(&err)
         })
@@ -212,9 +258,11 @@ impl Store for SqliteStore {
 
     async fn dead_letter_count(&self) -> Result<u64, StoreError> {
         self.with_conn(|conn| {
-            conn.query_row("SELECT count(*) FROM dead_letters", [], |r| r.get::<_, i64>(0))
-                .map(|n| n as u64)
-                .map_err(failed("dead_letter_count"))
+            conn.query_row("SELECT count(*) FROM dead_letters", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+            .map_err(failed("dead_letter_count"))
         })
         .await
     }

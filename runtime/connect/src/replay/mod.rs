@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flate2::read::GzDecoder;
+use forgecast_core::Event;
 use forgecast_core::source::Incoming;
 use forgecast_core::time::{format_timestamp, now_unix};
-use forgecast_core::Event;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -28,9 +28,18 @@ pub const ROUND_ID_STRIDE: u64 = 1_000_000_000_000;
 
 /// The bundled sample files, name and content.
 pub const SAMPLES: [(&str, &[u8]); 3] = [
-    ("2015-01-01-15.sample.json", include_bytes!("../../../../data/gharchive-samples/2015-01-01-15.sample.json")),
-    ("2021-07-21-few-hours.json", include_bytes!("../../../../data/gharchive-samples/2021-07-21-few-hours.json")),
-    ("2025-01-01-15.sample.json.gz", include_bytes!("../../../../data/gharchive-samples/2025-01-01-15.sample.json.gz")),
+    (
+        "2015-01-01-15.sample.json",
+        include_bytes!("../../../../data/gharchive-samples/2015-01-01-15.sample.json"),
+    ),
+    (
+        "2021-07-21-few-hours.json",
+        include_bytes!("../../../../data/gharchive-samples/2021-07-21-few-hours.json"),
+    ),
+    (
+        "2025-01-01-15.sample.json.gz",
+        include_bytes!("../../../../data/gharchive-samples/2025-01-01-15.sample.json.gz"),
+    ),
 ];
 
 /// The text of a bundled sample, decompressed.
@@ -59,7 +68,12 @@ pub struct ReplayConfig {
 
 impl Default for ReplayConfig {
     fn default() -> Self {
-        ReplayConfig { speed: 1.0, once: false, limit: None, batch: 512 }
+        ReplayConfig {
+            speed: 1.0,
+            once: false,
+            limit: None,
+            batch: 512,
+        }
     }
 }
 
@@ -89,13 +103,26 @@ impl Template {
         let text = tree.to_string();
         let mut pieces = Vec::new();
         let mut rest = text.as_str();
-        while let Some(at) = [ID_MARK, TIME_MARK].iter().filter_map(|m| rest.find(m).map(|i| (i, *m))).min() {
+        while let Some(at) = [ID_MARK, TIME_MARK]
+            .iter()
+            .filter_map(|m| rest.find(m).map(|i| (i, *m)))
+            .min()
+        {
             pieces.push(Piece::Text(rest[..at.0].to_string()));
-            pieces.push(if at.1 == ID_MARK { Piece::Id } else { Piece::Time });
+            pieces.push(if at.1 == ID_MARK {
+                Piece::Id
+            } else {
+                Piece::Time
+            });
             rest = &rest[at.0 + at.1.len()..];
         }
         pieces.push(Piece::Text(rest.to_string()));
-        Some(Template { numeric_id: event.id.parse().ok(), event, offset, pieces })
+        Some(Template {
+            numeric_id: event.id.parse().ok(),
+            event,
+            offset,
+            pieces,
+        })
     }
 
     fn stamp(&self, round: u64, created_at: i64) -> Event {
@@ -113,7 +140,12 @@ impl Template {
                 Piece::Time => raw.push_str(&time),
             }
         }
-        Event { id, created_at, raw: Arc::from(raw), ..self.event.clone() }
+        Event {
+            id,
+            created_at,
+            raw: Arc::from(raw),
+            ..self.event.clone()
+        }
     }
 }
 
@@ -144,7 +176,10 @@ impl Replay {
     }
 
     /// Builds the timeline from GH Archive texts, one file after the other.
-    pub fn from_texts<'a>(texts: impl IntoIterator<Item = &'a str>, config: ReplayConfig) -> Replay {
+    pub fn from_texts<'a>(
+        texts: impl IntoIterator<Item = &'a str>,
+        config: ReplayConfig,
+    ) -> Replay {
         let mut timeline = Vec::new();
         let mut clock = 0;
         for text in texts {
@@ -161,7 +196,11 @@ impl Replay {
             }
             clock += MAX_GAP_SECS;
         }
-        Replay { timeline, span: clock, config }
+        Replay {
+            timeline,
+            span: clock,
+            config,
+        }
     }
 
     /// Events per round.
@@ -175,7 +214,11 @@ impl Replay {
     }
 
     /// Plays rounds into `out` until done or `shutdown`.
-    pub async fn run(self, out: mpsc::Sender<Vec<Incoming>>, shutdown: CancellationToken) -> ReplayReport {
+    pub async fn run(
+        self,
+        out: mpsc::Sender<Vec<Incoming>>,
+        shutdown: CancellationToken,
+    ) -> ReplayReport {
         let mut report = ReplayReport::default();
         if self.timeline.is_empty() {
             return report;
@@ -188,7 +231,11 @@ impl Replay {
             let round = report.rounds - 1;
             let round_start = Instant::now();
             for template in &self.timeline {
-                if self.config.limit.is_some_and(|limit| report.events >= limit) {
+                if self
+                    .config
+                    .limit
+                    .is_some_and(|limit| report.events >= limit)
+                {
                     break 'rounds;
                 }
                 let created_at = if speed > 0.0 {
@@ -218,7 +265,11 @@ impl Replay {
             if self.config.once {
                 break;
             }
-            round_time += if speed > 0.0 { (self.span as f64 / speed).ceil() as i64 } else { self.span };
+            round_time += if speed > 0.0 {
+                (self.span as f64 / speed).ceil() as i64
+            } else {
+                self.span
+            };
         }
         if !batch.is_empty() {
             send(&out, &mut batch).await;
@@ -259,7 +310,12 @@ mod tests {
         let texts = [
             r#"{"id":"1","type":"PushEvent","actor":{"login":"a"},"repo":{"name":"o/r"},"created_at":"2015-01-01T15:00:00Z"}"#,
         ];
-        let config = ReplayConfig { speed: 0.0, once: false, limit: Some(3), batch: 1 };
+        let config = ReplayConfig {
+            speed: 0.0,
+            once: false,
+            limit: Some(3),
+            batch: 1,
+        };
         let replay = Replay::from_texts(texts, config);
         let (tx, mut rx) = mpsc::channel(10);
         let report = replay.run(tx, CancellationToken::new()).await;
@@ -267,7 +323,9 @@ mod tests {
         let mut seen = Vec::new();
         while let Some(batch) = rx.recv().await {
             for item in batch {
-                let Incoming::Event(e) = item else { panic!("malformed") };
+                let Incoming::Event(e) = item else {
+                    panic!("malformed")
+                };
                 seen.push((e.id.clone(), e.created_at));
             }
         }

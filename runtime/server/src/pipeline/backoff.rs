@@ -25,7 +25,12 @@ pub async fn retry<T, E: Display, F: Future<Output = Result<T, E>>>(
         match op().await {
             Ok(value) => {
                 if attempt > 1 {
-                    tracing::info!(component = "pipeline", operation = what, attempt, "Operation succeeded after retrying.");
+                    tracing::info!(
+                        component = "pipeline",
+                        operation = what,
+                        attempt,
+                        "Operation succeeded after retrying."
+                    );
                 }
                 return Some(value);
             }
@@ -52,11 +57,16 @@ mod tests {
         let started = tokio::time::Instant::now();
         let mut calls = 0;
         let mut failures = 0;
-        let value = retry("test", &CancellationToken::new(), || failures += 1, || {
-            calls += 1;
-            let result = if calls < 4 { Err("down") } else { Ok(calls) };
-            async move { result }
-        })
+        let value = retry(
+            "test",
+            &CancellationToken::new(),
+            || failures += 1,
+            || {
+                calls += 1;
+                let result = if calls < 4 { Err("down") } else { Ok(calls) };
+                async move { result }
+            },
+        )
         .await;
         assert_eq!(value, Some(4));
         assert_eq!(failures, 3);
@@ -72,7 +82,8 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(60)).await;
             stopper.cancel();
         });
-        let value: Option<()> = retry("test", &stop, || {}, || async { Err::<(), _>("down") }).await;
+        let value: Option<()> =
+            retry("test", &stop, || {}, || async { Err::<(), _>("down") }).await;
         assert_eq!(value, None);
     }
 }

@@ -11,15 +11,15 @@ pub mod backoff;
 pub mod route;
 pub mod write;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use forgecast_connect::embedded::{EmbeddedBus, SqliteStore};
 use forgecast_connect::replay::{Replay, ReplayReport};
+use forgecast_core::Record;
 use forgecast_core::bus::{Bus, TopicFilter};
 use forgecast_core::store::{ScriptReload, Store};
 use forgecast_core::topic::PIPELINE_PREFIX;
-use forgecast_core::Record;
 use forgecast_script::watch::watch;
 use forgecast_script::{ScriptEngine, ScriptHost};
 use tokio::sync::{broadcast, mpsc};
@@ -101,8 +101,9 @@ impl Pipeline {
     /// Loads the scripts, opens the store and starts every stage.
     pub async fn start(plan: &UpPlan) -> Result<Pipeline, StartError> {
         let engine = Arc::new(ScriptEngine::new(plan.limits));
-        let host = ScriptHost::start(engine, &plan.scripts)
-            .map_err(|problems| StartError::Scripts(problems.iter().map(ToString::to_string).collect()))?;
+        let host = ScriptHost::start(engine, &plan.scripts).map_err(|problems| {
+            StartError::Scripts(problems.iter().map(ToString::to_string).collect())
+        })?;
         if host.scripts().routing().is_none() {
             return Err(StartError::NoRouting(plan.scripts.display().to_string()));
         }
@@ -122,7 +123,10 @@ impl Pipeline {
         tokio::spawn(watch(shared.host.clone(), plan.watch, stop_all.clone()));
 
         let bus = EmbeddedBus::new();
-        let subscription = bus.subscribe("store-writer", vec![TopicFilter::Prefix(PIPELINE_PREFIX.into())])?;
+        let subscription = bus.subscribe(
+            "store-writer",
+            vec![TopicFilter::Prefix(PIPELINE_PREFIX.into())],
+        )?;
         let writer = tokio::spawn(write::run(subscription, shared.clone(), stop_all.clone()));
 
         let (tx, rx) = mpsc::channel(SOURCE_QUEUE);
@@ -130,7 +134,12 @@ impl Pipeline {
         let source = match &plan.source {
             SourcePlan::Replay(config) => {
                 let replay = Replay::bundled(*config).map_err(StartError::Replay)?;
-                tracing::info!(component = "source", events = replay.len(), speed = config.speed, "Replaying the bundled GH Archive events.");
+                tracing::info!(
+                    component = "source",
+                    events = replay.len(),
+                    speed = config.speed,
+                    "Replaying the bundled GH Archive events."
+                );
                 tokio::spawn(replay.run(tx, stop_source.clone()))
             }
             SourcePlan::None => {
@@ -142,7 +151,14 @@ impl Pipeline {
                 })
             }
         };
-        Ok(Pipeline { shared, stop_source, stop_all, source, router, writer })
+        Ok(Pipeline {
+            shared,
+            stop_source,
+            stop_all,
+            source,
+            router,
+            writer,
+        })
     }
 
     /// What the HTTP server needs.
@@ -162,7 +178,11 @@ impl Pipeline {
         let routed = self.router.await.unwrap_or_default();
         let written = self.writer.await.unwrap_or_default();
         self.stop_all.cancel();
-        Summary { source_events: source.events, routed, written }
+        Summary {
+            source_events: source.events,
+            routed,
+            written,
+        }
     }
 
     /// Gives up on draining: stops retries and the watcher (a second Ctrl-C).

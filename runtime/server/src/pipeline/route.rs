@@ -16,14 +16,21 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::backoff::retry;
 use super::Shared;
+use super::backoff::retry;
 use crate::metrics::{Metrics, ScriptLabel, StageLabel, TopicLabel};
 
 /// Routes one batch with one script version; returns the records to publish.
-pub fn route_batch(engine: &ScriptEngine, routing: &Script, batch: Vec<Incoming>, metrics: &Metrics) -> Vec<Record> {
+pub fn route_batch(
+    engine: &ScriptEngine,
+    routing: &Script,
+    batch: Vec<Incoming>,
+    metrics: &Metrics,
+) -> Vec<Record> {
     let mut records = Vec::with_capacity(batch.len());
-    let timing = metrics.script_seconds.get_or_create_owned(&ScriptLabel { script: routing.id().to_string() });
+    let timing = metrics.script_seconds.get_or_create_owned(&ScriptLabel {
+        script: routing.id().to_string(),
+    });
     for item in batch {
         match item {
             Incoming::Event(event) => {
@@ -32,7 +39,9 @@ pub fn route_batch(engine: &ScriptEngine, routing: &Script, batch: Vec<Incoming>
                 timing.observe(started.elapsed().as_secs_f64());
                 match decision {
                     Ok(decision) => {
-                        let key = decision.key.unwrap_or_else(|| Arc::from(event.repo.as_str()));
+                        let key = decision
+                            .key
+                            .unwrap_or_else(|| Arc::from(event.repo.as_str()));
                         for topic in decision.topics {
                             records.push(Record::event(topic, Some(key.clone()), event.clone()));
                         }
@@ -67,10 +76,20 @@ fn count(records: &[Record], metrics: &Metrics) {
         }
     }
     for (topic, n) in per_topic {
-        metrics.events_in.get_or_create(&TopicLabel { topic: topic.to_string() }).inc_by(n);
+        metrics
+            .events_in
+            .get_or_create(&TopicLabel {
+                topic: topic.to_string(),
+            })
+            .inc_by(n);
     }
     for (stage, n) in dead {
-        metrics.dead_letters.get_or_create(&StageLabel { stage: stage.to_string() }).inc_by(n);
+        metrics
+            .dead_letters
+            .get_or_create(&StageLabel {
+                stage: stage.to_string(),
+            })
+            .inc_by(n);
     }
 }
 
@@ -86,7 +105,9 @@ pub fn spawn(
         let mut routed = 0u64;
         while let Some(batch) = rx.blocking_recv() {
             let scripts = shared.host.scripts();
-            let routing = scripts.routing().expect("a routing script stays live once loaded");
+            let routing = scripts
+                .routing()
+                .expect("a routing script stays live once loaded");
             let records = route_batch(shared.host.engine(), routing, batch, &shared.metrics);
             routed += records.len() as u64;
             if shared.tap.receiver_count() > 0 {
@@ -94,9 +115,18 @@ pub fn spawn(
                     let _ = shared.tap.send(record.clone());
                 }
             }
-            let published = runtime.block_on(retry("publish", &stop_all, || {}, || bus.publish(records.clone())));
+            let published = runtime.block_on(retry(
+                "publish",
+                &stop_all,
+                || {},
+                || bus.publish(records.clone()),
+            ));
             if published.is_none() {
-                tracing::error!(component = "route", records = records.len(), "Shutdown forced while the bus was failing; records not published.");
+                tracing::error!(
+                    component = "route",
+                    records = records.len(),
+                    "Shutdown forced while the bus was failing; records not published."
+                );
                 break;
             }
         }

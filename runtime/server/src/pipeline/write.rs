@@ -4,17 +4,17 @@
 //! the store ignores events it already holds, so redelivery never double-counts.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use forgecast_connect::embedded::EmbeddedSubscription;
+use forgecast_core::RecordBody;
 use forgecast_core::bus::Subscription;
 use forgecast_core::store::Store;
-use forgecast_core::RecordBody;
 use tokio_util::sync::CancellationToken;
 
-use super::backoff::retry;
 use super::Shared;
+use super::backoff::retry;
 use crate::metrics::TopicLabel;
 
 /// Records taken from the bus at once.
@@ -34,7 +34,11 @@ pub struct WriteReport {
 }
 
 /// Runs until the bus is closed and drained, or `stop` forces an end while the store is failing.
-pub async fn run(mut subscription: EmbeddedSubscription, shared: Arc<Shared>, stop: CancellationToken) -> WriteReport {
+pub async fn run(
+    mut subscription: EmbeddedSubscription,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) -> WriteReport {
     let mut report = WriteReport::default();
     loop {
         let batch = match subscription.next_batch(BATCH).await {
@@ -60,14 +64,26 @@ pub async fn run(mut subscription: EmbeddedSubscription, shared: Arc<Shared>, st
             shared.store_ok.store(false, Ordering::Relaxed);
             metrics.store_retries.inc();
         };
-        let Some(outcome) = retry("write_events", &stop, failed, || shared.store.write_events(events.clone())).await
+        let Some(outcome) = retry("write_events", &stop, failed, || {
+            shared.store.write_events(events.clone())
+        })
+        .await
         else {
-            tracing::error!(component = "store-writer", events = events.len(), "Shutdown forced while the store was failing; batch not stored.");
+            tracing::error!(
+                component = "store-writer",
+                events = events.len(),
+                "Shutdown forced while the store was failing; batch not stored."
+            );
             break;
         };
         if !letters.is_empty() {
             let letters_len = letters.len() as u64;
-            if retry("write_dead_letters", &stop, failed, || shared.store.write_dead_letters(letters.clone())).await.is_none() {
+            if retry("write_dead_letters", &stop, failed, || {
+                shared.store.write_dead_letters(letters.clone())
+            })
+            .await
+            .is_none()
+            {
                 break;
             }
             report.dead_letters += letters_len;
@@ -82,7 +98,12 @@ pub async fn run(mut subscription: EmbeddedSubscription, shared: Arc<Shared>, st
         metrics.stored.inc_by(outcome.inserted);
         metrics.duplicates.inc_by(outcome.duplicates);
         for (topic, n) in per_topic {
-            metrics.events_out.get_or_create(&TopicLabel { topic: topic.to_string() }).inc_by(n);
+            metrics
+                .events_out
+                .get_or_create(&TopicLabel {
+                    topic: topic.to_string(),
+                })
+                .inc_by(n);
         }
     }
     report
