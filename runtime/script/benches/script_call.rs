@@ -1,1 +1,90 @@
-fn main() {}
+//! Cost of calling scripts through the host, per call, on real GH Archive events.
+//!
+//! `route` runs the shipped `scripts/routing.rhai`; `features` runs `scripts/features/issue_outcome.rhai` on
+//! real IssuesEvents. `features_script_issues` includes the one lazy parse of each event's JSON that the first
+//! `field()` call triggers; `features_script_issues_parsed` is the same call once that parse is cached, so the
+//! host and script cost alone. The reference in the same run is the routing written in Rust.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use forgecast_core::Event;
+use forgecast_script::host::check_dir;
+use forgecast_script::{EventView, ScriptEngine};
+
+fn sample_events() -> Vec<Arc<Event>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/gharchive-samples");
+    let mut events = Vec::new();
+    for name in ["2015-01-01-15.sample.json", "2021-07-21-few-hours.json"] {
+        let text = std::fs::read_to_string(root.join(name)).unwrap();
+        events.extend(text.lines().map(|l| Arc::new(Event::parse(l).unwrap())));
+    }
+    events
+}
+
+fn native_route(event: &Event) -> &'static str {
+    if event.is_bot() {
+        return "gh.bots";
+    }
+    match event.kind.as_str() {
+        "PushEvent" => "gh.raw.push",
+        "PullRequestEvent" | "PullRequestReviewEvent" | "PullRequestReviewCommentEvent" => "gh.raw.pull_request",
+        "IssuesEvent" | "IssueCommentEvent" => "gh.raw.issues",
+        "WatchEvent" | "ForkEvent" => "gh.raw.stars",
+        "CreateEvent" | "DeleteEvent" => "gh.raw.refs",
+        "ReleaseEvent" => "gh.raw.release",
+        _ => "gh.raw.other",
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let engine = ScriptEngine::default();
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts");
+    let (loaded, problems) = check_dir(&engine, &scripts);
+    assert!(problems.is_empty(), "{problems:?}");
+    let routing = loaded.iter().find(|s| s.id() == "routing").unwrap();
+    let features = loaded.iter().find(|s| s.id() == "features/issue_outcome").unwrap();
+    let events = sample_events();
+    let issues: Vec<Arc<Event>> = events.iter().filter(|e| e.kind == "IssuesEvent").cloned().collect();
+
+    let mut group = c.benchmark_group("per_call");
+    group.throughput(Throughput::Elements(events.len() as u64));
+    group.bench_function("route_script", |b| {
+        b.iter(|| {
+            for event in &events {
+                black_box(routing.route(&engine, EventView::new(event.clone())).unwrap());
+            }
+        })
+    });
+    group.bench_function("route_native_reference", |b| {
+        b.iter(|| {
+            for event in &events {
+                black_box(native_route(black_box(event)));
+            }
+        })
+    });
+    group.throughput(Throughput::Elements(issues.len() as u64));
+    group.bench_function("features_script_issues", |b| {
+        b.iter(|| {
+            for event in &issues {
+                let record = rhai::Dynamic::from(EventView::new(event.clone()));
+                black_box(features.features(&engine, record).unwrap());
+            }
+        })
+    });
+    // The same calls on views whose JSON was already parsed by an earlier call: the host and script cost alone.
+    let views: Vec<EventView> = issues.iter().map(|e| EventView::new(e.clone())).collect();
+    group.bench_function("features_script_issues_parsed", |b| {
+        b.iter(|| {
+            for view in &views {
+                black_box(features.features(&engine, rhai::Dynamic::from(view.clone())).unwrap());
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -80,12 +80,9 @@ fn expected_totals(events: &[Value]) -> BTreeMap<(&'static str, String), u64> {
         if let Some(org) = e["org"]["login"].as_str() {
             add("org", org);
         }
-        if kind.starts_with("PullRequest") {
-            if let Some(language) =
-                e["payload"]["pull_request"]["base"]["repo"]["language"].as_str()
-            {
-                add("language", language);
-            }
+        let language = e["payload"]["pull_request"]["base"]["repo"]["language"].as_str();
+        if let Some(language) = language.filter(|_| kind.starts_with("PullRequest")) {
+            add("language", language);
         }
         if login.ends_with("[bot]") || login.ends_with("-bot") || login.ends_with("_bot") {
             add("bot", kind);

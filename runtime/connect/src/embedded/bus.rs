@@ -16,6 +16,9 @@ const QUEUE_BATCHES: usize = 64;
 
 type Queue = Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<Record>>>>;
 
+/// A group's filters and the sending end of its queue.
+type Route = (Vec<TopicFilter>, mpsc::Sender<Vec<Record>>);
+
 struct Group {
     name: String,
     filters: Vec<TopicFilter>,
@@ -37,7 +40,7 @@ impl EmbeddedBus {
         }
     }
 
-    fn senders(&self) -> Result<Vec<(Vec<TopicFilter>, mpsc::Sender<Vec<Record>>)>, BusError> {
+    fn senders(&self) -> Result<Vec<Route>, BusError> {
         let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         let groups = groups.as_ref().ok_or(BusError::Closed)?;
         Ok(groups

@@ -240,10 +240,8 @@ impl Replay {
                 }
                 let created_at = if speed > 0.0 {
                     let due = round_start + Duration::from_secs_f64(template.offset as f64 / speed);
-                    if due > Instant::now() && !batch.is_empty() {
-                        if !send(&out, &mut batch).await {
-                            break 'rounds;
-                        }
+                    if due > Instant::now() && !batch.is_empty() && !send(&out, &mut batch).await {
+                        break 'rounds;
                     }
                     tokio::select! {
                         _ = shutdown.cancelled() => break 'rounds,
