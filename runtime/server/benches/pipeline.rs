@@ -105,10 +105,10 @@ async fn main() {
             .collect();
         write_batches.push(batch);
     }
-    // The writer takes up to 4096 records at a time; write in batches of that size.
+    // The writer takes up to 32,768 records at a time; write in batches of that size.
     let flat: Vec<Arc<Event>> = write_batches.into_iter().flatten().collect();
     let started = Instant::now();
-    for chunk in flat.chunks(4096) {
+    for chunk in flat.chunks(32_768) {
         store.write_events(chunk.to_vec()).await.unwrap();
     }
     println!("  SQLite store alone      {}", rate(events, started.elapsed()));

@@ -61,7 +61,7 @@ pub struct UpArgs {
     /// Directory of the Rhai scripts [default: scripts]
     #[arg(long, env = "FORGECAST_SCRIPTS", value_name = "DIR")]
     pub scripts: Option<PathBuf>,
-    /// Directory for the store and other state [default: data]
+    /// Directory for the store and other state [default: .forgecast]
     #[arg(long, env = "FORGECAST_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Address of the HTTP server [default: 127.0.0.1:8080]

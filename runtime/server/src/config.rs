@@ -137,7 +137,7 @@ pub fn plan(args: UpArgs) -> Result<UpPlan, ConfigError> {
     let data_dir = args
         .data_dir
         .or(file.data_dir)
-        .unwrap_or_else(|| PathBuf::from("data"));
+        .unwrap_or_else(|| PathBuf::from(".forgecast"));
     std::fs::create_dir_all(&data_dir).map_err(|e| {
         invalid(
             "data_dir",

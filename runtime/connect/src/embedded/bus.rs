@@ -12,7 +12,7 @@ use forgecast_core::topic::validate_topic;
 use tokio::sync::mpsc;
 
 /// Batches a group's queue holds before publishers wait.
-const QUEUE_BATCHES: usize = 64;
+const QUEUE_BATCHES: usize = 128;
 
 type Queue = Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<Record>>>>;
 

@@ -18,7 +18,7 @@ use super::backoff::retry;
 use crate::metrics::TopicLabel;
 
 /// Records taken from the bus at once.
-const BATCH: usize = 4096;
+const BATCH: usize = 32_768;
 
 /// What the writer did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
