@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use forgecast_core::Event;
 use forgecast_script::host::check_dir;
 use forgecast_script::{EventView, ScriptEngine};
@@ -30,7 +30,9 @@ fn native_route(event: &Event) -> &'static str {
     }
     match event.kind.as_str() {
         "PushEvent" => "gh.raw.push",
-        "PullRequestEvent" | "PullRequestReviewEvent" | "PullRequestReviewCommentEvent" => "gh.raw.pull_request",
+        "PullRequestEvent" | "PullRequestReviewEvent" | "PullRequestReviewCommentEvent" => {
+            "gh.raw.pull_request"
+        }
         "IssuesEvent" | "IssueCommentEvent" => "gh.raw.issues",
         "WatchEvent" | "ForkEvent" => "gh.raw.stars",
         "CreateEvent" | "DeleteEvent" => "gh.raw.refs",
@@ -45,16 +47,27 @@ fn bench(c: &mut Criterion) {
     let (loaded, problems) = check_dir(&engine, &scripts);
     assert!(problems.is_empty(), "{problems:?}");
     let routing = loaded.iter().find(|s| s.id() == "routing").unwrap();
-    let features = loaded.iter().find(|s| s.id() == "features/issue_outcome").unwrap();
+    let features = loaded
+        .iter()
+        .find(|s| s.id() == "features/issue_outcome")
+        .unwrap();
     let events = sample_events();
-    let issues: Vec<Arc<Event>> = events.iter().filter(|e| e.kind == "IssuesEvent").cloned().collect();
+    let issues: Vec<Arc<Event>> = events
+        .iter()
+        .filter(|e| e.kind == "IssuesEvent")
+        .cloned()
+        .collect();
 
     let mut group = c.benchmark_group("per_call");
     group.throughput(Throughput::Elements(events.len() as u64));
     group.bench_function("route_script", |b| {
         b.iter(|| {
             for event in &events {
-                black_box(routing.route(&engine, EventView::new(event.clone())).unwrap());
+                black_box(
+                    routing
+                        .route(&engine, EventView::new(event.clone()))
+                        .unwrap(),
+                );
             }
         })
     });
@@ -79,7 +92,11 @@ fn bench(c: &mut Criterion) {
     group.bench_function("features_script_issues_parsed", |b| {
         b.iter(|| {
             for view in &views {
-                black_box(features.features(&engine, rhai::Dynamic::from(view.clone())).unwrap());
+                black_box(
+                    features
+                        .features(&engine, rhai::Dynamic::from(view.clone()))
+                        .unwrap(),
+                );
             }
         })
     });

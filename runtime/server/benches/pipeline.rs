@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use forgecast::config::{SourcePlan, UpPlan};
 use forgecast::metrics::Metrics;
-use forgecast::pipeline::route::route_batch;
 use forgecast::pipeline::Pipeline;
+use forgecast::pipeline::route::route_batch;
 use forgecast_connect::embedded::SqliteStore;
 use forgecast_connect::replay::{Replay, ReplayConfig};
+use forgecast_core::Event;
 use forgecast_core::source::Incoming;
 use forgecast_core::store::Store;
-use forgecast_core::Event;
 use forgecast_script::host::check_dir;
 use forgecast_script::watch::WatchConfig;
 use forgecast_script::{Limits, ScriptEngine};
@@ -24,11 +24,20 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 fn rate(events: u64, took: Duration) -> String {
-    format!("{:>9.0} events/s  ({events} events in {:.2} s)", events as f64 / took.as_secs_f64(), took.as_secs_f64())
+    format!(
+        "{:>9.0} events/s  ({events} events in {:.2} s)",
+        events as f64 / took.as_secs_f64(),
+        took.as_secs_f64()
+    )
 }
 
 fn replay_config(events: u64) -> ReplayConfig {
-    ReplayConfig { speed: 0.0, once: false, limit: Some(events), batch: 512 }
+    ReplayConfig {
+        speed: 0.0,
+        once: false,
+        limit: Some(events),
+        batch: 512,
+    }
 }
 
 /// Every replayed event, collected in memory (for the stage-alone measurements).
@@ -47,7 +56,10 @@ async fn replayed(events: u64) -> (Vec<Vec<Incoming>>, Duration) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let events: u64 = std::env::var("FORGECAST_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let events: u64 = std::env::var("FORGECAST_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let scripts = root.join("scripts");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -74,7 +86,9 @@ async fn main() {
     assert_eq!(summary.written.stored, events);
     assert_eq!(shared.store.event_count().await.unwrap(), events);
     println!("  whole pipeline          {}", rate(events, took));
-    let size = std::fs::metadata(data.path().join("forgecast.sqlite")).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(data.path().join("forgecast.sqlite"))
+        .map(|m| m.len())
+        .unwrap_or(0);
     println!("  store file              {:.0} MB", size as f64 / 1e6);
 
     // Each stage alone, on the same events.
@@ -90,7 +104,10 @@ async fn main() {
     for batch in batches {
         routed.push(route_batch(&engine, routing, batch, &metrics));
     }
-    println!("  routing script alone    {}", rate(events, started.elapsed()));
+    println!(
+        "  routing script alone    {}",
+        rate(events, started.elapsed())
+    );
 
     let store_dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&store_dir.path().join("s.sqlite")).unwrap();
@@ -111,5 +128,8 @@ async fn main() {
     for chunk in flat.chunks(32_768) {
         store.write_events(chunk.to_vec()).await.unwrap();
     }
-    println!("  SQLite store alone      {}", rate(events, started.elapsed()));
+    println!(
+        "  SQLite store alone      {}",
+        rate(events, started.elapsed())
+    );
 }

@@ -138,12 +138,14 @@ async fn replayed_events_are_stored_once_and_counted_exactly() {
         .collect();
     assert_eq!(minute, expected_minute, "minute counters");
 
-    // Each event sits in the hour bucket of its own (shifted) timestamp.
-    let db = rusqlite::Connection::open(data.path().join("forgecast.sqlite")).unwrap();
+    // The stored events file is GH Archive JSON lines; each event sits in the hour bucket of its own (shifted)
+    // timestamp, and keeps its GitHub id on the first round.
+    let stored = fs::read_to_string(data.path().join("forgecast.events")).unwrap();
     let mut per_hour: BTreeMap<i64, u64> = BTreeMap::new();
-    let mut select = db.prepare("SELECT raw FROM events").unwrap();
-    for raw in select.query_map([], |r| r.get::<_, String>(0)).unwrap() {
-        let tree: Value = serde_json::from_str(&raw.unwrap()).unwrap();
+    let mut ids = std::collections::BTreeSet::new();
+    for line in stored.lines() {
+        let tree: Value = serde_json::from_str(line).unwrap();
+        ids.insert(tree["id"].as_str().unwrap().to_string());
         let time = chrono::DateTime::parse_from_rfc3339(tree["created_at"].as_str().unwrap())
             .unwrap()
             .timestamp();
@@ -158,6 +160,11 @@ async fn replayed_events_are_stored_once_and_counted_exactly() {
     let rows = shared.store.aggregates(query).await.unwrap();
     let stored_hours: BTreeMap<i64, u64> = rows.into_iter().map(|r| (r.bucket, r.count)).collect();
     assert_eq!(stored_hours, per_hour);
+    let input_ids: std::collections::BTreeSet<String> = input
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, input_ids);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
