@@ -100,6 +100,21 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+    // Host overhead alone: a features script that reads one payload field and one property.
+    let minimal = forgecast_script::Script::compile(
+        &engine,
+        "features/minimal",
+        Path::new("features/minimal.rhai"),
+        "fn features(record) { #{ comments: record.field(\"payload.issue.comments\") ?? 0, bot: record.is_bot } }",
+    )
+    .unwrap();
+    group.bench_function("features_minimal_issues_parsed", |b| {
+        b.iter(|| {
+            for view in &views {
+                black_box(minimal.features(&engine, rhai::Dynamic::from(view.clone())).unwrap());
+            }
+        })
+    });
     group.finish();
 }
 

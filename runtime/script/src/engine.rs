@@ -296,12 +296,9 @@ fn register_api(engine: &mut Engine) {
             words(s).map(Dynamic::from).collect()
         })
         .register_fn("count_words", |s: &str, list: Array| -> i64 {
-            let wanted: Vec<String> = list
-                .iter()
-                .filter_map(|d| d.clone().into_string().ok())
-                .map(|w| w.to_lowercase())
-                .collect();
-            words(s).filter(|w| wanted.iter().any(|x| x == w)).count() as i64
+            let wanted: Vec<String> =
+                list.iter().filter_map(|d| d.clone().into_string().ok()).map(|w| w.to_lowercase()).collect();
+            raw_words(s).filter(|w| wanted.iter().any(|x| same_word(w, x))).count() as i64
         })
         .register_fn("log", |msg: &str| {
             with_current(
@@ -315,11 +312,23 @@ fn register_api(engine: &mut Engine) {
         });
 }
 
-/// Lower-cased words of a text, split on anything that is not a letter, digit, `_` or `'`.
+/// Words of a text as written, split on anything that is not a letter, digit, `_` or `'`.
+fn raw_words(s: &str) -> impl Iterator<Item = &str> + '_ {
+    s.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '\'')).filter(|w| !w.is_empty())
+}
+
+/// Lower-cased words of a text.
 fn words(s: &str) -> impl Iterator<Item = String> + '_ {
-    s.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '\''))
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
+    raw_words(s).map(str::to_lowercase)
+}
+
+/// Whether `word` equals the lower-cased `wanted`, ignoring case, without allocating for ASCII words.
+fn same_word(word: &str, wanted: &str) -> bool {
+    if word.is_ascii() {
+        word.eq_ignore_ascii_case(wanted)
+    } else {
+        word.to_lowercase() == wanted
+    }
 }
 
 /// A stable 64-bit hash (FNV-1a), the same on every machine and every run, unlike Rust's default hasher.
@@ -342,6 +351,13 @@ mod tests {
     fn hash_is_stable_across_runs() {
         assert_eq!(fnv1a("torvalds/linux"), fnv1a("torvalds/linux"));
         assert_eq!(fnv1a(""), 0xcbf2_9ce4_8422_2325);
+    }
+
+    #[test]
+    fn same_word_ignores_case_for_any_script() {
+        assert!(same_word("LGTM", "lgtm"));
+        assert!(same_word("Größe", "größe"));
+        assert!(!same_word("bugs", "bug"));
     }
 
     #[test]
