@@ -38,10 +38,11 @@ fn main() -> ExitCode {
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {
     let plan = config::plan(args)?;
-    let pipeline = Pipeline::start(&plan).await?;
+    // Bind first: a busy port should stop start-up before any event is taken in.
     let listener = tokio::net::TcpListener::bind(plan.listen)
         .await
         .with_context(|| format!("cannot listen on {}", plan.listen))?;
+    let pipeline = Pipeline::start(&plan).await?;
     let address = listener.local_addr()?;
     tracing::info!(component = "http", address = %address, "Serving http://{address}/");
     let stop_http = tokio_util::sync::CancellationToken::new();
