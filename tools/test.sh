@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # Runs every test of the project: unit, integration and end-to-end tests of the workspace.
-# Services the tests need are installed under $HOME/.cache/forgecast and started on loopback by the tests'
-# own harness; nothing outside the repository and that cache is touched.
+# Tools the tests need are installed once and skipped when present; services are started on loopback by the
+# tests themselves and stopped when they end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-mkdir -p "$HOME/.cache/forgecast"
+
+# Headless Chromium and ChromeDriver for the dashboard's browser tests (Debian packages, installed once).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "Installing Debian's chromium and chromium-driver for the browser tests…"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
 
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked -- --test-threads=2

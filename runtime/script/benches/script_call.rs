@@ -111,7 +111,11 @@ fn bench(c: &mut Criterion) {
     group.bench_function("features_minimal_issues_parsed", |b| {
         b.iter(|| {
             for view in &views {
-                black_box(minimal.features(&engine, rhai::Dynamic::from(view.clone())).unwrap());
+                black_box(
+                    minimal
+                        .features(&engine, rhai::Dynamic::from(view.clone()))
+                        .unwrap(),
+                );
             }
         })
     });

@@ -296,9 +296,14 @@ fn register_api(engine: &mut Engine) {
             words(s).map(Dynamic::from).collect()
         })
         .register_fn("count_words", |s: &str, list: Array| -> i64 {
-            let wanted: Vec<String> =
-                list.iter().filter_map(|d| d.clone().into_string().ok()).map(|w| w.to_lowercase()).collect();
-            raw_words(s).filter(|w| wanted.iter().any(|x| same_word(w, x))).count() as i64
+            let wanted: Vec<String> = list
+                .iter()
+                .filter_map(|d| d.clone().into_string().ok())
+                .map(|w| w.to_lowercase())
+                .collect();
+            raw_words(s)
+                .filter(|w| wanted.iter().any(|x| same_word(w, x)))
+                .count() as i64
         })
         .register_fn("log", |msg: &str| {
             with_current(
@@ -314,7 +319,8 @@ fn register_api(engine: &mut Engine) {
 
 /// Words of a text as written, split on anything that is not a letter, digit, `_` or `'`.
 fn raw_words(s: &str) -> impl Iterator<Item = &str> + '_ {
-    s.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '\'')).filter(|w| !w.is_empty())
+    s.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '\''))
+        .filter(|w| !w.is_empty())
 }
 
 /// Lower-cased words of a text.

@@ -12,7 +12,7 @@ pub mod route;
 pub mod write;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use forgecast_connect::embedded::{EmbeddedBus, SqliteStore};
 use forgecast_connect::replay::{Replay, ReplayReport};
@@ -47,6 +47,10 @@ pub struct Shared {
     pub tap: broadcast::Sender<Record>,
     /// Whether the last store operation succeeded.
     pub store_ok: AtomicBool,
+    /// Records published by routing so far.
+    pub published: AtomicU64,
+    /// Records the store writer has handled so far; `published - handled` is the lag.
+    pub handled: AtomicU64,
 }
 
 impl Shared {
@@ -115,6 +119,8 @@ impl Pipeline {
             metrics,
             tap: broadcast::channel(TAP_CAPACITY).0,
             store_ok: AtomicBool::new(true),
+            published: AtomicU64::new(0),
+            handled: AtomicU64::new(0),
         });
         record_reloads(&shared);
 
@@ -193,23 +199,50 @@ impl Pipeline {
 
 fn record_reloads(shared: &Arc<Shared>) {
     let runtime = tokio::runtime::Handle::current();
-    let weak = Arc::downgrade(shared);
+    let keep = {
+        let shared = Arc::downgrade(shared);
+        move |reload: ScriptReload| {
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            runtime.spawn(async move {
+                if let Err(e) = shared.store.record_reload(reload).await {
+                    tracing::warn!(component = "scripts", error = %e, "Could not record a script reload in the store.");
+                }
+            });
+        }
+    };
+    // The versions loaded at start open this run's history.
+    for script in shared.host.scripts().iter() {
+        keep(ScriptReload {
+            at: forgecast_core::time::now_unix(),
+            script: script.id().to_string(),
+            old_hash: None,
+            new_hash: script.hash().to_string(),
+            accepted: true,
+            reason: None,
+        });
+    }
+    let metrics = shared.metrics.clone();
     shared.host.on_reload(move |event| {
-        let Some(shared) = weak.upgrade() else { return };
-        let result = if event.accepted { "accepted" } else { "refused" };
-        shared.metrics.reloads.get_or_create(&crate::metrics::ResultLabel { result: result.into() }).inc();
-        let reload = ScriptReload {
+        let result = if event.accepted {
+            "accepted"
+        } else {
+            "refused"
+        };
+        metrics
+            .reloads
+            .get_or_create(&crate::metrics::ResultLabel {
+                result: result.into(),
+            })
+            .inc();
+        keep(ScriptReload {
             at: forgecast_core::time::now_unix(),
             script: event.script.clone(),
             old_hash: event.old_hash.clone(),
             new_hash: event.new_hash.clone(),
             accepted: event.accepted,
             reason: event.reason(),
-        };
-        runtime.spawn(async move {
-            if let Err(e) = shared.store.record_reload(reload).await {
-                tracing::warn!(component = "scripts", error = %e, "Could not record a script reload in the store.");
-            }
         });
     });
 }

@@ -129,6 +129,9 @@ pub fn spawn(
                 );
                 break;
             }
+            shared
+                .published
+                .fetch_add(records.len() as u64, std::sync::atomic::Ordering::Relaxed);
         }
         bus.close();
         routed

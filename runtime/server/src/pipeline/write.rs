@@ -93,6 +93,9 @@ pub async fn run(
             tracing::warn!(component = "store-writer", error = %e, "Commit failed; the batch may be delivered again (harmless).");
         }
         report.consumed += batch.len() as u64;
+        shared
+            .handled
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
         report.stored += outcome.inserted;
         report.duplicates += outcome.duplicates;
         metrics.stored.inc_by(outcome.inserted);

@@ -1,25 +1,11 @@
-//! The HTTP server: health, metrics, script status and live taps of topics.
-//!
-//! | route | what |
-//! |---|---|
-//! | `GET /healthz` | 200 while the process serves |
-//! | `GET /readyz` | 200 when the store accepts writes, 503 while it is failing |
-//! | `GET /metrics` | Prometheus text |
-//! | `GET /api/scripts` | each script: id, file, status, hash, loaded-at, last refusal |
-//! | `GET /api/scripts/reloads` | the last 100 reload decisions, newest first |
-//! | `GET /api/tap?topic=T` | server-sent events: every record routed to `T` (`gh.raw.*` prefixes, `*` for all) |
+//! `GET /api/tap?topic=T`: every record routed to a topic, as server-sent events, for `forgecast tap`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use forgecast_core::store::Store;
 use forgecast_core::time::format_timestamp;
 use forgecast_core::{Record, RecordBody};
 use futures_util::stream::{self, Stream};
@@ -28,48 +14,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::pipeline::Shared;
 
-/// The application router.
-pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/api/scripts", get(scripts))
-        .route("/api/scripts/reloads", get(reloads))
-        .route("/api/tap", get(tap))
-        .with_state(shared)
-}
-
-async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    if shared.ready() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "store failing; retrying\n").into_response()
-    }
-}
-
-async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-    (
-        [(header::CONTENT_TYPE, content_type)],
-        shared.metrics.render(),
-    )
-        .into_response()
-}
-
-async fn scripts(State(shared): State<Arc<Shared>>) -> Response {
-    Json(shared.host.statuses()).into_response()
-}
-
-async fn reloads(State(shared): State<Arc<Shared>>) -> Response {
-    match shared.store.recent_reloads(100).await {
-        Ok(list) => Json(list).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
-    }
-}
-
 #[derive(Deserialize)]
-struct TapQuery {
+pub(super) struct TapQuery {
     topic: String,
 }
 
@@ -136,7 +82,7 @@ pub fn topic_matches(pattern: &str, topic: &str) -> bool {
     }
 }
 
-async fn tap(
+pub(super) async fn tap(
     State(shared): State<Arc<Shared>>,
     Query(query): Query<TapQuery>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {

@@ -1,0 +1,72 @@
+//! The HTTP server: the dashboard and its JSON API, health, metrics, script status and live taps of topics.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /` | the dashboard (`assets/` holds its script and styles; nothing is loaded from elsewhere) |
+//! | `GET /api/live` | the live view's numbers: events per minute by type, top repositories, languages, organisations, health |
+//! | `GET /healthz` | 200 while the process serves |
+//! | `GET /readyz` | 200 when the store accepts writes, 503 while it is failing |
+//! | `GET /metrics` | Prometheus text |
+//! | `GET /api/scripts` | each script: id, file, status, hash, loaded-at, last refusal |
+//! | `GET /api/scripts/reloads` | the last 100 reload decisions, newest first |
+//! | `GET /api/tap?topic=T` | server-sent events: every record routed to `T` (`gh.raw.*` prefixes, `*` for all) |
+
+mod dashboard;
+mod live;
+mod tap;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use forgecast_core::store::Store;
+
+use crate::pipeline::Shared;
+
+pub use tap::{Tapped, topic_matches};
+
+/// The application router.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/scripts", get(scripts))
+        .route("/api/scripts/reloads", get(reloads))
+        .route("/api/tap", get(tap::tap))
+        .route("/api/live", get(live::live))
+        .route("/", get(dashboard::page))
+        .route("/assets/{file}", get(dashboard::asset))
+        .with_state(shared)
+}
+
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "store failing; retrying\n").into_response()
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    (
+        [(header::CONTENT_TYPE, content_type)],
+        shared.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn scripts(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.host.statuses()).into_response()
+}
+
+async fn reloads(State(shared): State<Arc<Shared>>) -> Response {
+    match shared.store.recent_reloads(100).await {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}

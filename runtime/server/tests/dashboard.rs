@@ -1,0 +1,402 @@
+//! The dashboard in a real browser (headless Chromium driven over WebDriver): the numbers on the page are the
+//! numbers of its JSON API, live numbers move while events flow, and hostile text from GitHub is shown as
+//! text and runs nothing. Screenshots of each view are saved under `target/screenshots/`.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use forgecast_connect::embedded::SqliteStore;
+use forgecast_core::Event;
+use forgecast_core::store::Store;
+use forgecast_core::time::{format_timestamp, now_unix};
+use serde_json::{Value, json};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// A repository name and organisation that would run code if the page ever treated them as HTML.
+const HOSTILE_REPO: &str =
+    "<script>window.__pwned='script'</script>/<img src=x onerror=\"window.__pwned='img'\">";
+const HOSTILE_ORG: &str = "<svg onload=\"window.__pwned='svg'\">";
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn scripts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
+}
+
+/// Starts `forgecast up` with `args`; returns it and its base URL.
+fn up(data: &Path, args: &[&str]) -> (Killed, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_forgecast"))
+        .args(["up", "--listen", "127.0.0.1:0", "--scripts"])
+        .arg(scripts())
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("forgecast up logs its address");
+        if let Some(at) = line.find("Serving http://") {
+            let url = line[at + "Serving ".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .trim_end_matches('/')
+                .to_string();
+            std::thread::spawn(move || while rx.recv().is_ok() {});
+            return (Killed(child), url);
+        }
+    }
+}
+
+/// A WebDriver session on headless Chromium.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    _driver: Killed,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        assert!(
+            Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists(),
+            "Chromium and ChromeDriver are needed: tools/test.sh installs Debian's chromium and chromium-driver"
+        );
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let http = reqwest::Client::new();
+        let root = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while http.get(format!("{root}/status")).send().await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "chromedriver did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().unwrap().keep();
+        let capabilities = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--window-size=1280,1000", format!("--user-data-dir={}", profile.display())]
+        }}}});
+        let session = post(&http, &format!("{root}/session"), capabilities).await;
+        let id = session["sessionId"]
+            .as_str()
+            .expect("a WebDriver session")
+            .to_string();
+        Browser {
+            http,
+            base: format!("{root}/session/{id}"),
+            _driver: Killed(driver),
+        }
+    }
+
+    async fn open(&self, url: &str) {
+        post(
+            &self.http,
+            &format!("{}/url", self.base),
+            json!({ "url": url }),
+        )
+        .await;
+    }
+
+    async fn run(&self, script: &str) -> Value {
+        post(
+            &self.http,
+            &format!("{}/execute/sync", self.base),
+            json!({ "script": script, "args": [] }),
+        )
+        .await
+    }
+
+    async fn wait_for(&self, what: &str, script: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let value = self.run(script).await;
+            if !value.is_null() && value != Value::Bool(false) {
+                return value;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let shot = self
+            .http
+            .get(format!("{}/screenshot", self.base))
+            .send()
+            .await
+            .unwrap();
+        let value: Value = serde_json::from_slice(&shot.bytes().await.unwrap()).unwrap();
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(value["value"].as_str().unwrap())
+            .unwrap();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+async fn post(http: &reqwest::Client, url: &str, body: Value) -> Value {
+    let response = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let value: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    if value["value"]["error"].is_string() {
+        panic!("WebDriver error on {url}: {}", value["value"]);
+    }
+    value["value"].clone()
+}
+
+async fn get_json(url: &str) -> Value {
+    serde_json::from_slice(&reqwest::get(url).await.unwrap().bytes().await.unwrap()).unwrap()
+}
+
+/// Fills a store with one pass of the bundled events, plus the busiest repository of all with a hostile name.
+async fn prepared_store() -> tempfile::TempDir {
+    let data = tempfile::tempdir().unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_forgecast"))
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--replay-speed",
+            "0",
+            "--replay-once",
+            "--scripts",
+        ])
+        .arg(scripts())
+        .arg("--data-dir")
+        .arg(data.path())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let store = SqliteStore::open(&data.path().join("forgecast.sqlite")).unwrap();
+    let time = format_timestamp(now_unix());
+    let hostile: Vec<Arc<Event>> = (0..80)
+        .map(|i| {
+            let line = json!({"id": format!("9{i:011}"), "type": "IssuesEvent", "actor": {"login": "mallory"},
+                "repo": {"name": HOSTILE_REPO}, "org": {"login": HOSTILE_ORG}, "created_at": time, "payload": {}});
+            Arc::new(Event::parse(&line.to_string()).unwrap())
+        })
+        .collect();
+    store.write_events(hostile).await.unwrap();
+    data
+}
+
+const READ_LIVE: &str = r##"
+const text = (id) => document.querySelector(`[data-testid="${id}"]`).textContent;
+const rows = (id) => [...document.querySelectorAll(`[data-testid="${id}"] tbody tr`)]
+  .map((tr) => [tr.querySelector(".key").textContent, tr.querySelector(".count").textContent]);
+const bars = {};
+for (const rect of document.querySelectorAll('[data-testid="per-minute-chart"] rect')) {
+  const name = rect.getAttribute("data-series");
+  bars[name] = (bars[name] || 0) + Number(rect.getAttribute("data-count"));
+}
+if (text("total") === "–") return null;
+return { total: text("total"), stored: text("events-stored"), dead: text("dead-letters"),
+  repos: rows("top-repos"), languages: rows("top-languages"), orgs: rows("top-orgs"), bars,
+  legend: [...document.querySelectorAll("#per-minute-legend li")].map((li) => li.getAttribute("data-series")),
+  titles: document.querySelectorAll('[data-testid="per-minute-chart"] rect title').length,
+  axis: [...document.querySelectorAll('[data-testid="per-minute-chart"] text')].map((t) => t.textContent) };
+"##;
+
+fn shown(n: &Value) -> String {
+    // The page formats numbers with thousands separators (en-US).
+    let digits = n.as_u64().unwrap().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn rows(list: &Value) -> Vec<Vec<String>> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| vec![e["key"].as_str().unwrap().to_string(), shown(&e["count"])])
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_view_shows_the_numbers_of_its_api_and_hostile_names_as_text() {
+    let data = prepared_store().await;
+    let (_up, url) = up(data.path(), &["--source", "none"]);
+    let browser = Browser::start().await;
+    browser.open(&format!("{url}/")).await;
+    let page = browser.wait_for("the live view", READ_LIVE).await;
+    let api = get_json(&format!("{url}/api/live")).await;
+
+    assert_eq!(page["total"], shown(&api["total"]));
+    assert_eq!(page["stored"], shown(&api["health"]["events_stored"]));
+    assert_eq!(
+        page["stored"], "3,952",
+        "3,872 bundled events and 80 hostile ones"
+    );
+    assert_eq!(page["dead"], shown(&api["health"]["dead_letters"]));
+    assert_eq!(
+        serde_json::from_value::<Vec<Vec<String>>>(page["repos"].clone()).unwrap(),
+        rows(&api["top_repos"])
+    );
+    assert_eq!(
+        serde_json::from_value::<Vec<Vec<String>>>(page["languages"].clone()).unwrap(),
+        rows(&api["top_languages"])
+    );
+    assert_eq!(
+        serde_json::from_value::<Vec<Vec<String>>>(page["orgs"].clone()).unwrap(),
+        rows(&api["top_orgs"])
+    );
+    for series in api["series"].as_array().unwrap() {
+        let name = series["name"].as_str().unwrap();
+        let sum: u64 = series["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_u64().unwrap())
+            .sum();
+        assert_eq!(page["bars"][name].as_u64().unwrap(), sum, "bars of {name}");
+        assert!(
+            page["legend"].as_array().unwrap().contains(&json!(name)),
+            "{name} in the legend"
+        );
+    }
+    assert!(
+        page["titles"].as_u64().unwrap() > 0,
+        "bars carry hover values"
+    );
+    assert!(
+        page["axis"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("events / minute")),
+        "the y axis is labelled"
+    );
+
+    // The hostile repository is the busiest: shown verbatim as text, nothing of it executed or parsed.
+    assert_eq!(page["repos"][0][0], HOSTILE_REPO);
+    assert!(
+        page["orgs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r[0] == HOSTILE_ORG)
+    );
+    let injected = browser
+        .run("return { pwned: window.__pwned || null, imgs: document.images.length, svgs: document.querySelectorAll('svg').length, scripts: document.scripts.length };")
+        .await;
+    assert_eq!(
+        injected,
+        json!({ "pwned": null, "imgs": 0, "svgs": 1, "scripts": 1 })
+    );
+    browser.screenshot("live").await;
+
+    browser.open(&format!("{url}/#scripts")).await;
+    let listed = browser
+        .wait_for("the scripts view", r#"const rows = [...document.querySelectorAll('[data-testid="scripts"] tbody tr')];
+            return rows.length ? rows.map((tr) => [...tr.cells].slice(0, 3).map((td) => td.textContent)) : null;"#)
+        .await;
+    let scripts = get_json(&format!("{url}/api/scripts")).await;
+    let expected: Vec<Vec<String>> = scripts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            vec![
+                s["id"].as_str().unwrap().into(),
+                s["status"].as_str().unwrap().into(),
+                s["hash"].as_str().unwrap().into(),
+            ]
+        })
+        .collect();
+    assert_eq!(
+        serde_json::from_value::<Vec<Vec<String>>>(listed).unwrap(),
+        expected
+    );
+    browser.screenshot("scripts").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_numbers_move_while_events_flow_without_a_reload() {
+    let data = tempfile::tempdir().unwrap();
+    let (_up, url) = up(data.path(), &["--replay-speed", "50"]);
+    let browser = Browser::start().await;
+    browser.open(&format!("{url}/")).await;
+    browser.run("window.__samePage = true; return null;").await;
+    let read = r#"const t = document.querySelector('[data-testid="events-stored"]').textContent;
+        return t === "–" ? null : Number(t.replace(/,/g, ""));"#;
+    let first = browser
+        .wait_for("a first count", read)
+        .await
+        .as_u64()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let now = browser.run(read).await.as_u64().unwrap_or(0);
+        if now > first {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the stored count stayed at {first}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        browser.run("return window.__samePage === true;").await,
+        json!(true),
+        "no page reload"
+    );
+}
