@@ -47,18 +47,20 @@ fn scripts() -> PathBuf {
 
 /// Starts `forgecast up` with `args`; returns it and its base URL.
 fn up(data: &Path, args: &[&str]) -> (Killed, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_forgecast"))
-        .args(["up", "--listen", "127.0.0.1:0", "--scripts"])
-        .arg(scripts())
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_forgecast"))
+            .args(["up", "--listen", "127.0.0.1:0", "--scripts"])
+            .arg(scripts())
+            .arg("--data-dir")
+            .arg(data)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -77,7 +79,7 @@ fn up(data: &Path, args: &[&str]) -> (Killed, String) {
                 .trim_end_matches('/')
                 .to_string();
             std::thread::spawn(move || while rx.recv().is_ok() {});
-            return (Killed(child), url);
+            return (child, url);
         }
     }
 }
@@ -255,7 +257,7 @@ fn shown(n: &Value) -> String {
     let digits = n.as_u64().unwrap().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
