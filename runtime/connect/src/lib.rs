@@ -2,8 +2,10 @@
 //!
 //! - [`embedded`]: the one-process backends: an in-process [`embedded::EmbeddedBus`] with the same topic names
 //!   and delivery semantics as Kafka, and [`embedded::SqliteStore`], the store in one SQLite file.
+//! - [`gharchive`]: GH Archive hour files, named, listed and decoded as a stream, from a directory or a URL.
 //! - [`replay`]: the replay source, which plays the bundled real GH Archive events with timestamps shifted to
 //!   now, round after round, so the embedded default has live data without network access.
 
 pub mod embedded;
+pub mod gharchive;
 pub mod replay;

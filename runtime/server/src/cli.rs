@@ -23,6 +23,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Print events passing a topic of a running instance.
     Tap(TapArgs),
+    /// Send GH Archive hours through the routing script into the store; resumable.
+    Backfill(BackfillArgs),
 }
 
 /// Where events come from.
@@ -106,4 +108,45 @@ pub struct TapArgs {
     /// Print each event's full JSON instead of a one-line summary.
     #[arg(long)]
     pub raw: bool,
+}
+
+/// `forgecast backfill`.
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// First hour, such as 2024-01-01T00 (UTC).
+    #[arg(long, value_name = "HOUR")]
+    pub from: String,
+    /// Last hour, included.
+    #[arg(long, value_name = "HOUR")]
+    pub to: String,
+    /// Take every N-th hour only (a sample of a long range).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub every_nth_hour: u32,
+    /// Read hour files from this directory instead of downloading them.
+    #[arg(long, value_name = "DIR", conflicts_with = "source_url")]
+    pub source_dir: Option<PathBuf>,
+    /// Base URL of the archive.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "FORGECAST_GHARCHIVE_URL",
+        default_value = "https://data.gharchive.org"
+    )]
+    pub source_url: String,
+    /// Directory of the Rhai scripts.
+    #[arg(
+        long,
+        env = "FORGECAST_SCRIPTS",
+        value_name = "DIR",
+        default_value = "scripts"
+    )]
+    pub scripts: PathBuf,
+    /// Directory for the store and other state, as for `up`.
+    #[arg(
+        long,
+        env = "FORGECAST_DATA_DIR",
+        value_name = "DIR",
+        default_value = ".forgecast"
+    )]
+    pub data_dir: PathBuf,
 }

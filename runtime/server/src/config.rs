@@ -74,6 +74,8 @@ pub enum SourcePlan {
     Replay(ReplayConfig),
     /// No source.
     None,
+    /// Events fed by the caller through [`crate::pipeline::Pipeline::take_feed`] (backfill).
+    Feed,
 }
 
 /// A validated `forgecast up`.

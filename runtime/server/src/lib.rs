@@ -7,8 +7,9 @@
 //! - [`pipeline`]: assembling source, routing, bus and store writer into one running pipeline, and stopping
 //!   it without losing events.
 //! - [`http`]: the HTTP server: health, metrics, scripts, live topic taps.
-//! - [`check`] and [`tap`]: the `forgecast check` and `forgecast tap` commands.
+//! - [`backfill`], [`check`] and [`tap`]: the `forgecast backfill`, `check` and `tap` commands.
 
+pub mod backfill;
 pub mod check;
 pub mod cli;
 pub mod config;

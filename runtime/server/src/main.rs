@@ -6,11 +6,13 @@ use anyhow::Context;
 use clap::Parser;
 use forgecast::cli::{Cli, Command, UpArgs};
 use forgecast::pipeline::Pipeline;
-use forgecast::{check, config, http, logging, tap};
+use forgecast::{backfill, check, config, http, logging, tap};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init();
+    // One TLS crypto provider for every HTTPS client in the process (GitHub, GH Archive).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -25,6 +27,9 @@ fn main() -> ExitCode {
         Command::Check(args) => Ok(check::run(&args.dir)),
         Command::Tap(args) => runtime.block_on(tap::run(args)).map(|()| true),
         Command::Up(args) => runtime.block_on(up(args)).map(|()| true),
+        Command::Backfill(args) => runtime
+            .block_on(backfill::run(args))
+            .map(|report| backfill::print(&report)),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

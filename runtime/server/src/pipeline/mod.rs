@@ -18,6 +18,7 @@ use forgecast_connect::embedded::{EmbeddedBus, SqliteStore};
 use forgecast_connect::replay::{Replay, ReplayReport};
 use forgecast_core::Record;
 use forgecast_core::bus::{Bus, TopicFilter};
+use forgecast_core::source::Incoming;
 use forgecast_core::store::{ScriptReload, Store};
 use forgecast_core::topic::PIPELINE_PREFIX;
 use forgecast_script::watch::watch;
@@ -51,9 +52,17 @@ pub struct Shared {
     pub published: AtomicU64,
     /// Records the store writer has handled so far; `published - handled` is the lag.
     pub handled: AtomicU64,
+    /// Source items routing has taken (routed, dropped or dead-lettered) and published.
+    pub taken: AtomicU64,
 }
 
 impl Shared {
+    /// Whether the first `items` source items have been routed and everything routed is stored.
+    pub fn settled(&self, items: u64) -> bool {
+        self.taken.load(Ordering::SeqCst) >= items
+            && self.handled.load(Ordering::SeqCst) >= self.published.load(Ordering::SeqCst)
+    }
+
     /// Whether the pipeline can take work now.
     pub fn ready(&self) -> bool {
         self.store_ok.load(Ordering::Relaxed)
@@ -93,6 +102,7 @@ pub struct Summary {
 
 /// A running pipeline.
 pub struct Pipeline {
+    feed: Option<mpsc::Sender<Vec<Incoming>>>,
     shared: Arc<Shared>,
     stop_source: CancellationToken,
     stop_all: CancellationToken,
@@ -121,6 +131,7 @@ impl Pipeline {
             store_ok: AtomicBool::new(true),
             published: AtomicU64::new(0),
             handled: AtomicU64::new(0),
+            taken: AtomicU64::new(0),
         });
         record_reloads(&shared);
 
@@ -136,6 +147,7 @@ impl Pipeline {
         let writer = tokio::spawn(write::run(subscription, shared.clone(), stop_all.clone()));
 
         let (tx, rx) = mpsc::channel(SOURCE_QUEUE);
+        let mut feed = None;
         let router = route::spawn(rx, bus, shared.clone(), stop_all.clone());
         let source = match &plan.source {
             SourcePlan::Replay(config) => {
@@ -148,6 +160,10 @@ impl Pipeline {
                 );
                 tokio::spawn(replay.run(tx, stop_source.clone()))
             }
+            SourcePlan::Feed => {
+                feed = Some(tx);
+                tokio::spawn(async { ReplayReport::default() })
+            }
             SourcePlan::None => {
                 let stop = stop_source.clone();
                 tokio::spawn(async move {
@@ -158,6 +174,7 @@ impl Pipeline {
             }
         };
         Ok(Pipeline {
+            feed,
             shared,
             stop_source,
             stop_all,
@@ -165,6 +182,12 @@ impl Pipeline {
             router,
             writer,
         })
+    }
+
+    /// The input of a pipeline started with [`SourcePlan::Feed`]; dropping it ends the input, as a finished
+    /// source does.
+    pub fn take_feed(&mut self) -> Option<mpsc::Sender<Vec<Incoming>>> {
+        self.feed.take()
     }
 
     /// What the HTTP server needs.

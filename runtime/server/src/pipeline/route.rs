@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use forgecast_connect::embedded::EmbeddedBus;
@@ -104,6 +105,7 @@ pub fn spawn(
     tokio::task::spawn_blocking(move || {
         let mut routed = 0u64;
         while let Some(batch) = rx.blocking_recv() {
+            let items = batch.len() as u64;
             let scripts = shared.host.scripts();
             let routing = scripts
                 .routing()
@@ -129,9 +131,11 @@ pub fn spawn(
                 );
                 break;
             }
+            // `published` before `taken`: whoever sees the items taken also sees their records published.
             shared
                 .published
-                .fetch_add(records.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                .fetch_add(records.len() as u64, Ordering::SeqCst);
+            shared.taken.fetch_add(items, Ordering::SeqCst);
         }
         bus.close();
         routed

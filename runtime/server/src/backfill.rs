@@ -1,0 +1,232 @@
+//! `forgecast backfill`: GH Archive hours through the same routing and store as live events.
+//!
+//! Hours are decoded one after the other as they download, fed to the pipeline, and recorded as done in
+//! `<data-dir>/backfill.done` only once every event of the hour is stored, so an interrupted backfill resumes
+//! where it stopped and never skips an hour it did not finish. An hour that cannot be downloaded is retried,
+//! then reported; the others go on.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use forgecast_connect::gharchive::{self, Decoded, Hour, HourError, HourSource};
+use forgecast_core::source::Incoming;
+use forgecast_script::Limits;
+use forgecast_script::watch::WatchConfig;
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::mpsc;
+
+use crate::cli::BackfillArgs;
+use crate::config::{SourcePlan, UpPlan};
+use crate::pipeline::{Pipeline, Shared};
+
+/// Events handed to the pipeline at once.
+const BATCH: usize = 1024;
+/// Attempts per hour before it is reported as failed.
+const ATTEMPTS: u32 = 3;
+
+/// What a backfill did.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Hours decoded and stored in this run.
+    pub done: Vec<Hour>,
+    /// Hours skipped because an earlier run finished them.
+    pub skipped: u64,
+    /// Hours the archive does not have.
+    pub missing: Vec<Hour>,
+    /// Hours that failed after retries, with the reason.
+    pub failed: Vec<(Hour, String)>,
+    /// Events and malformed lines of the hours done.
+    pub decoded: Decoded,
+    /// Events stored for the first time.
+    pub stored: u64,
+}
+
+fn done_file(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("backfill.done")
+}
+
+fn read_done(data_dir: &Path) -> anyhow::Result<BTreeSet<String>> {
+    match std::fs::read_to_string(done_file(data_dir)) {
+        Ok(text) => Ok(text.lines().map(str::to_string).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
+        Err(e) => Err(e).context("cannot read the list of finished hours"),
+    }
+}
+
+fn mark_done(data_dir: &Path, hour: Hour) -> anyhow::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(done_file(data_dir))
+        .context("cannot record a finished hour")?;
+    writeln!(file, "{hour}")?;
+    file.sync_data()?;
+    Ok(())
+}
+
+async fn settle(shared: &Shared, items: u64) {
+    while !shared.settled(items) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Decodes one hour into the pipeline; returns its counts and how many items were fed.
+async fn feed_hour(
+    source: &HourSource,
+    hour: Hour,
+    client: &reqwest::Client,
+    feed: &mpsc::Sender<Vec<Incoming>>,
+) -> Result<(Decoded, u64), HourError> {
+    let reader = gharchive::open(source, hour, client).await?;
+    let name = hour.file_name();
+    let feed = feed.clone();
+    let decoded = tokio::task::spawn_blocking(move || {
+        let mut fed = 0u64;
+        let result = gharchive::decode(reader, &name, BATCH, |batch| {
+            fed += batch.len() as u64;
+            feed.blocking_send(batch).is_ok()
+        });
+        (
+            result.map_err(|e| HourError::Failed {
+                name,
+                reason: e.to_string(),
+            }),
+            fed,
+        )
+    })
+    .await
+    .map_err(|e| HourError::Failed {
+        name: hour.file_name(),
+        reason: e.to_string(),
+    })?;
+    match decoded {
+        (Ok(counts), fed) => Ok((counts, fed)),
+        (Err(e), _) => Err(e),
+    }
+}
+
+/// Runs the backfill; returns the report, or an error when nothing could start.
+pub async fn run(args: BackfillArgs) -> anyhow::Result<Report> {
+    let from = Hour::parse(&args.from)
+        .map_err(anyhow::Error::msg)
+        .context("--from")?;
+    let to = Hour::parse(&args.to)
+        .map_err(anyhow::Error::msg)
+        .context("--to")?;
+    let hours = gharchive::hours(from, to, args.every_nth_hour).map_err(anyhow::Error::msg)?;
+    if !args.scripts.is_dir() {
+        bail!("--scripts: {} is not a directory", args.scripts.display());
+    }
+    let source = match &args.source_dir {
+        Some(dir) if !dir.is_dir() => bail!("--source-dir: {} is not a directory", dir.display()),
+        Some(dir) => HourSource::Dir(dir.clone()),
+        None => HourSource::Url(args.source_url.clone()),
+    };
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    let done = read_done(&args.data_dir)?;
+
+    let plan = UpPlan {
+        scripts: args.scripts.clone(),
+        data_dir: args.data_dir.clone(),
+        listen: "127.0.0.1:0".parse()?,
+        source: SourcePlan::Feed,
+        limits: Limits::default(),
+        watch: WatchConfig::default(),
+    };
+    let mut pipeline = Pipeline::start(&plan).await?;
+    let feed = pipeline.take_feed().expect("a feed pipeline has a feed");
+    let shared = pipeline.shared().clone();
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("forgecast/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+
+    let bar = ProgressBar::new(hours.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} hours  {msg}  ETA {eta}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let started = Instant::now();
+    let mut report = Report::default();
+    let mut fed_total = 0u64;
+    for hour in hours {
+        if done.contains(&hour.to_string()) {
+            report.skipped += 1;
+            bar.inc(1);
+            continue;
+        }
+        let mut attempt = 1;
+        let outcome = loop {
+            match feed_hour(&source, hour, &client, &feed).await {
+                Err(HourError::Failed { reason, .. }) if attempt < ATTEMPTS => {
+                    tracing::warn!(component = "backfill", hour = %hour, attempt, error = %reason, "Hour failed; retrying.");
+                    tokio::time::sleep(Duration::from_secs(2u64.pow(attempt))).await;
+                    attempt += 1;
+                }
+                other => break other,
+            }
+        };
+        match outcome {
+            Ok((decoded, fed)) => {
+                // Items of a failed attempt were fed too; the store ignores events it already holds.
+                fed_total += fed;
+                settle(&shared, fed_total).await;
+                mark_done(&args.data_dir, hour)?;
+                report.decoded.add(&decoded);
+                report.done.push(hour);
+            }
+            Err(HourError::Missing(name)) => {
+                tracing::warn!(component = "backfill", hour = %hour, "{name} is not in the archive; skipped.");
+                report.missing.push(hour);
+            }
+            Err(e @ HourError::Failed { .. }) => {
+                tracing::error!(component = "backfill", hour = %hour, error = %e, "Hour failed; it will be tried again next run.");
+                report.failed.push((hour, e.to_string()));
+            }
+        }
+        let rate = report.decoded.events() as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        bar.set_message(format!(
+            "{} events, {rate:.0} events/s",
+            report.decoded.events()
+        ));
+        bar.inc(1);
+    }
+    bar.finish();
+    drop(feed);
+    let summary = pipeline.drain().await;
+    report.stored = summary.written.stored;
+    Ok(report)
+}
+
+/// Prints the summary; returns whether every hour was done or skipped.
+pub fn print(report: &Report) -> bool {
+    println!(
+        "Backfill: {} hours done, {} skipped (done before), {} missing, {} failed",
+        report.done.len(),
+        report.skipped,
+        report.missing.len(),
+        report.failed.len()
+    );
+    println!(
+        "{} events decoded, {} new in the store, {} malformed lines sent to dead letters",
+        report.decoded.events(),
+        report.stored,
+        report.decoded.malformed
+    );
+    let mut types: Vec<_> = report.decoded.per_type.iter().collect();
+    types.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    for (kind, n) in types {
+        println!("  {kind:<32} {n:>10}");
+    }
+    for hour in &report.missing {
+        println!("missing: {}", hour.file_name());
+    }
+    for (hour, reason) in &report.failed {
+        println!("failed: {hour}: {reason}");
+    }
+    report.failed.is_empty() && report.missing.is_empty()
+}

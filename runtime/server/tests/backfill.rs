@@ -1,0 +1,259 @@
+//! `forgecast backfill` on GH Archive hour files from a directory and from a local HTTP server: counts per
+//! event type match the files, finished hours are skipped on the next run, and a corrupted line is
+//! dead-lettered with its file and line while the rest goes on.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use forgecast_connect::replay::{SAMPLES, sample_text};
+
+fn forgecast() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_forgecast"));
+    command
+        .env("NO_COLOR", "1")
+        .arg("backfill")
+        .arg("--scripts")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts"));
+    command
+}
+
+fn gzip(text: &str) -> Vec<u8> {
+    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+    gz.write_all(text.as_bytes()).unwrap();
+    gz.finish().unwrap()
+}
+
+/// The three bundled samples as the hours 2024-01-01 00:00, 01:00 and 02:00, in the archive's file naming.
+fn archive(dir: &Path) -> Vec<String> {
+    let mut texts = Vec::new();
+    for (hour, (name, bytes)) in SAMPLES.iter().enumerate() {
+        let text = sample_text(name, bytes).unwrap();
+        fs::write(dir.join(format!("2024-01-01-{hour}.json.gz")), gzip(&text)).unwrap();
+        texts.push(text);
+    }
+    texts
+}
+
+/// Counts per event type, read with plain JSON trees.
+fn expected(texts: &[String]) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for line in texts.iter().flat_map(|t| t.lines()) {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap();
+        *counts
+            .entry(event["type"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Counts per event type as the summary prints them.
+fn printed(output: &Output) -> BTreeMap<String, u64> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let (kind, n) = (parts.next()?, parts.next()?);
+            (l.starts_with("  ") && kind.ends_with("Event"))
+                .then(|| (kind.to_string(), n.parse().unwrap()))
+        })
+        .collect()
+}
+
+fn stdout(output: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn run(data: &Path, args: &[&str], source: &[&str]) -> Output {
+    forgecast()
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .args(source)
+        .output()
+        .unwrap()
+}
+
+fn dead_letters(data: &Path) -> Vec<(String, String)> {
+    let db = rusqlite::Connection::open(data.join("forgecast.sqlite")).unwrap();
+    let mut select = db
+        .prepare("SELECT origin, error FROM dead_letters ORDER BY seq")
+        .unwrap();
+    select
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn event_count(data: &Path) -> u64 {
+    let db = rusqlite::Connection::open(data.join("forgecast.sqlite")).unwrap();
+    db.query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))
+        .unwrap() as u64
+}
+
+#[test]
+fn a_directory_backfill_counts_every_event_and_resumes_where_it_stopped() {
+    let hours = tempfile::tempdir().unwrap();
+    let texts = archive(hours.path());
+    let data = tempfile::tempdir().unwrap();
+    let dir = hours.path().to_str().unwrap();
+
+    // First only the first two hours, as an interrupted run would leave it.
+    let first = run(
+        data.path(),
+        &["--from", "2024-01-01T00", "--to", "2024-01-01T01"],
+        &["--source-dir", dir],
+    );
+    assert!(first.status.success(), "{}", stdout(&first));
+    assert_eq!(printed(&first), expected(&texts[..2]));
+
+    let second = run(
+        data.path(),
+        &["--from", "2024-01-01T00", "--to", "2024-01-01T02"],
+        &["--source-dir", dir],
+    );
+    assert!(second.status.success(), "{}", stdout(&second));
+    assert!(
+        stdout(&second).contains("1 hours done, 2 skipped"),
+        "{}",
+        stdout(&second)
+    );
+    assert_eq!(printed(&second), expected(&texts[2..]));
+    assert_eq!(
+        event_count(data.path()),
+        expected(&texts).values().sum::<u64>()
+    );
+
+    let again = run(
+        data.path(),
+        &["--from", "2024-01-01T00", "--to", "2024-01-01T02"],
+        &["--source-dir", dir],
+    );
+    assert!(
+        stdout(&again).contains("0 hours done, 3 skipped"),
+        "{}",
+        stdout(&again)
+    );
+}
+
+#[test]
+fn a_corrupted_line_is_dead_lettered_with_file_and_line_and_the_rest_is_stored() {
+    let hours = tempfile::tempdir().unwrap();
+    let text = sample_text(SAMPLES[0].0, SAMPLES[0].1).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[9] = "{\"id\": \"123\", \"type\": \"PushEvent\", \"actor\": {\"lo";
+    let corrupted = lines.join("\n");
+    fs::write(hours.path().join("2024-01-01-0.json.gz"), gzip(&corrupted)).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let output = run(
+        data.path(),
+        &["--from", "2024-01-01T00", "--to", "2024-01-01T00"],
+        &["--source-dir", hours.path().to_str().unwrap()],
+    );
+    assert!(output.status.success(), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("1 malformed lines sent to dead letters"),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(event_count(data.path()), lines.len() as u64 - 1);
+    let letters = dead_letters(data.path());
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].0, "2024-01-01-0.json.gz:10");
+    assert!(
+        letters[0].1.contains("not a GitHub event"),
+        "{}",
+        letters[0].1
+    );
+}
+
+/// Serves a directory over HTTP on loopback, 404 for files it does not have.
+fn serve(dir: PathBuf) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let app = axum::Router::new().route(
+                "/{file}",
+                axum::routing::get(
+                    move |axum::extract::Path(file): axum::extract::Path<String>| {
+                        let path = dir.join(file);
+                        async move {
+                            match fs::read(path) {
+                                Ok(bytes) => (axum::http::StatusCode::OK, bytes),
+                                Err(_) => (axum::http::StatusCode::NOT_FOUND, Vec::new()),
+                            }
+                        }
+                    },
+                ),
+            );
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    format!("http://{address}")
+}
+
+#[test]
+fn an_http_backfill_streams_the_hours_and_reports_missing_ones() {
+    let hours = tempfile::tempdir().unwrap();
+    let texts = archive(hours.path());
+    let url = serve(hours.path().to_path_buf());
+    let data = tempfile::tempdir().unwrap();
+    let output = run(
+        data.path(),
+        &["--from", "2024-01-01T00", "--to", "2024-01-01T03"],
+        &["--source-url", &url],
+    );
+    let out = stdout(&output);
+    assert!(
+        !output.status.success(),
+        "a missing hour is reported in the exit status\n{out}"
+    );
+    assert!(
+        out.contains("3 hours done, 0 skipped (done before), 1 missing"),
+        "{out}"
+    );
+    assert!(out.contains("missing: 2024-01-01-3.json.gz"), "{out}");
+    assert_eq!(printed(&output), expected(&texts));
+    assert_eq!(
+        event_count(data.path()),
+        expected(&texts).values().sum::<u64>()
+    );
+}
+
+#[test]
+fn bad_ranges_are_refused_before_anything_runs() {
+    let data = tempfile::tempdir().unwrap();
+    let output = run(
+        data.path(),
+        &["--from", "2024-01-02T00", "--to", "2024-01-01T00"],
+        &["--source-dir", "."],
+    );
+    assert!(!output.status.success());
+    assert!(
+        stdout(&output).contains("is before --from"),
+        "{}",
+        stdout(&output)
+    );
+    let output = run(
+        data.path(),
+        &["--from", "yesterday", "--to", "2024-01-01T00"],
+        &["--source-dir", "."],
+    );
+    assert!(stdout(&output).contains("--from"), "{}", stdout(&output));
+}
