@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use forgecast_connect::gharchive::{self, Decoded, Hour, HourError, HourSource};
+use forgecast_connect::gharchive::{self, Decoded, Hour, HourError, HourSource, Lines};
 use forgecast_core::source::Incoming;
 use forgecast_script::Limits;
 use forgecast_script::watch::WatchConfig;
@@ -22,7 +22,7 @@ use crate::cli::BackfillArgs;
 use crate::config::{SourcePlan, UpPlan};
 use crate::pipeline::{Pipeline, Shared};
 
-/// Events handed to the pipeline at once.
+/// Lines, and so events, handed on at once.
 const BATCH: usize = 1024;
 /// Attempts per hour before it is reported as failed.
 const ATTEMPTS: u32 = 3;
@@ -73,38 +73,51 @@ async fn settle(shared: &Shared, items: u64) {
     }
 }
 
-/// Decodes one hour into the pipeline; returns its counts and how many items were fed.
+/// Decodes one hour into the pipeline, inflating on one thread and parsing on another (inflating is the
+/// slowest step). Returns the hour's counts, or the error; either way with how many items were fed.
 async fn feed_hour(
     source: &HourSource,
     hour: Hour,
     client: &reqwest::Client,
     feed: &mpsc::Sender<Vec<Incoming>>,
-) -> Result<(Decoded, u64), HourError> {
-    let reader = gharchive::open(source, hour, client).await?;
+) -> (Result<Decoded, HourError>, u64) {
     let name = hour.file_name();
-    let feed = feed.clone();
-    let decoded = tokio::task::spawn_blocking(move || {
-        let mut fed = 0u64;
-        let result = gharchive::decode(reader, &name, BATCH, |batch| {
-            fed += batch.len() as u64;
-            feed.blocking_send(batch).is_ok()
-        });
-        (
-            result.map_err(|e| HourError::Failed {
-                name,
-                reason: e.to_string(),
-            }),
-            fed,
-        )
-    })
-    .await
-    .map_err(|e| HourError::Failed {
-        name: hour.file_name(),
-        reason: e.to_string(),
-    })?;
-    match decoded {
-        (Ok(counts), fed) => Ok((counts, fed)),
-        (Err(e), _) => Err(e),
+    let failed = |reason: String| HourError::Failed {
+        name: name.clone(),
+        reason,
+    };
+    let reader = match gharchive::open(source, hour, client).await {
+        Ok(reader) => reader,
+        Err(e) => return (Err(e), 0),
+    };
+    let (lines_tx, lines_rx) = std::sync::mpsc::sync_channel::<Lines>(16);
+    let inflate = tokio::task::spawn_blocking(move || {
+        gharchive::read_lines(reader, BATCH, |chunk| lines_tx.send(chunk).is_ok())
+    });
+    let parse = {
+        let (feed, name) = (feed.clone(), name.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut decoded = Decoded::default();
+            let mut fed = 0u64;
+            for chunk in lines_rx {
+                let items = gharchive::parse_lines(&name, chunk, &mut decoded);
+                fed += items.len() as u64;
+                if feed.blocking_send(items).is_err() {
+                    break;
+                }
+            }
+            (decoded, fed)
+        })
+    };
+    let inflated = inflate.await;
+    let (decoded, fed) = match parse.await {
+        Ok(parsed) => parsed,
+        Err(e) => return (Err(failed(e.to_string())), 0),
+    };
+    match inflated {
+        Ok(Ok(())) => (Ok(decoded), fed),
+        Ok(Err(e)) => (Err(failed(e.to_string())), fed),
+        Err(e) => (Err(failed(e.to_string())), fed),
     }
 }
 
@@ -161,7 +174,11 @@ pub async fn run(args: BackfillArgs) -> anyhow::Result<Report> {
         }
         let mut attempt = 1;
         let outcome = loop {
-            match feed_hour(&source, hour, &client, &feed).await {
+            // Items of a failed attempt were fed too (the store ignores events it already holds): count them,
+            // so that waiting for this hour to settle also waits for them.
+            let (result, fed) = feed_hour(&source, hour, &client, &feed).await;
+            fed_total += fed;
+            match result {
                 Err(HourError::Failed { reason, .. }) if attempt < ATTEMPTS => {
                     tracing::warn!(component = "backfill", hour = %hour, attempt, error = %reason, "Hour failed; retrying.");
                     tokio::time::sleep(Duration::from_secs(2u64.pow(attempt))).await;
@@ -171,9 +188,7 @@ pub async fn run(args: BackfillArgs) -> anyhow::Result<Report> {
             }
         };
         match outcome {
-            Ok((decoded, fed)) => {
-                // Items of a failed attempt were fed too; the store ignores events it already holds.
-                fed_total += fed;
+            Ok(decoded) => {
                 settle(&shared, fed_total).await;
                 mark_done(&args.data_dir, hour)?;
                 report.decoded.add(&decoded);

@@ -204,55 +204,99 @@ impl Decoded {
     }
 }
 
-/// Decodes a gzipped GH Archive file (blocking), handing batches of up to `batch` items to `out`. Stops early,
-/// with an error, when the bytes cannot be read or `out` refuses a batch.
-pub fn decode(
+/// Consecutive lines of one file.
+#[derive(Debug, Default)]
+pub struct Lines {
+    /// Line number of the first line, from 1.
+    pub first: u64,
+    /// The lines, without their line ends.
+    pub lines: Vec<String>,
+}
+
+/// Inflates a gzipped GH Archive file (blocking) and hands its lines to `out` in chunks of `batch`. Stops
+/// early, with an error, when the bytes cannot be read or `out` refuses a chunk.
+pub fn read_lines(
     compressed: impl Read,
-    name: &str,
     batch: usize,
-    mut out: impl FnMut(Vec<Incoming>) -> bool,
-) -> io::Result<Decoded> {
-    let mut lines = BufReader::with_capacity(1 << 16, MultiGzDecoder::new(compressed));
-    let mut decoded = Decoded::default();
-    let mut pending = Vec::with_capacity(batch);
-    let mut line = Vec::new();
+    mut out: impl FnMut(Lines) -> bool,
+) -> io::Result<()> {
+    let mut reader = BufReader::with_capacity(1 << 16, MultiGzDecoder::new(compressed));
+    let mut chunk = Lines {
+        first: 1,
+        lines: Vec::with_capacity(batch),
+    };
     let mut number = 0u64;
+    let mut line = Vec::new();
+    let refused = || io::Error::other("the pipeline stopped taking events");
     loop {
         line.clear();
-        if lines.read_until(b'\n', &mut line)? == 0 {
+        if reader.read_until(b'\n', &mut line)? == 0 {
             break;
         }
         number += 1;
-        let text = String::from_utf8_lossy(&line);
-        let text = text.trim_end();
-        if text.is_empty() {
+        while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            line.pop();
+        }
+        let text = String::from_utf8(std::mem::take(&mut line))
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        chunk.lines.push(text);
+        if chunk.lines.len() >= batch {
+            let next = Lines {
+                first: number + 1,
+                lines: Vec::with_capacity(batch),
+            };
+            if !out(std::mem::replace(&mut chunk, next)) {
+                return Err(refused());
+            }
+        }
+    }
+    if !chunk.lines.is_empty() && !out(chunk) {
+        return Err(refused());
+    }
+    Ok(())
+}
+
+/// Parses lines of the file `name` into events; a line that is not an event becomes a dead letter with the
+/// file and line number. Blank lines are skipped.
+pub fn parse_lines(name: &str, chunk: Lines, decoded: &mut Decoded) -> Vec<Incoming> {
+    let mut items = Vec::with_capacity(chunk.lines.len());
+    for (number, text) in (chunk.first..).zip(chunk.lines) {
+        if text.trim().is_empty() {
             continue;
         }
-        let item = match Event::parse_shared(Arc::from(text)) {
+        let text: Arc<str> = Arc::from(text);
+        match Event::parse_shared(text.clone()) {
             Ok(event) => {
                 *decoded.per_type.entry(event.kind.clone()).or_default() += 1;
-                Incoming::Event(Arc::new(event))
+                items.push(Incoming::Event(Arc::new(event)));
             }
             Err(e) => {
                 decoded.malformed += 1;
-                Incoming::Malformed(DeadLetter {
+                items.push(Incoming::Malformed(DeadLetter {
                     stage: "decode".into(),
                     error: e.to_string(),
                     script: None,
                     version: None,
                     origin: Some(format!("{name}:{number}")),
                     raw: text.to_string(),
-                })
+                }));
             }
-        };
-        pending.push(item);
-        if pending.len() >= batch && !out(std::mem::take(&mut pending)) {
-            return Err(io::Error::other("the pipeline stopped taking events"));
         }
     }
-    if !pending.is_empty() && !out(pending) {
-        return Err(io::Error::other("the pipeline stopped taking events"));
-    }
+    items
+}
+
+/// Inflates and parses a file on the calling thread, handing batches of events to `out`.
+pub fn decode(
+    compressed: impl Read,
+    name: &str,
+    batch: usize,
+    mut out: impl FnMut(Vec<Incoming>) -> bool,
+) -> io::Result<Decoded> {
+    let mut decoded = Decoded::default();
+    read_lines(compressed, batch, |chunk| {
+        out(parse_lines(name, chunk, &mut decoded))
+    })?;
     Ok(decoded)
 }
 
