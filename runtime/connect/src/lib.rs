@@ -2,10 +2,14 @@
 //!
 //! - [`embedded`]: the one-process backends: an in-process [`embedded::EmbeddedBus`] with the same topic names
 //!   and delivery semantics as Kafka, and [`embedded::SqliteStore`], the store in one SQLite file.
+//! - [`github`]: the GitHub REST client (polite: ETags, rate limits, backoff) and the query-driven poller.
 //! - [`gharchive`]: GH Archive hour files, named, listed and decoded as a stream, from a directory or a URL.
+//! - [`http`]: building HTTP clients (TLS set up once, one User-Agent).
 //! - [`replay`]: the replay source, which plays the bundled real GH Archive events with timestamps shifted to
 //!   now, round after round, so the embedded default has live data without network access.
 
 pub mod embedded;
 pub mod gharchive;
+pub mod github;
+pub mod http;
 pub mod replay;

@@ -33,6 +33,8 @@ pub enum Command {
 pub enum SourceKind {
     /// The bundled real GH Archive events, replayed as if happening now.
     Replay,
+    /// GitHub's REST API, polled as `scripts/queries/*.rhai` say (token from `GITHUB_TOKEN`).
+    Github,
     /// No source: serve what the store holds.
     None,
 }
@@ -78,6 +80,9 @@ pub struct UpArgs {
     /// Stop after one pass over the bundled events, once everything is stored.
     #[arg(long, env = "FORGECAST_REPLAY_ONCE")]
     pub replay_once: bool,
+    /// GitHub API root, for GitHub Enterprise or a test server [default: https://api.github.com]
+    #[arg(long, env = "GITHUB_API_URL", value_name = "URL")]
+    pub github_api_url: Option<String>,
     /// Bus between routing and the processors [default: embedded]
     #[arg(long, env = "FORGECAST_BUS", value_enum)]
     pub bus: Option<BusKind>,

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use forgecast_connect::github::{ClientConfig, Token};
 use forgecast_connect::replay::ReplayConfig;
 use forgecast_script::Limits;
 use forgecast_script::watch::WatchConfig;
@@ -26,6 +27,8 @@ pub struct FileConfig {
     pub source: Option<SourceKind>,
     /// Replay speed.
     pub replay_speed: Option<f64>,
+    /// GitHub API root.
+    pub github_api_url: Option<String>,
     /// One pass only.
     pub replay_once: Option<bool>,
     /// Bus backend.
@@ -68,12 +71,14 @@ pub enum ConfigError {
 }
 
 /// Where events come from, ready to start.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum SourcePlan {
     /// Replay of the bundled samples.
     Replay(ReplayConfig),
     /// No source.
     None,
+    /// GitHub's REST API.
+    Github(ClientConfig),
     /// Events fed by the caller through [`crate::pipeline::Pipeline::take_feed`] (backfill).
     Feed,
 }
@@ -170,6 +175,24 @@ pub fn plan(args: UpArgs) -> Result<UpPlan, ConfigError> {
             once,
             ..ReplayConfig::default()
         }),
+        SourceKind::Github => {
+            let base_url = args
+                .github_api_url
+                .or(file.github_api_url)
+                .unwrap_or_else(|| "https://api.github.com".into());
+            if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+                return Err(invalid(
+                    "github_api_url",
+                    format!("{base_url:?} is not an http(s) URL"),
+                ));
+            }
+            let token = std::env::var("GITHUB_TOKEN").ok().and_then(Token::new);
+            SourcePlan::Github(ClientConfig {
+                base_url,
+                token,
+                ..ClientConfig::default()
+            })
+        }
         SourceKind::None => SourcePlan::None,
     };
     // Only the embedded backends exist so far; the settings are accepted so that config files stay valid.
@@ -215,7 +238,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let plan = plan(args_in(dir.path())).unwrap();
         assert_eq!(plan.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(plan.source, SourcePlan::Replay(ReplayConfig::default()));
+        assert!(matches!(plan.source, SourcePlan::Replay(c) if c == ReplayConfig::default()));
     }
 
     #[test]

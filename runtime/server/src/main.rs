@@ -11,8 +11,6 @@ use forgecast::{backfill, check, config, http, logging, tap};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init();
-    // One TLS crypto provider for every HTTPS client in the process (GitHub, GH Archive).
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -34,6 +34,15 @@ pub struct ResultLabel {
     pub result: String,
 }
 
+/// A GitHub request label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabel {
+    /// Query name.
+    pub query: String,
+    /// HTTP status, or `error`, `timeout`, `bad_body`.
+    pub status: String,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Every metric of the pipeline.
@@ -55,6 +64,8 @@ pub struct Metrics {
     pub duplicates: Counter,
     /// Store operations that failed and were retried.
     pub store_retries: Counter,
+    /// GitHub requests, by query and outcome.
+    pub github_requests: Family<RequestLabel, Counter>,
 }
 
 fn call_time_histogram() -> Histogram {
@@ -70,6 +81,7 @@ impl Metrics {
         let events_out = Family::default();
         let dead_letters = Family::default();
         let reloads = Family::default();
+        let github_requests = Family::default();
         let script_seconds: HistogramFamily<ScriptLabel> =
             Family::new_with_constructor(call_time_histogram);
         let (stored, duplicates, store_retries) =
@@ -110,6 +122,11 @@ impl Metrics {
             "Store operations retried after a failure",
             store_retries.clone(),
         );
+        registry.register(
+            "github_requests",
+            "GitHub requests by query and outcome",
+            github_requests.clone(),
+        );
         Metrics {
             registry,
             events_in,
@@ -120,6 +137,7 @@ impl Metrics {
             stored,
             duplicates,
             store_retries,
+            github_requests,
         }
     }
 

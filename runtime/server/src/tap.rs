@@ -24,7 +24,7 @@ pub async fn run(args: TapArgs) -> anyhow::Result<()> {
         args.url.trim_end_matches('/'),
         args.topic
     );
-    let mut response = reqwest::Client::new()
+    let mut response = forgecast_connect::http::client()
         .get(&url)
         .send()
         .await

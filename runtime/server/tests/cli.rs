@@ -167,7 +167,11 @@ fn get(url: &str) -> (u16, String) {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let response = reqwest::get(url).await.unwrap();
+        let response = forgecast_connect::http::client()
+            .get(url)
+            .send()
+            .await
+            .unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
     })
 }

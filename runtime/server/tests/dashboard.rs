@@ -104,7 +104,7 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let http = reqwest::Client::new();
+        let http = forgecast_connect::http::client();
         let root = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
         while http.get(format!("{root}/status")).send().await.is_err() {
@@ -199,7 +199,12 @@ async fn post(http: &reqwest::Client, url: &str, body: Value) -> Value {
 }
 
 async fn get_json(url: &str) -> Value {
-    serde_json::from_slice(&reqwest::get(url).await.unwrap().bytes().await.unwrap()).unwrap()
+    let response = forgecast_connect::http::client()
+        .get(url)
+        .send()
+        .await
+        .unwrap();
+    serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
 }
 
 /// Fills a store with one pass of the bundled events, plus the busiest repository of all with a hostile name.

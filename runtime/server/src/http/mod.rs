@@ -7,6 +7,7 @@
 //! | `GET /healthz` | 200 while the process serves |
 //! | `GET /readyz` | 200 when the store accepts writes, 503 while it is failing |
 //! | `GET /metrics` | Prometheus text |
+//! | `GET /api/sources` | the GitHub source: rate-limit state (`limit`, `remaining`, `reset`, `paused_until`, `paused_for`) and each query's schedule and last outcome |
 //! | `GET /api/scripts` | each script: id, file, status, hash, loaded-at, last refusal |
 //! | `GET /api/scripts/reloads` | the last 100 reload decisions, newest first |
 //! | `GET /api/tap?topic=T` | server-sent events: every record routed to `T` (`gh.raw.*` prefixes, `*` for all) |
@@ -38,6 +39,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/scripts/reloads", get(reloads))
         .route("/api/tap", get(tap::tap))
         .route("/api/live", get(live::live))
+        .route("/api/sources", get(sources))
         .route("/", get(dashboard::page))
         .route("/assets/{file}", get(dashboard::asset))
         .with_state(shared)
@@ -62,6 +64,26 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn scripts(State(shared): State<Arc<Shared>>) -> Response {
     Json(shared.host.statuses()).into_response()
+}
+
+async fn sources(State(shared): State<Arc<Shared>>) -> Response {
+    let github = shared
+        .github
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let body = match github {
+        Some(view) => {
+            let queries = view
+                .queries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            serde_json::json!({ "github": { "rate": view.client.rate(), "queries": queries } })
+        }
+        None => serde_json::json!({ "github": null }),
+    };
+    Json(body).into_response()
 }
 
 async fn reloads(State(shared): State<Arc<Shared>>) -> Response {

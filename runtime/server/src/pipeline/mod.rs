@@ -11,18 +11,20 @@ pub mod backoff;
 pub mod route;
 pub mod write;
 
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use forgecast_connect::embedded::{EmbeddedBus, SqliteStore};
-use forgecast_connect::replay::{Replay, ReplayReport};
+use forgecast_connect::github::{GithubClient, Poller, Query, QueryStatus};
+use forgecast_connect::replay::Replay;
 use forgecast_core::Record;
 use forgecast_core::bus::{Bus, TopicFilter};
 use forgecast_core::source::Incoming;
 use forgecast_core::store::{ScriptReload, Store};
 use forgecast_core::topic::PIPELINE_PREFIX;
 use forgecast_script::watch::watch;
-use forgecast_script::{ScriptEngine, ScriptHost};
+use forgecast_script::{Role, ScriptEngine, ScriptHost};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +33,8 @@ use crate::config::{SourcePlan, UpPlan};
 use crate::metrics::Metrics;
 use write::WriteReport;
 
+/// Event ids the GitHub poller remembers to drop repeats across polls.
+const DEDUP_IDS: usize = 100_000;
 /// Batches the source may hand over before it waits for routing.
 const SOURCE_QUEUE: usize = 16;
 /// Records a tap may fall behind before it skips.
@@ -54,6 +58,17 @@ pub struct Shared {
     pub handled: AtomicU64,
     /// Source items routing has taken (routed, dropped or dead-lettered) and published.
     pub taken: AtomicU64,
+    /// The GitHub source, when it runs.
+    pub github: Mutex<Option<GithubView>>,
+}
+
+/// What `GET /api/sources` shows of the GitHub source.
+#[derive(Clone)]
+pub struct GithubView {
+    /// The client, with its rate-limit state.
+    pub client: Arc<GithubClient>,
+    /// Each query's schedule and last outcome.
+    pub queries: Arc<Mutex<Vec<QueryStatus>>>,
 }
 
 impl Shared {
@@ -84,6 +99,9 @@ pub enum StartError {
     /// The bus refused the subscription.
     #[error(transparent)]
     Bus(#[from] forgecast_core::bus::BusError),
+    /// The GitHub client cannot be built.
+    #[error("GitHub source: {0}")]
+    Github(String),
     /// The bundled events cannot be read.
     #[error("cannot read the bundled events: {0}")]
     Replay(std::io::Error),
@@ -106,7 +124,7 @@ pub struct Pipeline {
     shared: Arc<Shared>,
     stop_source: CancellationToken,
     stop_all: CancellationToken,
-    source: JoinHandle<ReplayReport>,
+    source: JoinHandle<u64>,
     router: JoinHandle<u64>,
     writer: JoinHandle<WriteReport>,
 }
@@ -132,6 +150,7 @@ impl Pipeline {
             published: AtomicU64::new(0),
             handled: AtomicU64::new(0),
             taken: AtomicU64::new(0),
+            github: Mutex::new(None),
         });
         record_reloads(&shared);
 
@@ -150,6 +169,23 @@ impl Pipeline {
         let mut feed = None;
         let router = route::spawn(rx, bus, shared.clone(), stop_all.clone());
         let source = match &plan.source {
+            SourcePlan::Github(config) => {
+                let client =
+                    Arc::new(GithubClient::new(config.clone()).map_err(StartError::Github)?);
+                let poller = Poller::new(client.clone(), DEDUP_IDS);
+                *shared.github.lock().unwrap_or_else(|e| e.into_inner()) = Some(GithubView {
+                    client,
+                    queries: poller.statuses(),
+                });
+                tracing::info!(component = "source", api = %config.base_url, token = config.token.is_some(), "Polling GitHub as the query scripts say.");
+                let observe = github_observer(&shared);
+                tokio::spawn(poller.run(
+                    queries_of(shared.host.clone()),
+                    tx,
+                    observe,
+                    stop_source.clone(),
+                ))
+            }
             SourcePlan::Replay(config) => {
                 let replay = Replay::bundled(*config).map_err(StartError::Replay)?;
                 tracing::info!(
@@ -158,18 +194,19 @@ impl Pipeline {
                     speed = config.speed,
                     "Replaying the bundled GH Archive events."
                 );
-                tokio::spawn(replay.run(tx, stop_source.clone()))
+                let stop = stop_source.clone();
+                tokio::spawn(async move { replay.run(tx, stop).await.events })
             }
             SourcePlan::Feed => {
                 feed = Some(tx);
-                tokio::spawn(async { ReplayReport::default() })
+                tokio::spawn(async { 0 })
             }
             SourcePlan::None => {
                 let stop = stop_source.clone();
                 tokio::spawn(async move {
                     stop.cancelled().await;
                     drop(tx);
-                    ReplayReport::default()
+                    0
                 })
             }
         };
@@ -203,12 +240,12 @@ impl Pipeline {
     /// Stops the source, lets everything already taken in reach the store, and reports.
     pub async fn drain(self) -> Summary {
         self.stop_source.cancel();
-        let source = self.source.await.unwrap_or_default();
+        let source_events = self.source.await.unwrap_or_default();
         let routed = self.router.await.unwrap_or_default();
         let written = self.writer.await.unwrap_or_default();
         self.stop_all.cancel();
         Summary {
-            source_events: source.events,
+            source_events,
             routed,
             written,
         }
@@ -268,4 +305,70 @@ fn record_reloads(shared: &Arc<Shared>) {
             reason: event.reason(),
         });
     });
+}
+
+/// The queries of every live query script, read again each time it is called. A script that fails keeps its
+/// previous list and is reported once per version; a name used twice keeps its first query.
+fn queries_of(host: Arc<ScriptHost>) -> impl Fn() -> Vec<Query> + Send + 'static {
+    let last: Mutex<std::collections::HashMap<String, Vec<Query>>> = Mutex::new(Default::default());
+    let reported: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
+    move || {
+        let set = host.scripts();
+        let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+        for script in set.of_role(Role::Queries) {
+            match script.queries(host.engine()) {
+                Ok(specs) => {
+                    let list = specs
+                        .into_iter()
+                        .map(|q| Query {
+                            name: q.name,
+                            path: q.path,
+                            params: q.params,
+                            every: q.every,
+                            max_pages: q.max_pages,
+                        })
+                        .collect();
+                    last.insert(script.id().to_string(), list);
+                }
+                Err(e) => {
+                    if reported
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(format!("{}@{}", e.script, e.version))
+                    {
+                        tracing::warn!(component = "source", script = %e.script, version = %e.version, error = %e.message, "Query script failed; keeping its previous queries.");
+                    }
+                }
+            }
+        }
+        let mut names = HashSet::new();
+        let mut all = Vec::new();
+        for (script, list) in last.iter() {
+            for query in list {
+                if names.insert(query.name.clone()) {
+                    all.push(query.clone());
+                } else if reported
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(format!("dup:{}", query.name))
+                {
+                    tracing::warn!(component = "source", script = %script, query = %query.name, "Query name used twice; the first one runs.");
+                }
+            }
+        }
+        all
+    }
+}
+
+fn github_observer(shared: &Arc<Shared>) -> forgecast_connect::github::poller::Observe {
+    let metrics = shared.metrics.clone();
+    Arc::new(move |query: &str, status: &str| {
+        metrics
+            .github_requests
+            .get_or_create(&crate::metrics::RequestLabel {
+                query: query.to_string(),
+                status: status.to_string(),
+            })
+            .inc();
+    })
 }
