@@ -4,6 +4,7 @@
 //!   and delivery semantics as Kafka, and [`embedded::SqliteStore`], the store in one SQLite file.
 //! - [`github`]: the GitHub REST client (polite: ETags, rate limits, backoff) and the query-driven poller.
 //! - [`gharchive`]: GH Archive hour files, named, listed and decoded as a stream, from a directory or a URL.
+//! - [`githut`]: GitHut's quarterly counts per language, bundled as the history of previous years.
 //! - [`http`]: building HTTP clients (TLS set up once, one User-Agent).
 //! - [`replay`]: the replay source, which plays the bundled real GH Archive events with timestamps shifted to
 //!   now, round after round, so the embedded default has live data without network access.
@@ -11,5 +12,6 @@
 pub mod embedded;
 pub mod gharchive;
 pub mod github;
+pub mod githut;
 pub mod http;
 pub mod replay;

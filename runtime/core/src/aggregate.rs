@@ -4,8 +4,10 @@
 //! (hour starting 15:00, `repo`, `torvalds/linux`). Every store applies exactly these keys, once per event id,
 //! so the embedded aggregator, MongoDB and the parity checks agree by construction.
 
+use std::borrow::Cow;
 use std::fmt;
 
+use chrono::{DateTime, Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
@@ -20,6 +22,8 @@ pub enum Granularity {
     Hour,
     /// One UTC day.
     Day,
+    /// A calendar quarter (history imports, and day counts rolled up).
+    Quarter,
 }
 
 /// What is being counted.
@@ -38,24 +42,37 @@ pub enum Dimension {
     Language,
     /// Events by automation accounts, per event type.
     Bot,
+    /// Event type and repository language together, as `PushEvent/Rust` (the GitHut series).
+    TypeLanguage,
 }
 
 impl Granularity {
     /// Every granularity, finest first.
-    pub const ALL: [Granularity; 3] = [Granularity::Minute, Granularity::Hour, Granularity::Day];
+    pub const ALL: [Granularity; 4] = [
+        Granularity::Minute,
+        Granularity::Hour,
+        Granularity::Day,
+        Granularity::Quarter,
+    ];
 
-    /// Bucket width in seconds.
-    pub fn seconds(self) -> i64 {
-        match self {
-            Granularity::Minute => 60,
-            Granularity::Hour => 3_600,
-            Granularity::Day => 86_400,
-        }
-    }
+    /// The granularities every event is counted at as it arrives.
+    pub const COUNTED: [Granularity; 3] =
+        [Granularity::Minute, Granularity::Hour, Granularity::Day];
 
     /// Start of the bucket holding `unix`.
     pub fn bucket(self, unix: i64) -> i64 {
-        unix.div_euclid(self.seconds()) * self.seconds()
+        let fixed = |width: i64| unix.div_euclid(width) * width;
+        match self {
+            Granularity::Minute => fixed(60),
+            Granularity::Hour => fixed(3_600),
+            Granularity::Day => fixed(86_400),
+            Granularity::Quarter => {
+                let date = DateTime::from_timestamp(unix, 0)
+                    .unwrap_or_default()
+                    .date_naive();
+                quarter_start(date.year(), (date.month0() / 3 + 1) as u8)
+            }
+        }
     }
 
     /// The name used in the store and the API.
@@ -64,6 +81,7 @@ impl Granularity {
             Granularity::Minute => "minute",
             Granularity::Hour => "hour",
             Granularity::Day => "day",
+            Granularity::Quarter => "quarter",
         }
     }
 
@@ -75,20 +93,37 @@ impl Granularity {
     fn dimensions(self) -> &'static [Dimension] {
         match self {
             Granularity::Minute => &[Dimension::All, Dimension::Type],
-            Granularity::Hour | Granularity::Day => &Dimension::ALL,
+            Granularity::Hour | Granularity::Day | Granularity::Quarter => &Dimension::ALL,
         }
     }
 }
 
+/// Unix seconds at the start of a calendar quarter (1 to 4).
+pub fn quarter_start(year: i32, quarter: u8) -> i64 {
+    let month = u32::from(quarter.clamp(1, 4)) * 3 - 2;
+    NaiveDate::from_ymd_opt(year, month, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map_or(0, |t| t.and_utc().timestamp())
+}
+
+/// The `2024Q1` label of a quarter bucket.
+pub fn quarter_label(bucket: i64) -> String {
+    let date = DateTime::from_timestamp(bucket, 0)
+        .unwrap_or_default()
+        .date_naive();
+    format!("{}Q{}", date.year(), date.month0() / 3 + 1)
+}
+
 impl Dimension {
     /// Every dimension.
-    pub const ALL: [Dimension; 6] = [
+    pub const ALL: [Dimension; 7] = [
         Dimension::All,
         Dimension::Type,
         Dimension::Repo,
         Dimension::Org,
         Dimension::Language,
         Dimension::Bot,
+        Dimension::TypeLanguage,
     ];
 
     /// The name used in the store and the API.
@@ -100,6 +135,7 @@ impl Dimension {
             Dimension::Org => "org",
             Dimension::Language => "language",
             Dimension::Bot => "bot",
+            Dimension::TypeLanguage => "type_language",
         }
     }
 
@@ -108,14 +144,18 @@ impl Dimension {
         Dimension::ALL.into_iter().find(|d| d.as_str() == text)
     }
 
-    fn key(self, event: &Event) -> Option<&str> {
+    fn key(self, event: &Event) -> Option<Cow<'_, str>> {
         match self {
-            Dimension::All => Some("*"),
-            Dimension::Type => Some(&event.kind),
-            Dimension::Repo => Some(&event.repo),
-            Dimension::Org => event.org.as_deref(),
-            Dimension::Language => event.language.as_deref(),
-            Dimension::Bot => event.is_bot().then_some(event.kind.as_str()),
+            Dimension::All => Some(Cow::Borrowed("*")),
+            Dimension::Type => Some(Cow::Borrowed(&event.kind)),
+            Dimension::Repo => Some(Cow::Borrowed(&event.repo)),
+            Dimension::Org => event.org.as_deref().map(Cow::Borrowed),
+            Dimension::Language => event.language.as_deref().map(Cow::Borrowed),
+            Dimension::Bot => event.is_bot().then_some(Cow::Borrowed(event.kind.as_str())),
+            Dimension::TypeLanguage => event
+                .language
+                .as_deref()
+                .map(|l| Cow::Owned(type_language(&event.kind, l))),
         }
     }
 }
@@ -132,6 +172,11 @@ impl fmt::Display for Dimension {
     }
 }
 
+/// The key of the [`Dimension::TypeLanguage`] dimension.
+pub fn type_language(kind: &str, language: &str) -> String {
+    format!("{kind}/{language}")
+}
+
 /// One counter an event increments.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CounterKey<'a> {
@@ -142,12 +187,12 @@ pub struct CounterKey<'a> {
     /// What is counted.
     pub dimension: Dimension,
     /// Which value of the dimension.
-    pub key: &'a str,
+    pub key: Cow<'a, str>,
 }
 
 /// Calls `each` with every counter that `event` increments by one.
 pub fn for_each_counter<'a>(event: &'a Event, mut each: impl FnMut(CounterKey<'a>)) {
-    for granularity in Granularity::ALL {
+    for granularity in Granularity::COUNTED {
         let bucket = granularity.bucket(event.created_at);
         for &dimension in granularity.dimensions() {
             if let Some(key) = dimension.key(event) {
@@ -195,6 +240,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn quarters_start_on_their_first_day() {
+        let may = crate::time::parse_timestamp("2024-05-17T13:00:00Z").unwrap();
+        let q2 = Granularity::Quarter.bucket(may);
+        assert_eq!(crate::time::format_timestamp(q2), "2024-04-01T00:00:00Z");
+        assert_eq!(quarter_label(q2), "2024Q2");
+        assert_eq!(quarter_start(2024, 2), q2);
+        assert_eq!(Granularity::parse("quarter"), Some(Granularity::Quarter));
+    }
+
+    #[test]
     fn a_pull_request_by_a_bot_counts_everywhere_once() {
         let event = Event::parse(
             r#"{"id":"7","type":"PullRequestEvent","actor":{"login":"dependabot[bot]"},"repo":{"name":"o/r"},"org":{"login":"o"},"created_at":"2021-07-21T06:59:59Z","payload":{"pull_request":{"base":{"repo":{"language":"Go"}}}}}"#,
@@ -204,7 +259,13 @@ mod tests {
         for_each_counter(&event, |k| {
             keys.push((k.granularity, k.bucket, k.dimension, k.key.to_string()))
         });
-        assert_eq!(keys.len(), 2 + 6 + 6);
+        assert_eq!(keys.len(), 2 + 7 + 7);
+        assert!(keys.contains(&(
+            Granularity::Day,
+            event.created_at - 59 * 60 - 59 - 6 * 3600,
+            Dimension::TypeLanguage,
+            "PullRequestEvent/Go".into()
+        )));
         let hour = event.created_at - 59 * 60 - 59;
         assert!(keys.contains(&(Granularity::Hour, hour, Dimension::Language, "Go".into())));
         assert!(keys.contains(&(

@@ -65,6 +65,13 @@ pub trait Store: Send + Sync + 'static {
         events: Vec<Arc<Event>>,
     ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
 
+    /// Sets counters to the given values (imports of history computed elsewhere); setting the same rows again
+    /// changes nothing.
+    fn put_counters(
+        &self,
+        rows: Vec<AggregateRow>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Keeps dead letters for inspection and replay.
     fn write_dead_letters(
         &self,

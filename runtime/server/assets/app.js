@@ -3,15 +3,19 @@
 "use strict";
 
 const SVG = "http://www.w3.org/2000/svg";
-const COLORS = ["#2f6fde", "#e07b24", "#2a9d60", "#c2407a", "#7b61c9", "#b8a21a", "#8a94a6"];
+const COLORS = ["#2f6fde", "#e07b24", "#2a9d60", "#c2407a", "#7b61c9", "#b8a21a", "#8a94a6", "#17a2b8", "#8c564b", "#1d2330"];
 const REFRESH_MS = 2000;
 
 // Views in navigation order. A view is an id (the section `view-<id>`), a title, the API it shows, and a
 // render function; adding a view means adding a section to index.html and an entry here.
 const VIEWS = [
-  { id: "live", title: "Live", api: ["/api/live"], render: renderLive },
-  { id: "scripts", title: "Scripts", api: ["/api/scripts", "/api/scripts/reloads"], render: renderScripts },
+  { id: "live", title: "Live", api: () => ["/api/live"], render: renderLive },
+  { id: "trends", title: "Trends", api: () => [trendsUrl()], render: renderTrends, still: true },
+  { id: "scripts", title: "Scripts", api: () => ["/api/scripts", "/api/scripts/reloads"], render: renderScripts },
 ];
+
+// What the trends view shows; changed by its controls.
+const trendsState = { metric: "PullRequestEvent", granularity: "quarter", from: 2012, languages: null };
 
 let timer = null;
 
@@ -137,6 +141,97 @@ function renderLive([live]) {
   renderTop("top-orgs", live.top_orgs);
 }
 
+function trendsUrl() {
+  const q = new URLSearchParams({ metric: trendsState.metric, granularity: trendsState.granularity, from: trendsState.from });
+  if (trendsState.languages) q.set("languages", trendsState.languages.join(","));
+  return `/api/trends?${q}`;
+}
+
+// Lines over labelled x positions; `lines` are { name, values (number or null) }.
+function renderLines(container, legend, labels, lines, unit, testid, width = 960) {
+  const height = 280, left = 56, right = 28, top = 8, bottom = 28;
+  const values = lines.flatMap((l) => l.values).filter((v) => v !== null);
+  const max = Math.max(1, ...values);
+  const plotW = width - left - right, plotH = height - top - bottom;
+  const x = (i) => left + (labels.length < 2 ? plotW / 2 : (i * plotW) / (labels.length - 1));
+  const y = (v) => top + plotH - (v / max) * plotH;
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, "data-testid": testid });
+  for (const v of [0, max / 2, max]) {
+    chart.append(svg("line", { x1: left, x2: width - right, y1: y(v), y2: y(v), class: "axis" }));
+    chart.append(svg("text", { x: left - 6, y: y(v) + 4, "text-anchor": "end" }, `${v.toFixed(1)}`));
+  }
+  chart.append(svg("text", { x: 12, y: top + plotH / 2, transform: `rotate(-90 12 ${top + plotH / 2})`, "text-anchor": "middle" }, unit));
+  const step = Math.max(1, Math.ceil(labels.length / 12));
+  labels.forEach((label, i) => {
+    if (i % step === 0 || i === labels.length - 1) chart.append(svg("text", { x: x(i), y: height - 8, "text-anchor": "middle" }, label));
+  });
+  lines.forEach((line, k) => {
+    const color = COLORS[k % COLORS.length];
+    const points = line.values.map((v, i) => (v === null ? null : [x(i), y(v)]));
+    let path = "";
+    points.forEach((p, i) => {
+      if (p) path += `${path && points[i - 1] ? "L" : "M"}${p[0].toFixed(1)},${p[1].toFixed(1)} `;
+    });
+    chart.append(svg("path", { d: path, fill: "none", stroke: color, "stroke-width": 2 }));
+    points.forEach((p, i) => {
+      if (!p) return;
+      const dot = svg("circle", { cx: p[0], cy: p[1], r: 3, fill: color, "data-series": line.name, "data-label": labels[i], "data-value": line.values[i] });
+      const text = `${line.name}, ${labels[i]}: ${line.values[i]} ${unit}`;
+      dot.append(svg("title", {}, text));
+      dot.addEventListener("mousemove", (e) => showTooltip(e, text));
+      dot.addEventListener("mouseleave", hideTooltip);
+      chart.append(dot);
+    });
+  });
+  container.replaceChildren(chart);
+  legend.replaceChildren(...lines.map((line, k) => {
+    const item = el("li", null, { "data-series": line.name });
+    const swatch = el("span", null, { class: "swatch" });
+    swatch.style.background = COLORS[k % COLORS.length];
+    item.append(swatch, el("span", line.name));
+    return item;
+  }));
+}
+
+function renderTrends([trends]) {
+  const metricNames = { PullRequestEvent: "pull requests", PushEvent: "pushes", WatchEvent: "stars", IssuesEvent: "issues" };
+  testid("trends-metric-name").textContent = metricNames[trends.metric] || trends.metric;
+  renderLines(document.getElementById("trends-chart"), document.getElementById("trends-legend"), trends.periods,
+    trends.series.map((s) => ({ name: s.language, values: s.shares })), "% share", "trends-chart");
+
+  const chosen = new Set(trends.series.map((s) => s.language));
+  const names = [...new Set([...trends.available, ...chosen])];
+  testid("trends-languages").replaceChildren(...names.map((name) => {
+    const box = el("input", null, { type: "checkbox", value: name });
+    box.checked = chosen.has(name);
+    box.addEventListener("change", () => {
+      const picked = [...document.querySelectorAll("#trends-languages input:checked")].map((b) => b.value);
+      trendsState.languages = picked.length ? picked : null;
+      refresh(VIEWS.find((v) => v.id === "trends"));
+    });
+    const label = el("label");
+    label.append(box, document.createTextNode(` ${name}`));
+    return label;
+  }));
+
+  const overlay = trends.overlay;
+  testid("overlay-language").textContent = overlay ? overlay.language : "–";
+  const years = overlay ? overlay.years.slice(-6) : [];
+  renderLines(document.getElementById("overlay-chart"), document.getElementById("overlay-legend"), ["Q1", "Q2", "Q3", "Q4"],
+    years.map((y) => ({ name: String(y.year), values: y.shares })), "% share", "overlay-chart", 480);
+
+  const growth = trends.growth;
+  testid("growth-period").textContent = growth ? growth.period : "–";
+  testid("growth-previous").textContent = growth ? growth.previous : "–";
+  const rows = growth ? [...growth.risers, ...growth.fallers] : [];
+  fillRows(testid("growth"), rows.map((r) => [
+    { text: r.language, className: "key" },
+    { text: `${r.share.toFixed(2)}%`, className: "num" },
+    { text: `${r.previous_share.toFixed(2)}%`, className: "num" },
+    { text: `${r.change > 0 ? "+" : ""}${r.change.toFixed(2)}`, className: `num change ${r.change > 0 ? "rise" : "fall"}` },
+  ]));
+}
+
 function when(iso) {
   return iso ? iso.replace("T", " ").replace("Z", " UTC") : "–";
 }
@@ -161,7 +256,7 @@ function renderScripts([scripts, reloads]) {
 
 async function refresh(view) {
   try {
-    const responses = await Promise.all(view.api.map((url) => fetch(url, { cache: "no-store" })));
+    const responses = await Promise.all(view.api().map((url) => fetch(url, { cache: "no-store" })));
     for (const r of responses) if (!r.ok) throw new Error(`${r.url} answered ${r.status}`);
     view.render(await Promise.all(responses.map((r) => r.json())));
     document.getElementById("updated").textContent = `updated ${new Date().toISOString().slice(11, 19)} UTC`;
@@ -180,12 +275,17 @@ function show() {
   }
   clearInterval(timer);
   refresh(view);
-  timer = setInterval(() => refresh(view), REFRESH_MS);
+  // History changes slowly: views marked `still` refresh when their controls change, not on a timer.
+  if (!view.still) timer = setInterval(() => refresh(view), REFRESH_MS);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   const nav = document.getElementById("nav");
   for (const v of VIEWS) nav.append(el("a", v.title, { href: `#${v.id}`, id: `nav-${v.id}` }));
   window.addEventListener("hashchange", show);
+  const trends = () => VIEWS.find((v) => v.id === "trends");
+  document.getElementById("trends-metric").addEventListener("change", (e) => { trendsState.metric = e.target.value; trendsState.languages = null; refresh(trends()); });
+  document.getElementById("trends-granularity").addEventListener("change", (e) => { trendsState.granularity = e.target.value; refresh(trends()); });
+  document.getElementById("trends-from").addEventListener("change", (e) => { trendsState.from = Number(e.target.value) || 2012; refresh(trends()); });
   show();
 });

@@ -2,6 +2,7 @@
 //! numbers of its JSON API, live numbers move while events flow, and hostile text from GitHub is shown as
 //! text and runs nothing. Screenshots of each view are saved under `target/screenshots/`.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -350,6 +351,85 @@ async fn the_live_view_shows_the_numbers_of_its_api_and_hostile_names_as_text() 
     );
     browser.screenshot("live").await;
 
+    // Trends: every point of the chart and every row of the growth table are the API's numbers.
+    browser.open(&format!("{url}/#trends")).await;
+    let shown = browser
+        .wait_for("the trends chart", r#"const dots = [...document.querySelectorAll('[data-testid="trends-chart"] circle')];
+            if (!dots.length) return null;
+            return { dots: dots.map((d) => [d.getAttribute("data-series"), d.getAttribute("data-label"), Number(d.getAttribute("data-value"))]),
+              growth: [...document.querySelectorAll('[data-testid="growth"] tbody tr')].map((tr) => [tr.cells[0].textContent, tr.cells[3].textContent]),
+              period: document.querySelector('[data-testid="growth-period"]').textContent };"#)
+        .await;
+    let trends = get_json(&format!("{url}/api/trends")).await;
+    let mut expected_dots = Vec::new();
+    for series in trends["series"].as_array().unwrap() {
+        for (label, share) in trends["periods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(series["shares"].as_array().unwrap())
+        {
+            if let Some(share) = share.as_f64() {
+                expected_dots.push(json!([series["language"], label, share]));
+            }
+        }
+    }
+    let as_points = |list: &Vec<Value>| -> Vec<(String, String, f64)> {
+        list.iter()
+            .map(|d| {
+                (
+                    d[0].as_str().unwrap().into(),
+                    d[1].as_str().unwrap().into(),
+                    d[2].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (page_points, api_points) = (
+        as_points(shown["dots"].as_array().unwrap()),
+        as_points(&expected_dots),
+    );
+    assert!(
+        page_points == api_points,
+        "chart points differ from the API: {} on the page, {} in the API",
+        page_points.len(),
+        api_points.len()
+    );
+    assert!(
+        expected_dots.len() > 8 * 40,
+        "eight languages over the history: {}",
+        expected_dots.len()
+    );
+    let growth = &trends["growth"];
+    assert_eq!(shown["period"], growth["period"]);
+    let rows: Vec<Value> = growth["risers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(growth["fallers"].as_array().unwrap())
+        .map(|r| {
+            let c = r["change"].as_f64().unwrap();
+            json!([
+                r["language"],
+                format!("{}{c:.2}", if c > 0.0 { "+" } else { "" })
+            ])
+        })
+        .collect();
+    assert_eq!(shown["growth"].as_array().unwrap(), &rows);
+    assert!(!rows.is_empty());
+
+    // Choosing another event type redraws from the API's numbers for it.
+    browser.run(r#"const s = document.getElementById("trends-metric"); s.value = "PushEvent"; s.dispatchEvent(new Event("change")); return null;"#).await;
+    browser.wait_for("the pushes chart", r#"return document.querySelector('[data-testid="trends-metric-name"]').textContent === "pushes" || null;"#).await;
+    let pushes = get_json(&format!("{url}/api/trends?metric=PushEvent")).await;
+    let first = &pushes["series"][0];
+    let expect = json!([first["language"], pushes["periods"][0], first["shares"][0]]);
+    browser
+        .wait_for("the first push point", &format!(r#"const d = document.querySelector('[data-testid="trends-chart"] circle');
+            return d && JSON.stringify([d.getAttribute("data-series"), d.getAttribute("data-label"), Number(d.getAttribute("data-value"))]) === {:?} || null;"#, expect.to_string()))
+        .await;
+    browser.screenshot("trends").await;
+
     browser.open(&format!("{url}/#scripts")).await;
     let listed = browser
         .wait_for("the scripts view", r#"const rows = [...document.querySelectorAll('[data-testid="scripts"] tbody tr')];
@@ -405,5 +485,81 @@ async fn live_numbers_move_while_events_flow_without_a_reload() {
         browser.run("return window.__samePage === true;").await,
         json!(true),
         "no page reload"
+    );
+}
+
+/// The GitHut history as the test reads it: (event type, language, year) → events.
+fn githut_years() -> BTreeMap<(String, String, i64), u64> {
+    let mut counts = BTreeMap::new();
+    for (kind, file) in [
+        ("PullRequestEvent", "gh-pull-request.json"),
+        ("PushEvent", "gh-push-event.json"),
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../data/githut")
+            .join(file);
+        let rows: Vec<Value> =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        for row in rows {
+            let year: i64 = row["year"].as_str().unwrap().parse().unwrap();
+            let n: u64 = row["count"].as_str().unwrap().parse().unwrap();
+            *counts
+                .entry((
+                    kind.to_string(),
+                    row["name"].as_str().unwrap().to_string(),
+                    year,
+                ))
+                .or_insert(0) += n;
+        }
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trends_are_the_history_files_shares() {
+    let data = tempfile::tempdir().unwrap();
+    let (_up, url) = up(data.path(), &["--source", "none"]);
+    let history = githut_years();
+    for (kind, language) in [("PullRequestEvent", "Rust"), ("PushEvent", "Python")] {
+        let trends = get_json(&format!(
+            "{url}/api/trends?metric={kind}&granularity=year&from=2015&to=2016&languages={language}"
+        ))
+        .await;
+        assert_eq!(trends["periods"], json!(["2015", "2016"]));
+        for (i, year) in [2015, 2016].into_iter().enumerate() {
+            let total: u64 = history
+                .iter()
+                .filter(|((k, _, y), _)| k == kind && *y == year)
+                .map(|(_, n)| n)
+                .sum();
+            let mine = history[&(kind.to_string(), language.to_string(), year)];
+            assert_eq!(trends["totals"][i], total);
+            assert_eq!(trends["series"][0]["counts"][i], mine);
+            let share = (10_000.0 * mine as f64 / total as f64).round() / 100.0;
+            assert_eq!(
+                trends["series"][0]["shares"][i].as_f64().unwrap(),
+                share,
+                "{kind} {language} {year}"
+            );
+        }
+    }
+    let quarters = get_json(&format!("{url}/api/trends?from=2023&to=2024")).await;
+    assert_eq!(
+        quarters["periods"],
+        json!(["2023Q1", "2023Q2", "2023Q3", "2023Q4", "2024Q1"])
+    );
+    assert_eq!(quarters["growth"]["period"], "2024Q1");
+    assert_eq!(quarters["growth"]["previous"], "2023Q1");
+    let bad = forgecast_connect::http::client()
+        .get(format!("{url}/api/trends?metric=Nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    assert!(
+        bad.text()
+            .await
+            .unwrap()
+            .contains("use one of PullRequestEvent")
     );
 }

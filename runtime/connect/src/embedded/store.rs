@@ -10,6 +10,7 @@
 //! bytes past the last committed event (from a crash or a failed commit) are cut off when the store opens and
 //! overwritten by the next batch.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -177,7 +178,7 @@ fn write_events(inner: &mut Inner, events: &[Arc<Event>]) -> Result<WriteOutcome
     let tx = inner.conn.transaction().map_err(&err)?;
     let mut appended: Vec<u8> = Vec::new();
     let mut outcome = WriteOutcome::default();
-    let mut counters: HashMap<(Granularity, Dimension, i64, &str), i64> = HashMap::new();
+    let mut counters: HashMap<(Granularity, Dimension, i64, Cow<'_, str>), i64> = HashMap::new();
     {
         let mut insert = tx
             .prepare_cached(
@@ -247,6 +248,28 @@ impl Store for SqliteStore {
     async fn write_events(&self, events: Vec<Arc<Event>>) -> Result<WriteOutcome, StoreError> {
         self.with_inner(move |inner| write_events(inner, &events))
             .await
+    }
+
+    async fn put_counters(&self, rows: Vec<AggregateRow>) -> Result<(), StoreError> {
+        self.with_conn(move |conn| {
+            let err = failed("put_counters");
+            let tx = conn.transaction().map_err(&err)?;
+            {
+                let mut upsert = tx
+                    .prepare_cached(
+                        "INSERT INTO aggregates (granularity, dimension, bucket, key, count) VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT DO UPDATE SET count = excluded.count",
+                    )
+                    .map_err(&err)?;
+                for r in &rows {
+                    upsert
+                        .execute(params![r.granularity.as_str(), r.dimension.as_str(), r.bucket, r.key, r.count as i64])
+                        .map_err(&err)?;
+                }
+            }
+            tx.commit().map_err(&err)
+        })
+        .await
     }
 
     async fn write_dead_letters(&self, letters: Vec<Arc<DeadLetter>>) -> Result<(), StoreError> {

@@ -7,6 +7,7 @@
 //! | `GET /healthz` | 200 while the process serves |
 //! | `GET /readyz` | 200 when the store accepts writes, 503 while it is failing |
 //! | `GET /metrics` | Prometheus text |
+//! | `GET /api/trends` | shares per language over quarters or years, growth table, overlay of years (see [`trends`]) |
 //! | `GET /api/sources` | the GitHub source: rate-limit state (`limit`, `remaining`, `reset`, `paused_until`, `paused_for`) and each query's schedule and last outcome |
 //! | `GET /api/scripts` | each script: id, file, status, hash, loaded-at, last refusal |
 //! | `GET /api/scripts/reloads` | the last 100 reload decisions, newest first |
@@ -15,6 +16,7 @@
 mod dashboard;
 mod live;
 mod tap;
+mod trends;
 
 use std::sync::Arc;
 
@@ -40,6 +42,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/tap", get(tap::tap))
         .route("/api/live", get(live::live))
         .route("/api/sources", get(sources))
+        .route("/api/trends", get(trends::trends))
         .route("/", get(dashboard::page))
         .route("/assets/{file}", get(dashboard::asset))
         .with_state(shared)

@@ -99,6 +99,9 @@ pub enum StartError {
     /// The bus refused the subscription.
     #[error(transparent)]
     Bus(#[from] forgecast_core::bus::BusError),
+    /// The bundled history cannot be read.
+    #[error("cannot read the bundled history: {0}")]
+    History(String),
     /// The GitHub client cannot be built.
     #[error("GitHub source: {0}")]
     Github(String),
@@ -140,6 +143,15 @@ impl Pipeline {
             return Err(StartError::NoRouting(plan.scripts.display().to_string()));
         }
         let store = SqliteStore::open(&plan.store_path())?;
+        // The history of previous years; setting the same counters again on every start changes nothing.
+        let history = forgecast_connect::githut::bundled().map_err(StartError::History)?;
+        let quarters = history.len();
+        store.put_counters(history).await?;
+        tracing::info!(
+            component = "store",
+            rows = quarters,
+            "Loaded the GitHut history (2012Q2-2024Q1)."
+        );
         let metrics = Arc::new(Metrics::new());
         let shared = Arc::new(Shared {
             host: Arc::new(host),

@@ -95,7 +95,7 @@ pub async fn run(
         report.consumed += batch.len() as u64;
         shared
             .handled
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            .fetch_add(batch.len() as u64, Ordering::SeqCst);
         report.stored += outcome.inserted;
         report.duplicates += outcome.duplicates;
         metrics.stored.inc_by(outcome.inserted);
