@@ -153,9 +153,7 @@ pub async fn run(args: BackfillArgs) -> anyhow::Result<Report> {
     let mut pipeline = Pipeline::start(&plan).await?;
     let feed = pipeline.take_feed().expect("a feed pipeline has a feed");
     let shared = pipeline.shared().clone();
-    let client = reqwest::Client::builder()
-        .user_agent(concat!("forgecast/", env!("CARGO_PKG_VERSION")))
-        .build()?;
+    let client = forgecast_connect::http::client_builder().build()?;
 
     let bar = ProgressBar::new(hours.len() as u64);
     bar.set_style(

@@ -6,7 +6,7 @@
 //! - [`metrics`]: the Prometheus metrics of a running pipeline.
 //! - [`pipeline`]: assembling source, routing, bus and store writer into one running pipeline, and stopping
 //!   it without losing events.
-//! - [`http`]: the HTTP server: health, metrics, scripts, live topic taps.
+//! - [`http`]: the HTTP server: the dashboard and its JSON API, health, metrics, scripts, sources, live taps.
 //! - [`backfill`], [`check`] and [`tap`]: the `forgecast backfill`, `check` and `tap` commands.
 
 pub mod backfill;
