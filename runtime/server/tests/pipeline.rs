@@ -83,6 +83,7 @@ fn expected_totals(events: &[Value]) -> BTreeMap<(&'static str, String), u64> {
         let language = e["payload"]["pull_request"]["base"]["repo"]["language"].as_str();
         if let Some(language) = language.filter(|_| kind.starts_with("PullRequest")) {
             add("language", language);
+            add("type_language", &format!("{kind}/{language}"));
         }
         if login.ends_with("[bot]") || login.ends_with("-bot") || login.ends_with("_bot") {
             add("bot", kind);
