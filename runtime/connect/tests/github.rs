@@ -588,3 +588,148 @@ fn the_token_never_reaches_logs_or_errors_even_when_connecting_fails() {
         );
     }
 }
+
+mod enrichment {
+    use super::*;
+    use forgecast_connect::embedded::SqliteStore;
+    use forgecast_connect::github::{EnrichConfig, EnrichStats, Enricher};
+    use forgecast_core::store::Store;
+
+    async fn enrich(
+        base: &str,
+        store: &SqliteStore,
+        config: EnrichConfig,
+        names: &[&str],
+        until: impl Fn(&EnrichStats) -> bool,
+    ) -> EnrichStats {
+        let client = Arc::new(GithubClient::new(super::config(base)).unwrap());
+        let enricher = Enricher::new(client, store.clone(), config);
+        let stats = enricher.stats();
+        let (tx, rx) = mpsc::channel(16);
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(enricher.run(rx, Arc::new(|_: &str, _: &str| {}), stop.clone()));
+        for name in names {
+            tx.send(name.to_string()).await.unwrap();
+        }
+        let started = std::time::Instant::now();
+        while !until(&stats.lock().unwrap()) && started.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.cancel();
+        run.await.unwrap();
+        stats.lock().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn repositories_are_cached_with_their_etag_and_refreshed_conditionally() {
+        let replay = Replay::default();
+        octokit("get-repository", &replay);
+        let rust = r#"{"full_name":"rust-lang/rust","language":"Rust","topics":["compiler"],"stargazers_count":100000}"#;
+        replay.answer(
+            "/repos/rust-lang/rust",
+            vec![Answer::json(200, rust).header("etag", "\"r1\"")],
+        );
+        replay.answer(
+            "/repos/someone/gone",
+            vec![Answer::json(404, r#"{"message":"Not Found"}"#)],
+        );
+        let base = replay.serve().await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
+        let names = [
+            "octokit-fixture-org/hello-world",
+            "rust-lang/rust",
+            "someone/gone",
+            "rust-lang/rust",
+        ];
+        let stats = enrich(&base, &store, EnrichConfig::default(), &names, |s| {
+            s.fetched + s.missing + s.cached >= 3
+        })
+        .await;
+        assert_eq!((stats.fetched, stats.missing), (2, 1), "{stats:?}");
+
+        let cached = store
+            .repo_meta(vec![
+                "octokit-fixture-org/hello-world".into(),
+                "rust-lang/rust".into(),
+                "someone/gone".into(),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(cached[0].topics, ["fixtures", "hello", "hello-world"]);
+        assert_eq!(cached[0].stars, 42);
+        assert_eq!(
+            cached[0].etag.as_deref(),
+            Some("\"00000000000000000000000000000000\"")
+        );
+        assert_eq!(cached[1].language.as_deref(), Some("Rust"));
+        assert!(!cached[2].found, "a 404 is remembered");
+
+        // Fresh entries are not asked again; stale ones are asked conditionally and a 304 keeps them.
+        let fresh = enrich(
+            &base,
+            &store,
+            EnrichConfig::default(),
+            &["rust-lang/rust"],
+            |s| s.cached >= 1,
+        )
+        .await;
+        assert_eq!(fresh.cached, 1);
+        replay.answer("/repos/rust-lang/rust", vec![Answer::json(304, "")]);
+        let stale = EnrichConfig {
+            stale_after: Duration::ZERO,
+            ..EnrichConfig::default()
+        };
+        let refreshed = enrich(&base, &store, stale, &["rust-lang/rust"], |s| {
+            s.unchanged >= 1
+        })
+        .await;
+        assert_eq!(refreshed.unchanged, 1);
+        let last = replay
+            .received()
+            .into_iter()
+            .rfind(|r| r.path == "/repos/rust-lang/rust")
+            .unwrap();
+        assert_eq!(last.headers["if-none-match"], "\"r1\"");
+        assert_eq!(
+            store
+                .repo_meta(vec!["rust-lang/rust".into()])
+                .await
+                .unwrap()[0]
+                .language
+                .as_deref(),
+            Some("Rust")
+        );
+    }
+
+    #[tokio::test]
+    async fn enrichment_spends_only_its_share_of_the_rate_limit() {
+        let replay = Replay::default();
+        let low = |name: &str| {
+            Answer::json(200, format!(r#"{{"full_name":"{name}","language":"Go"}}"#))
+                .header("x-ratelimit-limit", 5000)
+                .header("x-ratelimit-remaining", 3000)
+                .header("x-ratelimit-reset", 4102444800u64)
+        };
+        replay.answer("/repos/a/one", vec![low("a/one")]);
+        replay.answer("/repos/a/two", vec![low("a/two")]);
+        let base = replay.serve().await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
+        let config = EnrichConfig {
+            share: 0.2,
+            budget_wait: Duration::from_millis(50),
+            ..EnrichConfig::default()
+        };
+        let stats = enrich(&base, &store, config, &["a/one", "a/two"], |s| {
+            s.held_back >= 3
+        })
+        .await;
+        assert_eq!(
+            stats.fetched, 1,
+            "after the first answer only 60% of the limit is left: the enricher waits"
+        );
+        assert_eq!(replay.received().len(), 1);
+        assert_eq!(stats.queued, 1);
+    }
+}

@@ -144,18 +144,15 @@ impl Dimension {
         Dimension::ALL.into_iter().find(|d| d.as_str() == text)
     }
 
-    fn key(self, event: &Event) -> Option<Cow<'_, str>> {
+    fn key<'a>(self, event: &'a Event, language: Option<&'a str>) -> Option<Cow<'a, str>> {
         match self {
             Dimension::All => Some(Cow::Borrowed("*")),
             Dimension::Type => Some(Cow::Borrowed(&event.kind)),
             Dimension::Repo => Some(Cow::Borrowed(&event.repo)),
             Dimension::Org => event.org.as_deref().map(Cow::Borrowed),
-            Dimension::Language => event.language.as_deref().map(Cow::Borrowed),
+            Dimension::Language => language.map(Cow::Borrowed),
             Dimension::Bot => event.is_bot().then_some(Cow::Borrowed(event.kind.as_str())),
-            Dimension::TypeLanguage => event
-                .language
-                .as_deref()
-                .map(|l| Cow::Owned(type_language(&event.kind, l))),
+            Dimension::TypeLanguage => language.map(|l| Cow::Owned(type_language(&event.kind, l))),
         }
     }
 }
@@ -191,11 +188,21 @@ pub struct CounterKey<'a> {
 }
 
 /// Calls `each` with every counter that `event` increments by one.
-pub fn for_each_counter<'a>(event: &'a Event, mut each: impl FnMut(CounterKey<'a>)) {
+pub fn for_each_counter<'a>(event: &'a Event, each: impl FnMut(CounterKey<'a>)) {
+    for_each_counter_as(event, event.language.as_deref(), each)
+}
+
+/// As [`for_each_counter`], counting the event under `language` (known from the repository's metadata when the
+/// event itself does not carry it).
+pub fn for_each_counter_as<'a>(
+    event: &'a Event,
+    language: Option<&'a str>,
+    mut each: impl FnMut(CounterKey<'a>),
+) {
     for granularity in Granularity::COUNTED {
         let bucket = granularity.bucket(event.created_at);
         for &dimension in granularity.dimensions() {
-            if let Some(key) = dimension.key(event) {
+            if let Some(key) = dimension.key(event, language) {
                 each(CounterKey {
                     granularity,
                     bucket,

@@ -56,6 +56,25 @@ pub struct ScriptReload {
     pub reason: Option<String>,
 }
 
+/// What the store keeps of a repository, fetched from GitHub.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepoMeta {
+    /// Full name, `owner/name`.
+    pub name: String,
+    /// Whether GitHub knows it (a 404 is remembered too, so it is not asked again and again).
+    pub found: bool,
+    /// Main language.
+    pub language: Option<String>,
+    /// Topics.
+    pub topics: Vec<String>,
+    /// Stars.
+    pub stars: u64,
+    /// ETag of the answer, for conditional refreshes.
+    pub etag: Option<String>,
+    /// When it was fetched or confirmed unchanged, Unix seconds.
+    pub fetched_at: i64,
+}
+
 /// Persistent state of the pipeline.
 pub trait Store: Send + Sync + 'static {
     /// Stores events not seen before (by event id) and increments their counters, atomically per batch:
@@ -70,6 +89,18 @@ pub trait Store: Send + Sync + 'static {
     fn put_counters(
         &self,
         rows: Vec<AggregateRow>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The cached metadata of these repositories (those the store has).
+    fn repo_meta(
+        &self,
+        names: Vec<String>,
+    ) -> impl Future<Output = Result<Vec<RepoMeta>, StoreError>> + Send;
+
+    /// Caches repository metadata; events stored later are counted under the repository's language.
+    fn put_repo_meta(
+        &self,
+        repos: Vec<RepoMeta>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Keeps dead letters for inspection and replay.

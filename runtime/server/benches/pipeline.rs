@@ -74,6 +74,7 @@ async fn main() {
         source: SourcePlan::Replay(replay_config(events)),
         limits: Limits::default(),
         watch: WatchConfig::default(),
+        enrich_share: 0.2,
     };
     let started = Instant::now();
     let pipeline = Pipeline::start(&plan).await.unwrap();

@@ -149,6 +149,7 @@ pub async fn run(args: BackfillArgs) -> anyhow::Result<Report> {
         source: SourcePlan::Feed,
         limits: Limits::default(),
         watch: WatchConfig::default(),
+        enrich_share: 0.0,
     };
     let mut pipeline = Pipeline::start(&plan).await?;
     let feed = pipeline.take_feed().expect("a feed pipeline has a feed");

@@ -83,6 +83,9 @@ pub struct UpArgs {
     /// GitHub API root, for GitHub Enterprise or a test server [default: https://api.github.com]
     #[arg(long, env = "GITHUB_API_URL", value_name = "URL")]
     pub github_api_url: Option<String>,
+    /// Share of the GitHub rate limit that repository enrichment may use, 0 to 1 [default: 0.2]
+    #[arg(long, env = "FORGECAST_ENRICH_SHARE", value_name = "SHARE")]
+    pub enrich_share: Option<f64>,
     /// Bus between routing and the processors [default: embedded]
     #[arg(long, env = "FORGECAST_BUS", value_enum)]
     pub bus: Option<BusKind>,

@@ -29,6 +29,8 @@ pub struct FileConfig {
     pub replay_speed: Option<f64>,
     /// GitHub API root.
     pub github_api_url: Option<String>,
+    /// Share of the GitHub rate limit repository enrichment may use.
+    pub enrich_share: Option<f64>,
     /// One pass only.
     pub replay_once: Option<bool>,
     /// Bus backend.
@@ -98,6 +100,8 @@ pub struct UpPlan {
     pub limits: Limits,
     /// Script watching.
     pub watch: WatchConfig,
+    /// Share of the GitHub rate limit repository enrichment may use, 0 to 1.
+    pub enrich_share: f64,
 }
 
 impl UpPlan {
@@ -200,6 +204,13 @@ pub fn plan(args: UpArgs) -> Result<UpPlan, ConfigError> {
         args.bus.or(file.bus).unwrap_or(BusKind::Embedded),
         args.store.or(file.store).unwrap_or(StoreKind::Embedded),
     );
+    let enrich_share = args.enrich_share.or(file.enrich_share).unwrap_or(0.2);
+    if !(0.0..=1.0).contains(&enrich_share) {
+        return Err(invalid(
+            "enrich_share",
+            format!("{enrich_share} is not a share between 0 and 1"),
+        ));
+    }
     let limits = file.limits.unwrap_or_default();
     if limits.deadline_ms == 0 {
         return Err(invalid("limits.deadline_ms", "must be at least 1"));
@@ -218,6 +229,7 @@ pub fn plan(args: UpArgs) -> Result<UpPlan, ConfigError> {
         source,
         limits,
         watch,
+        enrich_share,
     })
 }
 

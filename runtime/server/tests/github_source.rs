@@ -56,10 +56,11 @@ async fn feed() -> (String, Arc<Mutex<Vec<String>>>) {
             let authorised = headers
                 .get("authorization")
                 .is_some_and(|v| v == "Bearer test-token-not-secret-42");
-            let status = if authorised {
-                StatusCode::OK
-            } else {
-                StatusCode::UNAUTHORIZED
+            let status = match (authorised, uri.path().starts_with("/repos/")) {
+                (false, _) => StatusCode::UNAUTHORIZED,
+                // Repository metadata for the enricher: this server knows none.
+                (true, true) => StatusCode::NOT_FOUND,
+                (true, false) => StatusCode::OK,
             };
             (
                 status,
@@ -173,6 +174,24 @@ async fn polled_events_are_stored_and_the_source_is_visible() {
     assert_eq!(
         sources["github"]["queries"][0]["last_outcome"],
         "50 items in 1 page(s)"
+    );
+    // The enricher asked for the repositories of the stored events, within its share of the rate limit
+    // (4,321 of 5,000 left is above the 80% it must leave to the queries).
+    eventually("repositories are looked up", async || {
+        let sources: serde_json::Value =
+            serde_json::from_str(&get(&format!("{url}/api/sources")).await).unwrap();
+        sources["github"]["enrichment"]["missing"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    })
+    .await;
+    assert!(
+        asked
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|p| p.starts_with("/repos/"))
     );
     let metrics = get(&format!("{url}/metrics")).await;
     assert!(

@@ -32,6 +32,7 @@ fn plan(scripts: &Path, data: &Path, replay: ReplayConfig) -> UpPlan {
             debounce: Duration::from_millis(20),
             ..WatchConfig::default()
         },
+        enrich_share: 0.2,
     }
 }
 

@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use forgecast_core::aggregate::{
-    AggregateQuery, AggregateRow, Dimension, Granularity, for_each_counter,
+    AggregateQuery, AggregateRow, Dimension, Granularity, for_each_counter, for_each_counter_as,
 };
-use forgecast_core::store::{ScriptReload, Store, StoreError, WriteOutcome};
+use forgecast_core::store::{RepoMeta, ScriptReload, Store, StoreError, WriteOutcome};
 use forgecast_core::time::now_unix;
 use forgecast_core::{DeadLetter, Event};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -59,6 +59,15 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     origin TEXT,
     raw TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS repos (
+    name TEXT PRIMARY KEY,
+    found INTEGER NOT NULL,
+    language TEXT,
+    topics TEXT NOT NULL,
+    stars INTEGER NOT NULL,
+    etag TEXT,
+    fetched_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS script_reloads (
     seq INTEGER PRIMARY KEY,
     at INTEGER NOT NULL,
@@ -83,6 +92,8 @@ struct Inner {
     raw: File,
     /// End of the last committed event in `raw`.
     raw_end: u64,
+    /// Whether any repository metadata is cached (if not, there is no language to look up).
+    repos_known: bool,
 }
 
 fn failed(operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
@@ -112,6 +123,11 @@ impl SqliteStore {
                 |r| r.get(0),
             )
             .map_err(|e| open_failed(e.to_string()))?;
+        let repos_known = conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM repos)", [], |r| {
+                r.get::<_, bool>(0)
+            })
+            .map_err(|e| open_failed(e.to_string()))?;
         let raw_path = SqliteStore::raw_path(path);
         let raw = OpenOptions::new()
             .read(true)
@@ -127,6 +143,7 @@ impl SqliteStore {
                 conn,
                 raw,
                 raw_end: raw_end as u64,
+                repos_known,
             })),
             path: path.to_path_buf(),
         })
@@ -180,6 +197,14 @@ fn write_events(inner: &mut Inner, events: &[Arc<Event>]) -> Result<WriteOutcome
     let mut outcome = WriteOutcome::default();
     let mut counters: HashMap<(Granularity, Dimension, i64, Cow<'_, str>), i64> = HashMap::new();
     {
+        // Only look languages up once there is repository metadata (the GitHub source's enricher adds it).
+        let mut language_of = match inner.repos_known {
+            true => Some(
+                tx.prepare_cached("SELECT language FROM repos WHERE name = ?1 AND found = 1")
+                    .map_err(&err)?,
+            ),
+            false => None,
+        };
         let mut insert = tx
             .prepare_cached(
                 "INSERT OR IGNORE INTO events
@@ -209,11 +234,31 @@ fn write_events(inner: &mut Inner, events: &[Arc<Event>]) -> Result<WriteOutcome
             outcome.inserted += 1;
             appended.extend_from_slice(e.raw.as_bytes());
             appended.push(b'\n');
-            for_each_counter(e, |k| {
-                *counters
-                    .entry((k.granularity, k.dimension, k.bucket, k.key))
-                    .or_default() += 1
-            });
+            let known = match (&e.language, &mut language_of) {
+                (None, Some(lookup)) => lookup
+                    .query_row([&e.repo], |r| r.get::<_, Option<String>>(0))
+                    .optional()
+                    .map_err(&err)?
+                    .flatten(),
+                _ => None,
+            };
+            match known {
+                // The event does not name its language, the repository's metadata does.
+                Some(language) => for_each_counter_as(e, Some(&language), |k| {
+                    let key = (
+                        k.granularity,
+                        k.dimension,
+                        k.bucket,
+                        Cow::Owned(k.key.into_owned()),
+                    );
+                    *counters.entry(key).or_default() += 1
+                }),
+                None => for_each_counter(e, |k| {
+                    *counters
+                        .entry((k.granularity, k.dimension, k.bucket, k.key))
+                        .or_default() += 1
+                }),
+            }
         }
         let mut upsert = tx
             .prepare_cached(
@@ -268,6 +313,63 @@ impl Store for SqliteStore {
                 }
             }
             tx.commit().map_err(&err)
+        })
+        .await
+    }
+
+    async fn repo_meta(&self, names: Vec<String>) -> Result<Vec<RepoMeta>, StoreError> {
+        self.with_conn(move |conn| {
+            let err = failed("repo_meta");
+            let mut select = conn
+                .prepare_cached(
+                    "SELECT name, found, language, topics, stars, etag, fetched_at FROM repos WHERE name = ?1",
+                )
+                .map_err(&err)?;
+            let mut found = Vec::new();
+            for name in names {
+                let row = select
+                    .query_row([name], |r| {
+                        let topics: String = r.get(3)?;
+                        Ok(RepoMeta {
+                            name: r.get(0)?,
+                            found: r.get(1)?,
+                            language: r.get(2)?,
+                            topics: serde_json::from_str(&topics).unwrap_or_default(),
+                            stars: r.get::<_, i64>(4)? as u64,
+                            etag: r.get(5)?,
+                            fetched_at: r.get(6)?,
+                        })
+                    })
+                    .optional()
+                    .map_err(&err)?;
+                found.extend(row);
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn put_repo_meta(&self, repos: Vec<RepoMeta>) -> Result<(), StoreError> {
+        self.with_inner(move |inner| {
+            let err = failed("put_repo_meta");
+            let tx = inner.conn.transaction().map_err(&err)?;
+            {
+                let mut upsert = tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO repos (name, found, language, topics, stars, etag, fetched_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    )
+                    .map_err(&err)?;
+                for r in &repos {
+                    let topics = serde_json::to_string(&r.topics).unwrap_or_else(|_| "[]".into());
+                    upsert
+                        .execute(params![r.name, r.found, r.language, topics, r.stars as i64, r.etag, r.fetched_at])
+                        .map_err(&err)?;
+                }
+            }
+            tx.commit().map_err(&err)?;
+            inner.repos_known |= !repos.is_empty();
+            Ok(())
         })
         .await
     }
@@ -458,6 +560,52 @@ mod tests {
         assert_eq!(raw, *event("3", "o/c").raw);
         let file = std::fs::read_to_string(SqliteStore::raw_path(store.path())).unwrap();
         assert_eq!(file.lines().count(), 3);
+    }
+
+    #[tokio::test]
+    async fn events_count_under_their_repository_language_once_it_is_known() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
+        let meta = RepoMeta {
+            name: "o/b".into(),
+            found: true,
+            language: Some("Rust".into()),
+            topics: vec!["cli".into()],
+            stars: 7,
+            etag: Some("\"e\"".into()),
+            fetched_at: 1,
+        };
+        store.put_repo_meta(vec![meta.clone()]).await.unwrap();
+        assert_eq!(
+            store
+                .repo_meta(vec!["o/b".into(), "o/x".into()])
+                .await
+                .unwrap(),
+            vec![meta]
+        );
+        store
+            .write_events(vec![event("1", "o/a"), event("2", "o/b")])
+            .await
+            .unwrap();
+        let query = |dimension| AggregateQuery {
+            granularity: Granularity::Day,
+            dimension,
+            from: 0,
+            to: i64::MAX,
+        };
+        let languages = store.aggregates(query(Dimension::Language)).await.unwrap();
+        assert_eq!(
+            languages
+                .iter()
+                .map(|r| (r.key.as_str(), r.count))
+                .collect::<Vec<_>>(),
+            [("Rust", 1)]
+        );
+        let pairs = store
+            .aggregates(query(Dimension::TypeLanguage))
+            .await
+            .unwrap();
+        assert_eq!(pairs[0].key, "PushEvent/Rust");
     }
 
     #[tokio::test]

@@ -225,7 +225,7 @@ impl Poller {
         let mut items = Vec::new();
         let mut outcome = String::from("not modified");
         let mut fresh = 0u64;
-        for page in 1..=query.max_pages.max(1) {
+        for page in 1..=page_cap(&query) {
             let request = Request {
                 path: &url,
                 params: if page == 1 { &query.params } else { &no_params },
@@ -290,6 +290,24 @@ impl Poller {
     }
 }
 
+/// Results the search API returns at most for one query, however many pages are asked for.
+const SEARCH_RESULTS: u32 = 1000;
+
+/// Pages to fetch: the query's `max_pages`, and for the search API no more than its 1,000 results need.
+fn page_cap(query: &Query) -> u32 {
+    let pages = query.max_pages.max(1);
+    if !query.path.starts_with("/search/") {
+        return pages;
+    }
+    let per_page: u32 = query
+        .params
+        .get("per_page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(30)
+        .clamp(1, 100);
+    pages.min(SEARCH_RESULTS.div_ceil(per_page))
+}
+
 /// The items of a page: a JSON array, or the `items` of a search answer.
 fn page_items(body: &[u8]) -> Result<Vec<serde_json::Value>, String> {
     match serde_json::from_slice::<serde_json::Value>(body).map_err(|e| e.to_string())? {
@@ -335,6 +353,20 @@ mod tests {
         assert!(seen.insert("2"));
         assert!(seen.insert("3"));
         assert!(seen.insert("1"), "the oldest id was forgotten");
+    }
+
+    #[test]
+    fn search_queries_stop_at_a_thousand_results() {
+        let query = |path: &str, per_page: &str| Query {
+            name: "q".into(),
+            path: path.into(),
+            params: [("per_page".to_string(), per_page.to_string())].into(),
+            every: 60,
+            max_pages: 50,
+        };
+        assert_eq!(page_cap(&query("/search/repositories", "100")), 10);
+        assert_eq!(page_cap(&query("/search/issues", "30")), 34);
+        assert_eq!(page_cap(&query("/events", "100")), 50);
     }
 
     #[test]

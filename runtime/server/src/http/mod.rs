@@ -8,7 +8,7 @@
 //! | `GET /readyz` | 200 when the store accepts writes, 503 while it is failing |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /api/trends` | shares per language over quarters or years, growth table, overlay of years (see [`trends`]) |
-//! | `GET /api/sources` | the GitHub source: rate-limit state (`limit`, `remaining`, `reset`, `paused_until`, `paused_for`) and each query's schedule and last outcome |
+//! | `GET /api/sources` | the GitHub source: rate-limit state (`limit`, `remaining`, `reset`, `paused_until`, `paused_for`), each query's schedule and last outcome, and what repository enrichment did |
 //! | `GET /api/scripts` | each script: id, file, status, hash, loaded-at, last refusal |
 //! | `GET /api/scripts/reloads` | the last 100 reload decisions, newest first |
 //! | `GET /api/tap?topic=T` | server-sent events: every record routed to `T` (`gh.raw.*` prefixes, `*` for all) |
@@ -82,7 +82,12 @@ async fn sources(State(shared): State<Arc<Shared>>) -> Response {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
-            serde_json::json!({ "github": { "rate": view.client.rate(), "queries": queries } })
+            let enrichment = view
+                .enrichment
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            serde_json::json!({ "github": { "rate": view.client.rate(), "queries": queries, "enrichment": enrichment } })
         }
         None => serde_json::json!({ "github": null }),
     };

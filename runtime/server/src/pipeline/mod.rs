@@ -15,10 +15,15 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use forgecast_connect::embedded::EmbeddedSubscription;
 use forgecast_connect::embedded::{EmbeddedBus, SqliteStore};
-use forgecast_connect::github::{GithubClient, Poller, Query, QueryStatus};
+use forgecast_connect::github::{
+    EnrichConfig, EnrichStats, Enricher, GithubClient, Poller, Query, QueryStatus,
+};
 use forgecast_connect::replay::Replay;
 use forgecast_core::Record;
+use forgecast_core::RecordBody;
+use forgecast_core::bus::Subscription;
 use forgecast_core::bus::{Bus, TopicFilter};
 use forgecast_core::source::Incoming;
 use forgecast_core::store::{ScriptReload, Store};
@@ -69,6 +74,8 @@ pub struct GithubView {
     pub client: Arc<GithubClient>,
     /// Each query's schedule and last outcome.
     pub queries: Arc<Mutex<Vec<QueryStatus>>>,
+    /// What the repository enricher did.
+    pub enrichment: Arc<Mutex<EnrichStats>>,
 }
 
 impl Shared {
@@ -179,18 +186,33 @@ impl Pipeline {
 
         let (tx, rx) = mpsc::channel(SOURCE_QUEUE);
         let mut feed = None;
-        let router = route::spawn(rx, bus, shared.clone(), stop_all.clone());
+        let router = route::spawn(rx, bus.clone(), shared.clone(), stop_all.clone());
         let source = match &plan.source {
             SourcePlan::Github(config) => {
                 let client =
                     Arc::new(GithubClient::new(config.clone()).map_err(StartError::Github)?);
                 let poller = Poller::new(client.clone(), DEDUP_IDS);
+                let observe = github_observer(&shared);
+                // Repositories that events mention get their language and topics from the same client.
+                let enrich = EnrichConfig {
+                    share: plan.enrich_share,
+                    ..EnrichConfig::default()
+                };
+                let enricher = Enricher::new(client.clone(), shared.store.clone(), enrich);
+                let enrichment = enricher.stats();
+                let (names, names_rx) = mpsc::channel(enrich.queue);
+                let repos = bus.subscribe(
+                    "enricher",
+                    vec![TopicFilter::Prefix(PIPELINE_PREFIX.into())],
+                )?;
+                tokio::spawn(forward_repos(repos, names, enrichment.clone()));
+                tokio::spawn(enricher.run(names_rx, observe.clone(), stop_all.clone()));
                 *shared.github.lock().unwrap_or_else(|e| e.into_inner()) = Some(GithubView {
                     client,
                     queries: poller.statuses(),
+                    enrichment,
                 });
                 tracing::info!(component = "source", api = %config.base_url, token = config.token.is_some(), "Polling GitHub as the query scripts say.");
-                let observe = github_observer(&shared);
                 tokio::spawn(poller.run(
                     queries_of(shared.host.clone()),
                     tx,
@@ -383,4 +405,23 @@ fn github_observer(shared: &Arc<Shared>) -> forgecast_connect::github::poller::O
             })
             .inc();
     })
+}
+
+/// Hands the repository of every stored event to the enricher, never waiting: when its queue is full the name
+/// is dropped (and counted), the next event of that repository brings it again.
+async fn forward_repos(
+    mut events: EmbeddedSubscription,
+    names: mpsc::Sender<String>,
+    stats: Arc<Mutex<EnrichStats>>,
+) {
+    while let Ok(Some(batch)) = events.next_batch(4096).await {
+        for record in batch {
+            if let RecordBody::Event(event) = record.body
+                && names.try_send(event.repo.clone()).is_err()
+            {
+                stats.lock().unwrap_or_else(|e| e.into_inner()).dropped += 1;
+            }
+        }
+        let _ = events.commit().await;
+    }
 }
