@@ -374,14 +374,16 @@ async fn x_poll_interval_stretches_the_schedule() {
     assert_eq!(statuses[0].every, 60);
 }
 
-#[tokio::test]
+/// Paused tokio time: the wait for the reset is virtual, so the test does not wait an hour. (No request
+/// timeout here: with paused time, an idle runtime jumps straight to its next timer.)
+#[tokio::test(start_paused = true)]
 async fn a_used_up_rate_limit_pauses_until_the_reset() {
     let replay = Replay::default();
     let reset = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
         .as_secs()
-        + 2;
+        + 3600;
     replay.answer(
         "/events",
         vec![
@@ -395,25 +397,59 @@ async fn a_used_up_rate_limit_pauses_until_the_reset() {
         ],
     );
     let base = replay.serve().await;
-    let client = GithubClient::new(config(&base)).unwrap();
-    let params = BTreeMap::new();
-    let request = GetRequest {
-        path: "/events",
-        params: &params,
-        etag: None,
-    };
-    client.get(&request, &|_| {}).await.unwrap();
-    assert_eq!(client.rate().remaining, Some(0));
-    client.get(&request, &|_| {}).await.unwrap();
-    let second = replay.received()[1]
-        .at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    assert!(
-        second >= reset,
-        "the second request waited for the reset ({second} < {reset})"
+    let client = Arc::new(
+        GithubClient::new(ClientConfig {
+            timeout: None,
+            ..config(&base)
+        })
+        .unwrap(),
     );
+    let params = BTreeMap::new();
+    client
+        .get(
+            &GetRequest {
+                path: "/events",
+                params: &params,
+                etag: None,
+            },
+            &|_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(client.rate().remaining, Some(0));
+
+    let started = tokio::time::Instant::now();
+    let second = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let params = BTreeMap::new();
+            client
+                .get(
+                    &GetRequest {
+                        path: "/events",
+                        params: &params,
+                        etag: None,
+                    },
+                    &|_| {},
+                )
+                .await
+                .unwrap()
+        })
+    };
+    // While it waits, the pause is visible (GET /api/sources shows it) and nothing is sent.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let rate = client.rate();
+    assert_eq!(rate.paused_for.as_deref(), Some("primary rate limit"));
+    assert!(rate.paused_until.unwrap() >= reset as i64, "{rate:?}");
+    assert_eq!(replay.received().len(), 1);
+
+    second.await.unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(3590),
+        "waited {waited:?} of virtual time for the reset"
+    );
+    assert_eq!(replay.received().len(), 2);
     assert_eq!(client.rate().remaining, Some(4999));
     assert_eq!(client.rate().paused_until, None);
 }

@@ -44,8 +44,8 @@ pub struct ClientConfig {
     pub base_url: String,
     /// Token, if any (60 requests an hour without, 5,000 with).
     pub token: Option<Token>,
-    /// Time allowed per request.
-    pub timeout: Duration,
+    /// Time allowed per request; `None` waits as long as the server takes.
+    pub timeout: Option<Duration>,
     /// Attempts per request before giving up (rate-limit waits included).
     pub max_attempts: u32,
     /// First wait after a server error or network failure; doubles per attempt, up to 60 times this.
@@ -61,7 +61,7 @@ impl Default for ClientConfig {
         ClientConfig {
             base_url: "https://api.github.com".into(),
             token: None,
-            timeout: Duration::from_secs(30),
+            timeout: Some(Duration::from_secs(30)),
             max_attempts: 6,
             retry_base: Duration::from_secs(1),
             secondary_wait: Duration::from_secs(60),
@@ -216,9 +216,12 @@ impl GithubClient {
             value.set_sensitive(true);
             headers.insert("authorization", value);
         }
-        let http = crate::http::client_builder()
-            .default_headers(headers)
-            .timeout(config.timeout)
+        let builder = crate::http::client_builder().default_headers(headers);
+        let builder = match config.timeout {
+            Some(timeout) => builder.timeout(timeout),
+            None => builder,
+        };
+        let http = builder
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(GithubClient {
