@@ -15,7 +15,7 @@ const VIEWS = [
 ];
 
 // What the trends view shows; changed by its controls.
-const trendsState = { metric: "PullRequestEvent", granularity: "quarter", from: 2012, languages: null };
+const trendsState = { dimension: "language", metric: "PullRequestEvent", granularity: "quarter", from: 2012, keys: null };
 
 let timer = null;
 
@@ -142,8 +142,9 @@ function renderLive([live]) {
 }
 
 function trendsUrl() {
-  const q = new URLSearchParams({ metric: trendsState.metric, granularity: trendsState.granularity, from: trendsState.from });
-  if (trendsState.languages) q.set("languages", trendsState.languages.join(","));
+  const q = new URLSearchParams({ dimension: trendsState.dimension, granularity: trendsState.granularity, from: trendsState.from });
+  if (trendsState.dimension === "language") q.set("metric", trendsState.metric);
+  if (trendsState.keys) q.set("keys", trendsState.keys.join(","));
   return `/api/trends?${q}`;
 }
 
@@ -195,18 +196,20 @@ function renderLines(container, legend, labels, lines, unit, testid, width = 960
 
 function renderTrends([trends]) {
   const metricNames = { PullRequestEvent: "pull requests", PushEvent: "pushes", WatchEvent: "stars", IssuesEvent: "issues" };
-  testid("trends-metric-name").textContent = metricNames[trends.metric] || trends.metric;
+  testid("trends-metric-name").textContent = trends.metric ? metricNames[trends.metric] || trends.metric : "events";
+  testid("trends-dimension-name").textContent = trends.dimension === "type" ? "event type" : "language";
+  document.getElementById("trends-metric").disabled = trends.dimension === "type";
   renderLines(document.getElementById("trends-chart"), document.getElementById("trends-legend"), trends.periods,
-    trends.series.map((s) => ({ name: s.language, values: s.shares })), "% share", "trends-chart");
+    trends.series.map((s) => ({ name: s.key, values: s.shares })), "% share", "trends-chart");
 
-  const chosen = new Set(trends.series.map((s) => s.language));
+  const chosen = new Set(trends.series.map((s) => s.key));
   const names = [...new Set([...trends.available, ...chosen])];
   testid("trends-languages").replaceChildren(...names.map((name) => {
     const box = el("input", null, { type: "checkbox", value: name });
     box.checked = chosen.has(name);
     box.addEventListener("change", () => {
       const picked = [...document.querySelectorAll("#trends-languages input:checked")].map((b) => b.value);
-      trendsState.languages = picked.length ? picked : null;
+      trendsState.keys = picked.length ? picked : null;
       refresh(VIEWS.find((v) => v.id === "trends"));
     });
     const label = el("label");
@@ -215,9 +218,9 @@ function renderTrends([trends]) {
   }));
 
   const overlay = trends.overlay;
-  testid("overlay-language").textContent = overlay ? overlay.language : "–";
-  const years = overlay ? overlay.years.slice(-6) : [];
-  renderLines(document.getElementById("overlay-chart"), document.getElementById("overlay-legend"), ["Q1", "Q2", "Q3", "Q4"],
+  testid("overlay-language").textContent = overlay ? overlay.key : "–";
+  const years = overlay ? overlay.years : [];
+  renderLines(document.getElementById("overlay-chart"), document.getElementById("overlay-legend"), overlay ? overlay.slots : [],
     years.map((y) => ({ name: String(y.year), values: y.shares })), "% share", "overlay-chart", 480);
 
   const growth = trends.growth;
@@ -225,7 +228,7 @@ function renderTrends([trends]) {
   testid("growth-previous").textContent = growth ? growth.previous : "–";
   const rows = growth ? [...growth.risers, ...growth.fallers] : [];
   fillRows(testid("growth"), rows.map((r) => [
-    { text: r.language, className: "key" },
+    { text: r.key, className: "key" },
     { text: `${r.share.toFixed(2)}%`, className: "num" },
     { text: `${r.previous_share.toFixed(2)}%`, className: "num" },
     { text: `${r.change > 0 ? "+" : ""}${r.change.toFixed(2)}`, className: `num change ${r.change > 0 ? "rise" : "fall"}` },
@@ -284,7 +287,8 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const v of VIEWS) nav.append(el("a", v.title, { href: `#${v.id}`, id: `nav-${v.id}` }));
   window.addEventListener("hashchange", show);
   const trends = () => VIEWS.find((v) => v.id === "trends");
-  document.getElementById("trends-metric").addEventListener("change", (e) => { trendsState.metric = e.target.value; trendsState.languages = null; refresh(trends()); });
+  document.getElementById("trends-dimension").addEventListener("change", (e) => { trendsState.dimension = e.target.value; trendsState.keys = null; refresh(trends()); });
+  document.getElementById("trends-metric").addEventListener("change", (e) => { trendsState.metric = e.target.value; trendsState.keys = null; refresh(trends()); });
   document.getElementById("trends-granularity").addEventListener("change", (e) => { trendsState.granularity = e.target.value; refresh(trends()); });
   document.getElementById("trends-from").addEventListener("change", (e) => { trendsState.from = Number(e.target.value) || 2012; refresh(trends()); });
   show();

@@ -351,6 +351,38 @@ async fn the_live_view_shows_the_numbers_of_its_api_and_hostile_names_as_text() 
     );
     browser.screenshot("live").await;
 
+    // Event types by month come from the runtime's own counters: every stored event, each under its type.
+    let types = get_json(&format!(
+        "{url}/api/trends?dimension=type&granularity=month&keys=PushEvent,IssuesEvent"
+    ))
+    .await;
+    let sum = |list: &Value| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(sum(&types["totals"]), 3952);
+    let pushes_in_samples = forgecast_connect::replay::SAMPLES
+        .iter()
+        .map(|(name, bytes)| {
+            forgecast_connect::replay::sample_text(name, bytes)
+                .unwrap()
+                .matches("\"type\":\"PushEvent\"")
+                .count() as u64
+        })
+        .sum::<u64>();
+    let series = types["series"].as_array().unwrap();
+    assert_eq!(series[1]["key"], "PushEvent");
+    assert_eq!(sum(&series[1]["counts"]), pushes_in_samples);
+    assert_eq!(
+        sum(&series[0]["counts"]),
+        80 + 92,
+        "the 80 hostile IssuesEvents and the samples' 92"
+    );
+    assert_eq!(types["overlay"]["slots"].as_array().unwrap().len(), 12);
+
     // Trends: every point of the chart and every row of the growth table are the API's numbers.
     browser.open(&format!("{url}/#trends")).await;
     let shown = browser
@@ -370,7 +402,7 @@ async fn the_live_view_shows_the_numbers_of_its_api_and_hostile_names_as_text() 
             .zip(series["shares"].as_array().unwrap())
         {
             if let Some(share) = share.as_f64() {
-                expected_dots.push(json!([series["language"], label, share]));
+                expected_dots.push(json!([series["key"], label, share]));
             }
         }
     }
@@ -410,7 +442,7 @@ async fn the_live_view_shows_the_numbers_of_its_api_and_hostile_names_as_text() 
         .map(|r| {
             let c = r["change"].as_f64().unwrap();
             json!([
-                r["language"],
+                r["key"],
                 format!("{}{c:.2}", if c > 0.0 { "+" } else { "" })
             ])
         })
@@ -423,7 +455,7 @@ async fn the_live_view_shows_the_numbers_of_its_api_and_hostile_names_as_text() 
     browser.wait_for("the pushes chart", r#"return document.querySelector('[data-testid="trends-metric-name"]').textContent === "pushes" || null;"#).await;
     let pushes = get_json(&format!("{url}/api/trends?metric=PushEvent")).await;
     let first = &pushes["series"][0];
-    let expect = json!([first["language"], pushes["periods"][0], first["shares"][0]]);
+    let expect = json!([first["key"], pushes["periods"][0], first["shares"][0]]);
     browser
         .wait_for("the first push point", &format!(r#"const d = document.querySelector('[data-testid="trends-chart"] circle');
             return d && JSON.stringify([d.getAttribute("data-series"), d.getAttribute("data-label"), Number(d.getAttribute("data-value"))]) === {:?} || null;"#, expect.to_string()))
@@ -522,7 +554,7 @@ async fn trends_are_the_history_files_shares() {
     let history = githut_years();
     for (kind, language) in [("PullRequestEvent", "Rust"), ("PushEvent", "Python")] {
         let trends = get_json(&format!(
-            "{url}/api/trends?metric={kind}&granularity=year&from=2015&to=2016&languages={language}"
+            "{url}/api/trends?metric={kind}&granularity=year&from=2015&to=2016&keys={language}"
         ))
         .await;
         assert_eq!(trends["periods"], json!(["2015", "2016"]));

@@ -1,11 +1,20 @@
-//! `GET /api/trends`: shares and counts per language over the years, with the growth table and the overlay of
-//! each year's quarters.
+//! `GET /api/trends`: shares and counts per language or event type over the years, with the growth table and
+//! the overlay of each year's quarters (or months).
 //!
-//! Query: `metric` (`PullRequestEvent`, the default, `PushEvent`, `WatchEvent` or `IssuesEvent`), `granularity`
-//! (`quarter`, the default, or `year`), `from` and `to` (years, both included), `languages` (comma-separated;
-//! the eight largest of the last eight periods with data by default) and `focus` (the language of the overlay; the first one by
-//! default). Counts are the bundled GitHut history (2012Q2-2024Q1) plus the runtime's own counts of events whose
-//! repository language is known, rolled up from days into quarters.
+//! Query parameters, all optional:
+//!
+//! | parameter | values | default |
+//! |---|---|---|
+//! | `dimension` | `language` (events of one type per repository language), `type` (events per type) | `language` |
+//! | `metric` | for languages: `PullRequestEvent`, `PushEvent`, `WatchEvent`, `IssuesEvent` | `PullRequestEvent` |
+//! | `granularity` | `month`, `quarter`, `year` | `quarter` |
+//! | `from`, `to` | years, both included | 2012, this year |
+//! | `keys` | comma-separated languages or types to compare | the eight largest of the last eight periods with data |
+//! | `focus` | the language or type of the overlay | the first compared |
+//!
+//! Counts are the bundled GitHut history (quarterly, 2012Q2–2024Q1, languages only) plus the runtime's own day
+//! counters rolled up. Months therefore only show what this instance counted. Periods without data between the
+//! first and the last are listed empty, so the time axis hides no gap.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -14,7 +23,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Datelike};
+use chrono::{DateTime, Datelike, NaiveDate};
 use forgecast_core::aggregate::{
     AggregateQuery, Dimension, Granularity, quarter_label, quarter_start,
 };
@@ -23,51 +32,58 @@ use serde::{Deserialize, Serialize};
 
 use crate::pipeline::Shared;
 
-/// Event types with a history series.
+/// Event types with a language history series.
 pub const METRICS: [&str; 4] = ["PullRequestEvent", "PushEvent", "WatchEvent", "IssuesEvent"];
-/// Languages shown when none are chosen.
-const DEFAULT_LANGUAGES: usize = 8;
+/// Keys compared when none are chosen.
+const DEFAULT_KEYS: usize = 8;
+/// Keys offered to choose from.
+const AVAILABLE: usize = 30;
 /// Rows of the growth table on each side (risers, fallers).
 const GROWTH_ROWS: usize = 5;
+/// Years drawn in the overlay.
+const OVERLAY_YEARS: usize = 6;
 
 /// The query.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrendsQuery {
+    dimension: Option<String>,
     metric: Option<String>,
     granularity: Option<String>,
     from: Option<i32>,
     to: Option<i32>,
-    languages: Option<String>,
+    keys: Option<String>,
     focus: Option<String>,
 }
 
 /// The answer.
 #[derive(Debug, Serialize)]
 pub struct Trends {
-    /// Event type counted.
-    pub metric: String,
-    /// `quarter` or `year`.
+    /// `language` or `type`.
+    pub dimension: String,
+    /// Event type counted per language; `null` for types.
+    pub metric: Option<String>,
+    /// `month`, `quarter` or `year`.
     pub granularity: String,
-    /// Period labels (`2024Q1` or `2024`), oldest first.
+    /// Period labels (`2024-03`, `2024Q1` or `2024`), oldest first.
     pub periods: Vec<String>,
-    /// Events of the metric per period, all languages.
+    /// Events per period, all keys.
     pub totals: Vec<u64>,
-    /// The chosen languages.
-    pub series: Vec<LanguageSeries>,
-    /// Largest languages of the last eight periods with data, to choose from.
+    /// The compared languages or types.
+    pub series: Vec<Series>,
+    /// The largest keys of the last eight periods with data, to choose from.
     pub available: Vec<String>,
     /// Share changes from the same period a year earlier.
     pub growth: Option<Growth>,
-    /// One language's share per quarter of each year, to overlay the years.
+    /// One key's share per quarter (or month) of each year, to overlay the years.
     pub overlay: Option<Overlay>,
 }
 
-/// One language over the periods.
+/// One key over the periods.
 #[derive(Debug, Serialize)]
-pub struct LanguageSeries {
-    /// Language.
-    pub language: String,
+pub struct Series {
+    /// Language or event type.
+    pub key: String,
     /// Events per period.
     pub counts: Vec<u64>,
     /// Percent of the period's total, `null` where the period has no data.
@@ -77,7 +93,7 @@ pub struct LanguageSeries {
 /// The growth table.
 #[derive(Debug, Serialize)]
 pub struct Growth {
-    /// The latest period that has a period a year earlier.
+    /// The latest period with data that has data a year earlier.
     pub period: String,
     /// That period a year earlier.
     pub previous: String,
@@ -87,11 +103,11 @@ pub struct Growth {
     pub fallers: Vec<GrowthRow>,
 }
 
-/// One language in the growth table.
-#[derive(Debug, Serialize)]
+/// One key in the growth table.
+#[derive(Debug, Clone, Serialize)]
 pub struct GrowthRow {
-    /// Language.
-    pub language: String,
+    /// Language or event type.
+    pub key: String,
     /// Percent share in the period.
     pub share: f64,
     /// Percent share a year earlier.
@@ -100,12 +116,14 @@ pub struct GrowthRow {
     pub change: f64,
 }
 
-/// One language's share per quarter, one line per year.
+/// One key's share within each year, one line per year.
 #[derive(Debug, Serialize)]
 pub struct Overlay {
-    /// Language.
-    pub language: String,
-    /// Each year with data: its Q1–Q4 shares (`null` where missing).
+    /// Language or event type.
+    pub key: String,
+    /// The parts of a year: `Q1`–`Q4`, or `Jan`–`Dec` for monthly trends.
+    pub slots: Vec<String>,
+    /// The most recent years with data.
     pub years: Vec<OverlayYear>,
 }
 
@@ -114,46 +132,135 @@ pub struct Overlay {
 pub struct OverlayYear {
     /// Year.
     pub year: i32,
-    /// Percent shares of Q1 to Q4.
-    pub shares: [Option<f64>; 4],
+    /// Percent shares per slot (`null` where missing).
+    pub shares: Vec<Option<f64>>,
 }
 
-fn year_of(bucket: i64) -> i32 {
-    DateTime::from_timestamp(bucket, 0)
+/// Calendar periods, each identified by the Unix time it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Period {
+    Month,
+    Quarter,
+    Year,
+}
+
+fn date(unix: i64) -> NaiveDate {
+    DateTime::from_timestamp(unix, 0)
         .unwrap_or_default()
-        .year()
+        .date_naive()
+}
+
+fn unix(year: i32, month: u32) -> i64 {
+    NaiveDate::from_ymd_opt(year, month, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map_or(0, |t| t.and_utc().timestamp())
+}
+
+impl Period {
+    fn parse(text: &str) -> Option<Period> {
+        match text {
+            "month" => Some(Period::Month),
+            "quarter" => Some(Period::Quarter),
+            "year" => Some(Period::Year),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Period::Month => "month",
+            Period::Quarter => "quarter",
+            Period::Year => "year",
+        }
+    }
+
+    fn start(self, at: i64) -> i64 {
+        let d = date(at);
+        match self {
+            Period::Month => unix(d.year(), d.month()),
+            Period::Quarter => Granularity::Quarter.bucket(at),
+            Period::Year => unix(d.year(), 1),
+        }
+    }
+
+    fn next(self, start: i64) -> i64 {
+        let d = date(start);
+        match self {
+            Period::Month if d.month() == 12 => unix(d.year() + 1, 1),
+            Period::Month => unix(d.year(), d.month() + 1),
+            Period::Quarter => self.start(start + 100 * 86_400),
+            Period::Year => unix(d.year() + 1, 1),
+        }
+    }
+
+    fn year_before(self, start: i64) -> i64 {
+        let d = date(start);
+        unix(d.year() - 1, d.month())
+    }
+
+    fn label(self, start: i64) -> String {
+        let d = date(start);
+        match self {
+            Period::Month => format!("{}-{:02}", d.year(), d.month()),
+            Period::Quarter => quarter_label(start),
+            Period::Year => d.year().to_string(),
+        }
+    }
+
+    /// The finer period the overlay draws a year in, and the index of `start` within its year.
+    fn slot(self, start: i64) -> usize {
+        let d = date(start);
+        match self {
+            Period::Month => d.month0() as usize,
+            Period::Quarter | Period::Year => (d.month0() / 3) as usize,
+        }
+    }
 }
 
 fn round(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-/// Quarter bucket → language → events, for one metric, history and live counts together.
-async fn quarterly(
+/// Events per key, per period.
+type Table = BTreeMap<i64, BTreeMap<String, u64>>;
+
+fn share(period: &BTreeMap<String, u64>, key: &str) -> Option<f64> {
+    let total: u64 = period.values().sum();
+    (total > 0).then(|| round(100.0 * *period.get(key).unwrap_or(&0) as f64 / total as f64))
+}
+
+/// Reads the counters of one dimension and rolls them up into `period`s.
+async fn table(
     shared: &Shared,
-    metric: &str,
+    dimension: Dimension,
+    prefix: &str,
+    period: Period,
     from: i64,
     to: i64,
-) -> Result<BTreeMap<i64, BTreeMap<String, u64>>, StoreError> {
-    let prefix = format!("{metric}/");
-    let mut counts: BTreeMap<i64, BTreeMap<String, u64>> = BTreeMap::new();
-    for granularity in [Granularity::Quarter, Granularity::Day] {
+) -> Result<Table, StoreError> {
+    let mut counts = Table::new();
+    // History is quarterly: it cannot be split into months.
+    let sources: &[Granularity] = if period == Period::Month {
+        &[Granularity::Day]
+    } else {
+        &[Granularity::Quarter, Granularity::Day]
+    };
+    for &granularity in sources {
         let rows = shared
             .store
             .aggregates(AggregateQuery {
                 granularity,
-                dimension: Dimension::TypeLanguage,
+                dimension,
                 from,
                 to,
             })
             .await?;
         for row in rows {
-            if let Some(language) = row.key.strip_prefix(&prefix) {
-                let quarter = Granularity::Quarter.bucket(row.bucket);
+            if let Some(key) = row.key.strip_prefix(prefix) {
                 *counts
-                    .entry(quarter)
+                    .entry(period.start(row.bucket))
                     .or_default()
-                    .entry(language.to_string())
+                    .entry(key.to_string())
                     .or_default() += row.count;
             }
         }
@@ -161,184 +268,181 @@ async fn quarterly(
     Ok(counts)
 }
 
-/// Computes the trends; `Err` with a message for a bad query.
+/// Computes the trends; `Ok(Err(message))` for a query that cannot be answered.
 pub async fn compute(
     shared: &Shared,
     query: TrendsQuery,
 ) -> Result<Result<Trends, String>, StoreError> {
-    let metric = query.metric.unwrap_or_else(|| METRICS[0].to_string());
-    if !METRICS.contains(&metric.as_str()) {
+    let by_type = match query.dimension.as_deref().unwrap_or("language") {
+        "language" => false,
+        "type" => true,
+        other => return Ok(Err(format!("dimension {other:?}: use language or type"))),
+    };
+    let metric = match (by_type, query.metric) {
+        (true, Some(_)) => return Ok(Err("metric applies to dimension=language only".into())),
+        (true, None) => None,
+        (false, metric) => Some(metric.unwrap_or_else(|| METRICS[0].to_string())),
+    };
+    if let Some(metric) = metric.as_deref().filter(|m| !METRICS.contains(m)) {
         return Ok(Err(format!(
             "metric {metric:?} has no series; use one of {}",
             METRICS.join(", ")
         )));
     }
-    let yearly = match query.granularity.as_deref().unwrap_or("quarter") {
-        "quarter" => false,
-        "year" => true,
-        other => return Ok(Err(format!("granularity {other:?}: use quarter or year"))),
+    let granularity = query.granularity.as_deref().unwrap_or("quarter");
+    let Some(period) = Period::parse(granularity) else {
+        return Ok(Err(format!(
+            "granularity {granularity:?}: use month, quarter or year"
+        )));
     };
-    let this_year = chrono::Utc::now().year();
-    let (from, to) = (query.from.unwrap_or(2012), query.to.unwrap_or(this_year));
+    let (from, to) = (
+        query.from.unwrap_or(2012),
+        query.to.unwrap_or_else(|| chrono::Utc::now().year()),
+    );
     if from > to || !(1970..=9999).contains(&from) || !(1970..=9999).contains(&to) {
         return Ok(Err(format!("years {from} to {to} are not a range")));
     }
-    let quarters = quarterly(
-        shared,
-        &metric,
-        quarter_start(from, 1),
-        quarter_start(to + 1, 1),
-    )
-    .await?;
-
-    // Periods: quarters, or years summing their quarters.
-    let mut periods: BTreeMap<i64, BTreeMap<String, u64>> = BTreeMap::new();
-    for (bucket, languages) in &quarters {
-        let key = if yearly {
-            i64::from(year_of(*bucket))
-        } else {
-            *bucket
-        };
-        let period = periods.entry(key).or_default();
-        for (language, n) in languages {
-            *period.entry(language.clone()).or_default() += n;
-        }
-    }
-    // Every period between the first and the last, empty ones included, so the time axis has no hidden gaps.
+    let (range_from, range_to) = (quarter_start(from, 1), quarter_start(to + 1, 1));
+    let (dimension, prefix) = match &metric {
+        Some(metric) => (Dimension::TypeLanguage, format!("{metric}/")),
+        None => (Dimension::Type, String::new()),
+    };
+    let mut periods = table(shared, dimension, &prefix, period, range_from, range_to).await?;
     if let (Some(&first), Some(&last)) = (periods.keys().next(), periods.keys().last()) {
-        let mut key = first;
-        while key < last {
-            periods.entry(key).or_default();
-            key = if yearly { key + 1 } else { next_quarter(key) };
+        let mut at = first;
+        while at < last {
+            periods.entry(at).or_default();
+            at = period.next(at);
         }
     }
-    let label = |key: i64| {
-        if yearly {
-            key.to_string()
-        } else {
-            quarter_label(key)
-        }
-    };
-    let totals: Vec<u64> = periods.values().map(|p| p.values().sum()).collect();
-    let share = |period: &BTreeMap<String, u64>, language: &str| -> Option<f64> {
-        let total: u64 = period.values().sum();
-        (total > 0)
-            .then(|| round(100.0 * *period.get(language).unwrap_or(&0) as f64 / total as f64))
-    };
 
-    // Languages to offer, largest first over the last eight periods with data.
     let mut recent: BTreeMap<&str, u64> = BTreeMap::new();
-    for period in periods.values().rev().filter(|p| !p.is_empty()).take(8) {
-        for (language, n) in period {
-            *recent.entry(language).or_default() += n;
+    for counts in periods.values().rev().filter(|p| !p.is_empty()).take(8) {
+        for (key, n) in counts {
+            *recent.entry(key).or_default() += n;
         }
     }
-    let mut available: Vec<(String, u64)> = recent
-        .into_iter()
-        .map(|(l, n)| (l.to_string(), n))
+    let mut ranked: Vec<(&str, u64)> = recent.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let available: Vec<String> = ranked
+        .iter()
+        .take(AVAILABLE)
+        .map(|(k, _)| k.to_string())
         .collect();
-    available.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let available: Vec<String> = available.into_iter().take(30).map(|(l, _)| l).collect();
-    let languages: Vec<String> = match query.languages.as_deref().filter(|l| !l.trim().is_empty()) {
+    let keys: Vec<String> = match query.keys.as_deref().filter(|k| !k.trim().is_empty()) {
         Some(list) => list
             .split(',')
-            .map(|l| l.trim().to_string())
-            .filter(|l| !l.is_empty())
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect(),
-        None => available.iter().take(DEFAULT_LANGUAGES).cloned().collect(),
+        None => available.iter().take(DEFAULT_KEYS).cloned().collect(),
     };
-    let series = languages
+    let series = keys
         .iter()
-        .map(|language| LanguageSeries {
-            language: language.clone(),
+        .map(|key| Series {
+            key: key.clone(),
             counts: periods
                 .values()
-                .map(|p| *p.get(language).unwrap_or(&0))
+                .map(|p| *p.get(key).unwrap_or(&0))
                 .collect(),
-            shares: periods.values().map(|p| share(p, language)).collect(),
+            shares: periods.values().map(|p| share(p, key)).collect(),
         })
         .collect();
 
-    // Growth: the latest period with a period one year before it.
-    let year_before = |key: i64| {
-        if yearly {
-            key - 1
-        } else {
-            quarter_start(year_of(key) - 1, quarter_label(key).as_bytes()[5] - b'0')
-        }
-    };
-    let has_data = |key: i64| periods.get(&key).is_some_and(|p| !p.is_empty());
+    let has_data = |at: i64| periods.get(&at).is_some_and(|p| !p.is_empty());
     let growth = periods
         .keys()
         .rev()
-        .find(|k| has_data(**k) && has_data(year_before(**k)))
-        .map(|&key| {
-            let (now, before) = (&periods[&key], &periods[&year_before(key)]);
+        .find(|&&at| has_data(at) && has_data(period.year_before(at)))
+        .map(|&at| {
+            let (now, before) = (&periods[&at], &periods[&period.year_before(at)]);
             let mut rows: Vec<GrowthRow> = now
                 .keys()
-                .filter(|l| before.contains_key(*l))
-                .map(|l| {
+                .filter(|k| before.contains_key(*k))
+                .map(|k| {
                     let (s, p) = (
-                        share(now, l).unwrap_or(0.0),
-                        share(before, l).unwrap_or(0.0),
+                        share(now, k).unwrap_or(0.0),
+                        share(before, k).unwrap_or(0.0),
                     );
                     GrowthRow {
-                        language: l.clone(),
+                        key: k.clone(),
                         share: s,
                         previous_share: p,
                         change: round(s - p),
                     }
                 })
                 .collect();
-            rows.sort_by(|a, b| {
-                b.change
-                    .total_cmp(&a.change)
-                    .then(a.language.cmp(&b.language))
-            });
-            let risers = rows
-                .iter()
-                .filter(|r| r.change > 0.0)
-                .take(GROWTH_ROWS)
-                .map(clone_row)
-                .collect();
-            let fallers = rows
-                .iter()
-                .rev()
-                .filter(|r| r.change < 0.0)
-                .take(GROWTH_ROWS)
-                .map(clone_row)
-                .collect();
+            rows.sort_by(|a, b| b.change.total_cmp(&a.change).then(a.key.cmp(&b.key)));
             Growth {
-                period: label(key),
-                previous: label(year_before(key)),
-                risers,
-                fallers,
+                period: period.label(at),
+                previous: period.label(period.year_before(at)),
+                risers: rows
+                    .iter()
+                    .filter(|r| r.change > 0.0)
+                    .take(GROWTH_ROWS)
+                    .cloned()
+                    .collect(),
+                fallers: rows
+                    .iter()
+                    .rev()
+                    .filter(|r| r.change < 0.0)
+                    .take(GROWTH_ROWS)
+                    .cloned()
+                    .collect(),
             }
         });
 
-    let focus = query.focus.or_else(|| languages.first().cloned());
-    let overlay = focus.map(|language| {
-        let mut years: BTreeMap<i32, [Option<f64>; 4]> = BTreeMap::new();
-        for (bucket, period) in &quarters {
-            let q = (quarter_label(*bucket).as_bytes()[5] - b'1') as usize;
-            years.entry(year_of(*bucket)).or_default()[q] = share(period, &language);
-        }
-        Overlay {
-            language,
-            years: years
+    let overlay = match query.focus.or_else(|| keys.first().cloned()) {
+        None => None,
+        Some(key) => {
+            let slot_period = if period == Period::Month {
+                Period::Month
+            } else {
+                Period::Quarter
+            };
+            let slots: Vec<String> = match slot_period {
+                Period::Month => [
+                    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+                    "Dec",
+                ]
+                .map(String::from)
+                .to_vec(),
+                _ => ["Q1", "Q2", "Q3", "Q4"].map(String::from).to_vec(),
+            };
+            let fine = table(
+                shared,
+                dimension,
+                &prefix,
+                slot_period,
+                range_from,
+                range_to,
+            )
+            .await?;
+            let mut years: BTreeMap<i32, Vec<Option<f64>>> = BTreeMap::new();
+            for (&at, counts) in &fine {
+                let line = years
+                    .entry(date(at).year())
+                    .or_insert_with(|| vec![None; slots.len()]);
+                line[slot_period.slot(at)] = share(counts, &key);
+            }
+            let skip = years.len().saturating_sub(OVERLAY_YEARS);
+            let years = years
                 .into_iter()
+                .skip(skip)
                 .map(|(year, shares)| OverlayYear { year, shares })
-                .collect(),
+                .collect();
+            Some(Overlay { key, slots, years })
         }
-    });
+    };
 
     Ok(Ok(Trends {
+        dimension: if by_type { "type" } else { "language" }.into(),
         metric,
-        granularity: if yearly { "year" } else { "quarter" }.into(),
-        periods: periods.keys().map(|k| label(*k)).collect(),
-        totals,
+        granularity: period.name().into(),
+        periods: periods.keys().map(|&at| period.label(at)).collect(),
+        totals: periods.values().map(|p| p.values().sum()).collect(),
         series,
         available,
         growth,
@@ -346,34 +450,45 @@ pub async fn compute(
     }))
 }
 
-/// The start of the quarter after the one starting at `bucket`.
-fn next_quarter(bucket: i64) -> i64 {
-    Granularity::Quarter.bucket(bucket + 100 * 86_400)
-}
-
-fn clone_row(r: &GrowthRow) -> GrowthRow {
-    GrowthRow {
-        language: r.language.clone(),
-        share: r.share,
-        previous_share: r.previous_share,
-        change: r.change,
-    }
-}
-
 pub(super) async fn trends(
     State(shared): State<Arc<Shared>>,
     query: Result<Query<TrendsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(Query(query)) = query else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "unknown or malformed parameter; use metric, granularity, from, to, languages, focus\n",
-        )
-            .into_response();
+        let help = "unknown or malformed parameter; use dimension, metric, granularity, from, to, keys, focus\n";
+        return (StatusCode::BAD_REQUEST, help).into_response();
     };
     match compute(&shared, query).await {
         Ok(Ok(trends)) => Json(trends).into_response(),
         Ok(Err(message)) => (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_step_and_label_by_the_calendar() {
+        let nov = unix(2026, 11);
+        assert_eq!(
+            Period::Month.label(Period::Month.next(Period::Month.next(nov))),
+            "2027-01"
+        );
+        assert_eq!(
+            Period::Quarter.label(Period::Quarter.next(Period::Quarter.start(nov))),
+            "2027Q1"
+        );
+        assert_eq!(
+            Period::Year.label(Period::Year.year_before(Period::Year.start(nov))),
+            "2025"
+        );
+        assert_eq!(
+            Period::Quarter.label(Period::Quarter.year_before(quarter_start(2024, 1))),
+            "2023Q1"
+        );
+        assert_eq!(Period::Month.slot(nov), 10);
+        assert_eq!(Period::Year.slot(nov), 3);
     }
 }
