@@ -1,0 +1,209 @@
+//! Test support shared by the browser tests and the dashboard benchmark: `forgecast up` as a child process and
+//! a minimal WebDriver client for headless Chromium (plain HTTP and JSON, no extra crate).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// A child process, killed when dropped.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The shipped scripts.
+pub fn scripts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
+}
+
+/// Starts `forgecast up` with `args`; returns it and its base URL.
+pub fn up(data: &Path, args: &[&str]) -> (Killed, String) {
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_forgecast"))
+            .args(["up", "--listen", "127.0.0.1:0", "--scripts"])
+            .arg(scripts())
+            .arg("--data-dir")
+            .arg(data)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("forgecast up logs its address");
+        if let Some(at) = line.find("Serving http://") {
+            let url = line[at + "Serving ".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .trim_end_matches('/')
+                .to_string();
+            std::thread::spawn(move || while rx.recv().is_ok() {});
+            return (child, url);
+        }
+    }
+}
+
+/// A WebDriver session on headless Chromium.
+pub struct Browser {
+    http: reqwest::Client,
+    base: String,
+    _driver: Killed,
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless session.
+    pub async fn start() -> Browser {
+        assert!(
+            Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists(),
+            "Chromium and ChromeDriver are needed: tools/test.sh installs Debian's chromium and chromium-driver"
+        );
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let http = forgecast_connect::http::client();
+        let root = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while http.get(format!("{root}/status")).send().await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "chromedriver did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().unwrap().keep();
+        let capabilities = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--window-size=1280,1000", format!("--user-data-dir={}", profile.display())]
+        }}}});
+        let session = post(&http, &format!("{root}/session"), capabilities).await;
+        let id = session["sessionId"]
+            .as_str()
+            .expect("a WebDriver session")
+            .to_string();
+        Browser {
+            http,
+            base: format!("{root}/session/{id}"),
+            _driver: Killed(driver),
+        }
+    }
+
+    /// Navigates to `url`.
+    pub async fn open(&self, url: &str) {
+        post(
+            &self.http,
+            &format!("{}/url", self.base),
+            json!({ "url": url }),
+        )
+        .await;
+    }
+
+    /// Runs `script` in the page; returns its value.
+    pub async fn run(&self, script: &str) -> Value {
+        post(
+            &self.http,
+            &format!("{}/execute/sync", self.base),
+            json!({ "script": script, "args": [] }),
+        )
+        .await
+    }
+
+    /// Runs `script` until it returns something other than null or false.
+    pub async fn wait_for(&self, what: &str, script: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let value = self.run(script).await;
+            if !value.is_null() && value != Value::Bool(false) {
+                return value;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Saves a screenshot as `target/screenshots/<name>.png`.
+    pub async fn screenshot(&self, name: &str) {
+        let shot = self
+            .http
+            .get(format!("{}/screenshot", self.base))
+            .send()
+            .await
+            .unwrap();
+        let value: Value = serde_json::from_slice(&shot.bytes().await.unwrap()).unwrap();
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(value["value"].as_str().unwrap())
+            .unwrap();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+/// A WebDriver POST; returns its `value`.
+pub async fn post(http: &reqwest::Client, url: &str, body: Value) -> Value {
+    let response = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let value: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    if value["value"]["error"].is_string() {
+        panic!("WebDriver error on {url}: {}", value["value"]);
+    }
+    value["value"].clone()
+}
+
+/// GETs JSON.
+pub async fn get_json(url: &str) -> Value {
+    let response = forgecast_connect::http::client()
+        .get(url)
+        .send()
+        .await
+        .unwrap();
+    serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
+}
