@@ -4,12 +4,10 @@
 //! Prints figures; it asserts nothing about them (machines here are shared and noisy). Needs Debian's
 //! chromium and chromium-driver, as the browser tests do.
 
-#[path = "../tests/support/browser.rs"]
-mod browser;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
-use std::process::{Command, Stdio};
-
-use browser::{Browser, up};
+use support::{Browser, replay_once, up};
 
 /// Runs `f` `n` times; returns the median of what it measured, in milliseconds.
 async fn median(n: usize, mut f: impl AsyncFnMut() -> f64) -> f64 {
@@ -24,23 +22,7 @@ async fn median(n: usize, mut f: impl AsyncFnMut() -> f64) -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let data = tempfile::tempdir().unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_forgecast"))
-        .args([
-            "up",
-            "--listen",
-            "127.0.0.1:0",
-            "--replay-speed",
-            "0",
-            "--replay-once",
-            "--scripts",
-        ])
-        .arg(browser::scripts())
-        .arg("--data-dir")
-        .arg(data.path())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    replay_once(data.path());
     let (_up, url) = up(data.path(), &["--source", "none"]);
     let browser = Browser::start().await;
     println!(

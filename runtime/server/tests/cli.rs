@@ -1,11 +1,15 @@
 //! The `forgecast` binary as a user runs it: `check`, `up` with its HTTP endpoints, `tap`, and Ctrl-C.
 
+mod support;
+
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+use support::copy_dir;
 
 fn forgecast() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_forgecast"));
@@ -15,19 +19,6 @@ fn forgecast() -> Command {
 
 fn shipped_scripts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 fn text(output: &Output) -> String {

@@ -2,21 +2,19 @@
 //! numbers of its JSON API, live numbers move while events flow, and hostile text from GitHub is shown as
 //! text and runs nothing. Screenshots of each view are saved under `target/screenshots/`.
 
-#[path = "support/browser.rs"]
-mod browser;
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use browser::{Browser, get_json, scripts, up};
 use forgecast_connect::embedded::SqliteStore;
 use forgecast_core::Event;
 use forgecast_core::store::Store;
 use forgecast_core::time::{format_timestamp, now_unix};
 use serde_json::{Value, json};
+use support::{Browser, get_json, replay_once, up};
 
 /// A repository name and organisation that would run code if the page ever treated them as HTML.
 const HOSTILE_REPO: &str =
@@ -26,23 +24,7 @@ const HOSTILE_ORG: &str = "<svg onload=\"window.__pwned='svg'\">";
 /// Fills a store with one pass of the bundled events, plus the busiest repository of all with a hostile name.
 async fn prepared_store() -> tempfile::TempDir {
     let data = tempfile::tempdir().unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_forgecast"))
-        .args([
-            "up",
-            "--listen",
-            "127.0.0.1:0",
-            "--replay-speed",
-            "0",
-            "--replay-once",
-            "--scripts",
-        ])
-        .arg(scripts())
-        .arg("--data-dir")
-        .arg(data.path())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    replay_once(data.path());
     let store = SqliteStore::open(&data.path().join("forgecast.sqlite")).unwrap();
     let time = format_timestamp(now_unix());
     let hostile: Vec<Arc<Event>> = (0..80)

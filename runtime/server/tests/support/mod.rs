@@ -1,8 +1,9 @@
-//! Test support shared by the browser tests and the dashboard benchmark: `forgecast up` as a child process and
-//! a minimal WebDriver client for headless Chromium (plain HTTP and JSON, no extra crate).
+//! Support shared by the integration tests and the dashboard benchmark: `forgecast` as a child process, copies
+//! of the shipped scripts, and a minimal WebDriver client for headless Chromium (plain HTTP and JSON).
 
 #![allow(dead_code)]
 
+use std::fs;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -37,6 +38,41 @@ pub fn free_port() -> u16 {
 /// The shipped scripts.
 pub fn scripts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
+}
+
+/// Copies a directory tree (the shipped scripts, to edit a copy).
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Fills `data` with one pass of the bundled events, as `forgecast up --replay-once --replay-speed 0` stores them.
+pub fn replay_once(data: &Path) {
+    let status = Command::new(env!("CARGO_BIN_EXE_forgecast"))
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--replay-speed",
+            "0",
+            "--replay-once",
+            "--scripts",
+        ])
+        .arg(scripts())
+        .arg("--data-dir")
+        .arg(data)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the one-pass replay failed");
 }
 
 /// Starts `forgecast up` with `args`; returns it and its base URL.
