@@ -44,6 +44,8 @@ pub enum Dimension {
     Bot,
     /// Event type and repository language together, as `PushEvent/Rust` (the GitHut series).
     TypeLanguage,
+    /// Repository topic (from repository metadata); an event counts once under each of its repository's topics.
+    Topic,
 }
 
 impl Granularity {
@@ -116,7 +118,7 @@ pub fn quarter_label(bucket: i64) -> String {
 
 impl Dimension {
     /// Every dimension.
-    pub const ALL: [Dimension; 7] = [
+    pub const ALL: [Dimension; 8] = [
         Dimension::All,
         Dimension::Type,
         Dimension::Repo,
@@ -124,6 +126,7 @@ impl Dimension {
         Dimension::Language,
         Dimension::Bot,
         Dimension::TypeLanguage,
+        Dimension::Topic,
     ];
 
     /// The name used in the store and the API.
@@ -136,6 +139,7 @@ impl Dimension {
             Dimension::Language => "language",
             Dimension::Bot => "bot",
             Dimension::TypeLanguage => "type_language",
+            Dimension::Topic => "topic",
         }
     }
 
@@ -153,6 +157,8 @@ impl Dimension {
             Dimension::Language => language.map(Cow::Borrowed),
             Dimension::Bot => event.is_bot().then_some(Cow::Borrowed(event.kind.as_str())),
             Dimension::TypeLanguage => language.map(|l| Cow::Owned(type_language(&event.kind, l))),
+            // Several keys per event: see `for_each_counter_as`.
+            Dimension::Topic => None,
         }
     }
 }
@@ -187,22 +193,41 @@ pub struct CounterKey<'a> {
     pub key: Cow<'a, str>,
 }
 
-/// Calls `each` with every counter that `event` increments by one.
-pub fn for_each_counter<'a>(event: &'a Event, each: impl FnMut(CounterKey<'a>)) {
-    for_each_counter_as(event, event.language.as_deref(), each)
+/// What the store knows of an event's repository beyond the event itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RepoFacts<'a> {
+    /// The repository's language, when the event does not name it.
+    pub language: Option<&'a str>,
+    /// The repository's topics.
+    pub topics: &'a [String],
 }
 
-/// As [`for_each_counter`], counting the event under `language` (known from the repository's metadata when the
-/// event itself does not carry it).
+/// Calls `each` with every counter that `event` increments by one.
+pub fn for_each_counter<'a>(event: &'a Event, each: impl FnMut(CounterKey<'a>)) {
+    for_each_counter_as(event, RepoFacts::default(), each)
+}
+
+/// As [`for_each_counter`], with what is known of the event's repository: its language (used when the event
+/// does not carry one) and its topics.
 pub fn for_each_counter_as<'a>(
     event: &'a Event,
-    language: Option<&'a str>,
+    repo: RepoFacts<'a>,
     mut each: impl FnMut(CounterKey<'a>),
 ) {
+    let language = event.language.as_deref().or(repo.language);
     for granularity in Granularity::COUNTED {
         let bucket = granularity.bucket(event.created_at);
         for &dimension in granularity.dimensions() {
-            if let Some(key) = dimension.key(event, language) {
+            if dimension == Dimension::Topic {
+                for topic in repo.topics {
+                    each(CounterKey {
+                        granularity,
+                        bucket,
+                        dimension,
+                        key: Cow::Borrowed(topic),
+                    });
+                }
+            } else if let Some(key) = dimension.key(event, language) {
                 each(CounterKey {
                     granularity,
                     bucket,

@@ -139,6 +139,7 @@ function renderLive([live]) {
   renderTop("top-repos", live.top_repos);
   renderTop("top-languages", live.top_languages);
   renderTop("top-orgs", live.top_orgs);
+  renderTop("top-topics", live.top_topics);
 }
 
 function trendsUrl() {
@@ -197,8 +198,8 @@ function renderLines(container, legend, labels, lines, unit, testid, width = 960
 function renderTrends([trends]) {
   const metricNames = { PullRequestEvent: "pull requests", PushEvent: "pushes", WatchEvent: "stars", IssuesEvent: "issues" };
   testid("trends-metric-name").textContent = trends.metric ? metricNames[trends.metric] || trends.metric : "events";
-  testid("trends-dimension-name").textContent = trends.dimension === "type" ? "event type" : "language";
-  document.getElementById("trends-metric").disabled = trends.dimension === "type";
+  testid("trends-dimension-name").textContent = { type: "event type", topic: "topic" }[trends.dimension] || "language";
+  document.getElementById("trends-metric").disabled = trends.dimension !== "language";
   renderLines(document.getElementById("trends-chart"), document.getElementById("trends-legend"), trends.periods,
     trends.series.map((s) => ({ name: s.key, values: s.shares })), "% share", "trends-chart");
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use forgecast_connect::embedded::SqliteStore;
 use forgecast_core::Event;
-use forgecast_core::store::Store;
+use forgecast_core::store::{RepoMeta, Store};
 use forgecast_core::time::{format_timestamp, now_unix};
 use serde_json::{Value, json};
 use support::{Browser, get_json, replay_once, up};
@@ -20,6 +20,7 @@ use support::{Browser, get_json, replay_once, up};
 const HOSTILE_REPO: &str =
     "<script>window.__pwned='script'</script>/<img src=x onerror=\"window.__pwned='img'\">";
 const HOSTILE_ORG: &str = "<svg onload=\"window.__pwned='svg'\">";
+const HOSTILE_TOPIC: &str = "<iframe srcdoc=\"<script>parent.__pwned='topic'</script>\">";
 
 /// Fills a store with one pass of the bundled events, plus the busiest repository of all with a hostile name.
 async fn prepared_store() -> tempfile::TempDir {
@@ -34,6 +35,17 @@ async fn prepared_store() -> tempfile::TempDir {
             Arc::new(Event::parse(&line.to_string()).unwrap())
         })
         .collect();
+    // Its metadata (as the enricher would cache it) names a hostile topic too.
+    let meta = RepoMeta {
+        name: HOSTILE_REPO.into(),
+        found: true,
+        language: None,
+        topics: vec![HOSTILE_TOPIC.into(), "rust".into()],
+        stars: 1,
+        etag: None,
+        fetched_at: now_unix(),
+    };
+    store.put_repo_meta(vec![meta]).await.unwrap();
     store.write_events(hostile).await.unwrap();
     data
 }
@@ -49,7 +61,7 @@ for (const rect of document.querySelectorAll('[data-testid="per-minute-chart"] r
 }
 if (text("total") === "–") return null;
 return { total: text("total"), stored: text("events-stored"), dead: text("dead-letters"),
-  repos: rows("top-repos"), languages: rows("top-languages"), orgs: rows("top-orgs"), bars,
+  repos: rows("top-repos"), languages: rows("top-languages"), orgs: rows("top-orgs"), topics: rows("top-topics"), bars,
   legend: [...document.querySelectorAll("#per-minute-legend li")].map((li) => li.getAttribute("data-series")),
   titles: document.querySelectorAll('[data-testid="per-minute-chart"] rect title').length,
   axis: [...document.querySelectorAll('[data-testid="per-minute-chart"] text')].map((t) => t.textContent) };
@@ -104,6 +116,15 @@ async fn the_live_view_shows_the_numbers_of_its_api_and_hostile_names_as_text() 
         serde_json::from_value::<Vec<Vec<String>>>(page["orgs"].clone()).unwrap(),
         rows(&api["top_orgs"])
     );
+    assert_eq!(
+        serde_json::from_value::<Vec<Vec<String>>>(page["topics"].clone()).unwrap(),
+        rows(&api["top_topics"])
+    );
+    assert_eq!(
+        page["topics"][0],
+        json!([HOSTILE_TOPIC, "80"]),
+        "the hostile topic is shown as text"
+    );
     for series in api["series"].as_array().unwrap() {
         let name = series["name"].as_str().unwrap();
         let sum: u64 = series["counts"]
@@ -140,11 +161,11 @@ async fn the_live_view_shows_the_numbers_of_its_api_and_hostile_names_as_text() 
             .any(|r| r[0] == HOSTILE_ORG)
     );
     let injected = browser
-        .run("return { pwned: window.__pwned || null, imgs: document.images.length, svgs: document.querySelectorAll('svg').length, scripts: document.scripts.length };")
+        .run("return { pwned: window.__pwned || null, imgs: document.images.length, svgs: document.querySelectorAll('svg').length, scripts: document.scripts.length, frames: document.querySelectorAll('iframe').length };")
         .await;
     assert_eq!(
         injected,
-        json!({ "pwned": null, "imgs": 0, "svgs": 1, "scripts": 1 })
+        json!({ "pwned": null, "imgs": 0, "svgs": 1, "scripts": 1, "frames": 0 })
     );
     browser.screenshot("live").await;
 

@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use forgecast_core::aggregate::{
-    AggregateQuery, AggregateRow, Dimension, Granularity, for_each_counter, for_each_counter_as,
+    AggregateQuery, AggregateRow, Dimension, Granularity, RepoFacts, for_each_counter,
+    for_each_counter_as,
 };
 use forgecast_core::store::{RepoMeta, ScriptReload, Store, StoreError, WriteOutcome};
 use forgecast_core::time::now_unix;
@@ -197,11 +198,13 @@ fn write_events(inner: &mut Inner, events: &[Arc<Event>]) -> Result<WriteOutcome
     let mut outcome = WriteOutcome::default();
     let mut counters: HashMap<(Granularity, Dimension, i64, Cow<'_, str>), i64> = HashMap::new();
     {
-        // Only look languages up once there is repository metadata (the GitHub source's enricher adds it).
-        let mut language_of = match inner.repos_known {
+        // Only look repositories up once there is metadata (the GitHub source's enricher adds it).
+        let mut repo_of = match inner.repos_known {
             true => Some(
-                tx.prepare_cached("SELECT language FROM repos WHERE name = ?1 AND found = 1")
-                    .map_err(&err)?,
+                tx.prepare_cached(
+                    "SELECT language, topics FROM repos WHERE name = ?1 AND found = 1",
+                )
+                .map_err(&err)?,
             ),
             false => None,
         };
@@ -234,25 +237,33 @@ fn write_events(inner: &mut Inner, events: &[Arc<Event>]) -> Result<WriteOutcome
             outcome.inserted += 1;
             appended.extend_from_slice(e.raw.as_bytes());
             appended.push(b'\n');
-            let known = match (&e.language, &mut language_of) {
-                (None, Some(lookup)) => lookup
-                    .query_row([&e.repo], |r| r.get::<_, Option<String>>(0))
+            let known = match &mut repo_of {
+                Some(lookup) => lookup
+                    .query_row([&e.repo], |r| {
+                        Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?))
+                    })
                     .optional()
-                    .map_err(&err)?
-                    .flatten(),
-                _ => None,
+                    .map_err(&err)?,
+                None => None,
             };
             match known {
-                // The event does not name its language, the repository's metadata does.
-                Some(language) => for_each_counter_as(e, Some(&language), |k| {
-                    let key = (
-                        k.granularity,
-                        k.dimension,
-                        k.bucket,
-                        Cow::Owned(k.key.into_owned()),
-                    );
-                    *counters.entry(key).or_default() += 1
-                }),
+                // The repository's metadata adds its language (when the event has none) and its topics.
+                Some((language, topics)) => {
+                    let topics: Vec<String> = serde_json::from_str(&topics).unwrap_or_default();
+                    let facts = RepoFacts {
+                        language: language.as_deref(),
+                        topics: &topics,
+                    };
+                    for_each_counter_as(e, facts, |k| {
+                        let key = (
+                            k.granularity,
+                            k.dimension,
+                            k.bucket,
+                            Cow::Owned(k.key.into_owned()),
+                        );
+                        *counters.entry(key).or_default() += 1
+                    })
+                }
                 None => for_each_counter(e, |k| {
                     *counters
                         .entry((k.granularity, k.dimension, k.bucket, k.key))
@@ -606,6 +617,14 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(pairs[0].key, "PushEvent/Rust");
+        let topics = store.aggregates(query(Dimension::Topic)).await.unwrap();
+        assert_eq!(
+            topics
+                .iter()
+                .map(|r| (r.key.as_str(), r.count))
+                .collect::<Vec<_>>(),
+            [("cli", 1)]
+        );
     }
 
     #[tokio::test]

@@ -45,6 +45,8 @@ pub struct Live {
     pub top_languages: Vec<Entry>,
     /// Busiest organisations.
     pub top_orgs: Vec<Entry>,
+    /// Busiest repository topics (known once repositories are enriched from GitHub).
+    pub top_topics: Vec<Entry>,
     /// Pipeline health.
     pub health: Health,
 }
@@ -163,10 +165,11 @@ pub async fn compute(shared: &Shared) -> Result<Live, StoreError> {
 
     let hours_from = Granularity::Hour.bucket(from);
     let top_of = |dimension| counts(shared, Granularity::Hour, dimension, hours_from, to);
-    let (repos, languages, orgs) = (
+    let (repos, languages, orgs, topics) = (
         top_of(Dimension::Repo).await?,
         top_of(Dimension::Language).await?,
         top_of(Dimension::Org).await?,
+        top_of(Dimension::Topic).await?,
     );
 
     let statuses = shared.host.statuses();
@@ -181,6 +184,7 @@ pub async fn compute(shared: &Shared) -> Result<Live, StoreError> {
         top_repos: top(&repos),
         top_languages: top(&languages),
         top_orgs: top(&orgs),
+        top_topics: top(&topics),
         health: Health {
             ready: shared.ready(),
             events_stored: shared.store.event_count().await?,

@@ -5,7 +5,7 @@
 //!
 //! | parameter | values | default |
 //! |---|---|---|
-//! | `dimension` | `language` (events of one type per repository language), `type` (events per type) | `language` |
+//! | `dimension` | `language` (events of one type per repository language), `type` (events per type), `topic` (events per repository topic) | `language` |
 //! | `metric` | for languages: `PullRequestEvent`, `PushEvent`, `WatchEvent`, `IssuesEvent` | `PullRequestEvent` |
 //! | `granularity` | `month`, `quarter`, `year` | `quarter` |
 //! | `from`, `to` | years, both included | 2012, this year |
@@ -59,7 +59,7 @@ pub struct TrendsQuery {
 /// The answer.
 #[derive(Debug, Serialize)]
 pub struct Trends {
-    /// `language` or `type`.
+    /// `language`, `type` or `topic`.
     pub dimension: String,
     /// Event type counted per language; `null` for types.
     pub metric: Option<String>,
@@ -273,15 +273,20 @@ pub async fn compute(
     shared: &Shared,
     query: TrendsQuery,
 ) -> Result<Result<Trends, String>, StoreError> {
-    let by_type = match query.dimension.as_deref().unwrap_or("language") {
-        "language" => false,
-        "type" => true,
-        other => return Ok(Err(format!("dimension {other:?}: use language or type"))),
+    let (name, plain) = match query.dimension.as_deref().unwrap_or("language") {
+        "language" => ("language", None),
+        "type" => ("type", Some(Dimension::Type)),
+        "topic" => ("topic", Some(Dimension::Topic)),
+        other => {
+            return Ok(Err(format!(
+                "dimension {other:?}: use language, type or topic"
+            )));
+        }
     };
-    let metric = match (by_type, query.metric) {
-        (true, Some(_)) => return Ok(Err("metric applies to dimension=language only".into())),
-        (true, None) => None,
-        (false, metric) => Some(metric.unwrap_or_else(|| METRICS[0].to_string())),
+    let metric = match (plain, query.metric) {
+        (Some(_), Some(_)) => return Ok(Err("metric applies to dimension=language only".into())),
+        (Some(_), None) => None,
+        (None, metric) => Some(metric.unwrap_or_else(|| METRICS[0].to_string())),
     };
     if let Some(metric) = metric.as_deref().filter(|m| !METRICS.contains(m)) {
         return Ok(Err(format!(
@@ -303,9 +308,12 @@ pub async fn compute(
         return Ok(Err(format!("years {from} to {to} are not a range")));
     }
     let (range_from, range_to) = (quarter_start(from, 1), quarter_start(to + 1, 1));
-    let (dimension, prefix) = match &metric {
-        Some(metric) => (Dimension::TypeLanguage, format!("{metric}/")),
-        None => (Dimension::Type, String::new()),
+    let (dimension, prefix) = match (plain, &metric) {
+        (Some(dimension), _) => (dimension, String::new()),
+        (None, metric) => (
+            Dimension::TypeLanguage,
+            format!("{}/", metric.as_deref().unwrap_or(METRICS[0])),
+        ),
     };
     let mut periods = table(shared, dimension, &prefix, period, range_from, range_to).await?;
     if let (Some(&first), Some(&last)) = (periods.keys().next(), periods.keys().last()) {
@@ -438,7 +446,7 @@ pub async fn compute(
     };
 
     Ok(Ok(Trends {
-        dimension: if by_type { "type" } else { "language" }.into(),
+        dimension: name.into(),
         metric,
         granularity: period.name().into(),
         periods: periods.keys().map(|&at| period.label(at)).collect(),
