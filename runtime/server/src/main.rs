@@ -64,12 +64,12 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         }
     };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!(component = "pipeline", "Stopping: draining what was taken in (Ctrl-C again to force)."),
+        _ = stop_signal() => tracing::info!(component = "pipeline", "Stopping: draining what was taken in (Ctrl-C again to force)."),
         _ = finished_replay => tracing::info!(component = "pipeline", "Replay finished; draining."),
     }
     let abort = pipeline.abort_token();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if stop_signal().await {
             tracing::warn!(component = "pipeline", "Forced stop.");
             abort.cancel();
         }
@@ -87,4 +87,16 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         "Stopped cleanly."
     );
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM as `docker stop` and Kubernetes send it; `false` if no signal can be awaited.
+async fn stop_signal() -> bool {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return tokio::signal::ctrl_c().await.is_ok(),
+    };
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted.is_ok(),
+        _ = term.recv() => true,
+    }
 }

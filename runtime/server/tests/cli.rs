@@ -298,3 +298,21 @@ fn json_logs_carry_script_output_with_script_and_version() {
     assert_eq!(printed[0]["script"], "routing");
     assert_eq!(printed[0]["version"].as_str().unwrap().len(), 12);
 }
+
+#[test]
+fn sigterm_drains_and_stops_cleanly_as_containers_stop_it() {
+    let data = tempfile::tempdir().unwrap();
+    let mut up = up(&shipped_scripts(), data.path());
+    assert_eq!(get(&format!("{}/healthz", up.url)).0, 200);
+    let pid = up.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let stopped = wait_for_log(&up, "Stopped cleanly");
+    assert!(stopped.contains("dead_letters=0"), "{stopped}");
+    assert!(up.child.wait().unwrap().success());
+}
