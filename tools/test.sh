@@ -16,5 +16,12 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
+# Validators for the container files (PyPI), in a virtual environment kept in the cache.
+tools_venv="$HOME/.cache/forgecast/tools-venv"
+[ -x "$tools_venv/bin/python" ] || python3 -m venv "$tools_venv"
+"$tools_venv/bin/python" -c 'import yaml, kubernetes_validate, dockerfile_parse' 2>/dev/null \
+  || "$tools_venv/bin/pip" install -q pyyaml kubernetes-validate dockerfile-parse
+
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked -- --test-threads=2
+"$tools_venv/bin/python" tools/check-k8s.py target/debug/forgecast
