@@ -133,6 +133,8 @@ function renderLive([live]) {
   testid("lag").textContent = number(live.health.lag);
   testid("scripts-live").textContent = number(live.health.scripts_live);
   testid("scripts-refused").textContent = number(live.health.scripts_refused);
+  testid("reloads-accepted").textContent = number(live.health.reloads_accepted);
+  testid("reloads-refused").textContent = number(live.health.reloads_refused);
   testid("ready").textContent = live.health.ready ? "accepting writes" : "failing, retrying";
   testid("top-since").textContent = `${live.top_since.replace("T", " ").replace("Z", "")} UTC`;
   renderPerMinute(document.getElementById("per-minute"), document.getElementById("per-minute-legend"), live.minutes, live.series);
@@ -178,7 +180,8 @@ function renderLines(container, legend, labels, lines, unit, testid, width = 960
     points.forEach((p, i) => {
       if (!p) return;
       const dot = svg("circle", { cx: p[0], cy: p[1], r: 3, fill: color, "data-series": line.name, "data-label": labels[i], "data-value": line.values[i] });
-      const text = `${line.name}, ${labels[i]}: ${line.values[i]} ${unit}`;
+      const count = line.counts ? ` (${number(line.counts[i])} events)` : "";
+      const text = `${line.name}, ${labels[i]}: ${line.values[i]} ${unit}${count}`;
       dot.append(svg("title", {}, text));
       dot.addEventListener("mousemove", (e) => showTooltip(e, text));
       dot.addEventListener("mouseleave", hideTooltip);
@@ -201,7 +204,7 @@ function renderTrends([trends]) {
   testid("trends-dimension-name").textContent = { type: "event type", topic: "topic" }[trends.dimension] || "language";
   document.getElementById("trends-metric").disabled = trends.dimension !== "language";
   renderLines(document.getElementById("trends-chart"), document.getElementById("trends-legend"), trends.periods,
-    trends.series.map((s) => ({ name: s.key, values: s.shares })), "% share", "trends-chart");
+    trends.series.map((s) => ({ name: s.key, values: s.shares, counts: s.counts })), "% share", "trends-chart");
 
   const chosen = new Set(trends.series.map((s) => s.key));
   const names = [...new Set([...trends.available, ...chosen])];

@@ -234,6 +234,13 @@ fn up_serves_health_metrics_scripts_and_taps_then_stops_cleanly_on_ctrl_c() {
     assert!(refusal.contains("routing.rhai:3:1"), "{refusal}");
     let (_, body) = get(&format!("{}/api/scripts", up.url));
     assert!(body.contains("\"last_refusal\":{"), "{body}");
+    let (_, live) = get(&format!("{}/api/live", up.url));
+    let live: serde_json::Value = serde_json::from_str(&live).unwrap();
+    assert_eq!(
+        live["health"]["reloads_refused"], 1,
+        "the live view's health counts the refusal"
+    );
+    assert_eq!(live["health"]["reloads_accepted"], 0);
 
     let (_, metrics) = get(&format!("{}/metrics", up.url));
     for name in [

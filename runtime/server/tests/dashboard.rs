@@ -61,6 +61,8 @@ for (const rect of document.querySelectorAll('[data-testid="per-minute-chart"] r
 }
 if (text("total") === "–") return null;
 return { total: text("total"), stored: text("events-stored"), dead: text("dead-letters"),
+  lag: text("lag"), live: text("scripts-live"), refused: text("scripts-refused"),
+  accepted_reloads: text("reloads-accepted"), refused_reloads: text("reloads-refused"),
   repos: rows("top-repos"), languages: rows("top-languages"), orgs: rows("top-orgs"), topics: rows("top-topics"), bars,
   legend: [...document.querySelectorAll("#per-minute-legend li")].map((li) => li.getAttribute("data-series")),
   titles: document.querySelectorAll('[data-testid="per-minute-chart"] rect title').length,
@@ -104,6 +106,15 @@ async fn the_live_view_shows_the_numbers_of_its_api_and_hostile_names_as_text() 
         "3,872 bundled events and 80 hostile ones"
     );
     assert_eq!(page["dead"], shown(&api["health"]["dead_letters"]));
+    for (tile, field) in [
+        ("lag", "lag"),
+        ("live", "scripts_live"),
+        ("refused", "scripts_refused"),
+        ("accepted_reloads", "reloads_accepted"),
+        ("refused_reloads", "reloads_refused"),
+    ] {
+        assert_eq!(page[tile], shown(&api["health"][field]), "{tile}");
+    }
     assert_eq!(
         serde_json::from_value::<Vec<Vec<String>>>(page["repos"].clone()).unwrap(),
         rows(&api["top_repos"])
@@ -203,7 +214,7 @@ async fn the_live_view_shows_the_numbers_of_its_api_and_hostile_names_as_text() 
 
     // Trends: every point of the chart and every row of the growth table are the API's numbers.
     browser.open(&format!("{url}/#trends")).await;
-    let shown = browser
+    let drawn = browser
         .wait_for("the trends chart", r#"const dots = [...document.querySelectorAll('[data-testid="trends-chart"] circle')];
             if (!dots.length) return null;
             return { dots: dots.map((d) => [d.getAttribute("data-series"), d.getAttribute("data-label"), Number(d.getAttribute("data-value"))]),
@@ -236,7 +247,7 @@ async fn the_live_view_shows_the_numbers_of_its_api_and_hostile_names_as_text() 
             .collect()
     };
     let (page_points, api_points) = (
-        as_points(shown["dots"].as_array().unwrap()),
+        as_points(drawn["dots"].as_array().unwrap()),
         as_points(&expected_dots),
     );
     assert!(
@@ -245,13 +256,29 @@ async fn the_live_view_shows_the_numbers_of_its_api_and_hostile_names_as_text() 
         page_points.len(),
         api_points.len()
     );
+    let hover = browser
+        .run(r#"return document.querySelector('[data-testid="trends-chart"] circle title').textContent;"#)
+        .await;
+    let first = &trends["series"][0];
+    let count = first["counts"][0].as_u64().unwrap();
+    assert!(
+        hover.as_str().unwrap().starts_with(&format!(
+            "{}, {}: ",
+            first["key"].as_str().unwrap(),
+            trends["periods"][0].as_str().unwrap()
+        )) && hover
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("({} events)", shown(&json!(count)))),
+        "hover shows share and count: {hover}"
+    );
     assert!(
         expected_dots.len() > 8 * 40,
         "eight languages over the history: {}",
         expected_dots.len()
     );
     let growth = &trends["growth"];
-    assert_eq!(shown["period"], growth["period"]);
+    assert_eq!(drawn["period"], growth["period"]);
     let rows: Vec<Value> = growth["risers"]
         .as_array()
         .unwrap()
@@ -265,7 +292,7 @@ async fn the_live_view_shows_the_numbers_of_its_api_and_hostile_names_as_text() 
             ])
         })
         .collect();
-    assert_eq!(shown["growth"].as_array().unwrap(), &rows);
+    assert_eq!(drawn["growth"].as_array().unwrap(), &rows);
     assert!(!rows.is_empty());
 
     // Choosing another event type redraws from the API's numbers for it.

@@ -84,6 +84,10 @@ pub struct Health {
     pub scripts_live: usize,
     /// Scripts with a refused version since start.
     pub scripts_refused: usize,
+    /// Script versions that went live since start.
+    pub reloads_accepted: u64,
+    /// Script versions refused since start.
+    pub reloads_refused: u64,
 }
 
 async fn counts(
@@ -192,6 +196,8 @@ pub async fn compute(shared: &Shared) -> Result<Live, StoreError> {
             lag: published.saturating_sub(handled),
             scripts_live: statuses.iter().filter(|s| s.hash.is_some()).count(),
             scripts_refused: statuses.iter().filter(|s| s.last_refusal.is_some()).count(),
+            reloads_accepted: shared.reloads_accepted.load(Ordering::Relaxed),
+            reloads_refused: shared.reloads_refused.load(Ordering::Relaxed),
         },
     })
 }

@@ -65,6 +65,10 @@ pub struct Shared {
     pub taken: AtomicU64,
     /// The GitHub source, when it runs.
     pub github: Mutex<Option<GithubView>>,
+    /// Script versions that went live since start (the ones loaded at start not counted).
+    pub reloads_accepted: AtomicU64,
+    /// Script versions refused since start.
+    pub reloads_refused: AtomicU64,
 }
 
 /// What `GET /api/sources` shows of the GitHub source.
@@ -170,6 +174,8 @@ impl Pipeline {
             handled: AtomicU64::new(0),
             taken: AtomicU64::new(0),
             github: Mutex::new(None),
+            reloads_accepted: AtomicU64::new(0),
+            reloads_refused: AtomicU64::new(0),
         });
         record_reloads(&shared);
 
@@ -317,8 +323,17 @@ fn record_reloads(shared: &Arc<Shared>) {
             reason: None,
         });
     }
+    let counts = Arc::downgrade(shared);
     let metrics = shared.metrics.clone();
     shared.host.on_reload(move |event| {
+        if let Some(shared) = counts.upgrade() {
+            let counter = if event.accepted {
+                &shared.reloads_accepted
+            } else {
+                &shared.reloads_refused
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
         let result = if event.accepted {
             "accepted"
         } else {
