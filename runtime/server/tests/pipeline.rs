@@ -228,9 +228,11 @@ async fn reloading_routing_under_a_steady_stream_loses_and_duplicates_nothing() 
     let version = |n: u32| format!("fn route(event) {{\n    [\"gh.v{n}\", \"gh.all\"]\n}}\n");
     fs::write(&file, version(0)).unwrap();
     let data = tempfile::tempdir().unwrap();
-    let rounds = 6;
+    // At a thousand times real time two rounds take a couple of seconds on any machine: long enough for dozens
+    // of edits while events flow, whatever the machine's speed.
+    let rounds = 2;
     let replay = ReplayConfig {
-        speed: 0.0,
+        speed: 1000.0,
         once: false,
         limit: Some(3872 * rounds),
         batch: 64,
@@ -252,6 +254,7 @@ async fn reloading_routing_under_a_steady_stream_loses_and_duplicates_nothing() 
         .unwrap();
         tokio::time::sleep(Duration::from_millis(60)).await;
     }
+    assert!(n >= 10, "only {n} edits happened while events flowed");
     let shared = pipeline.shared().clone();
     let summary = pipeline.drain().await;
     assert_eq!(summary.source_events, 3872 * rounds);
