@@ -22,13 +22,17 @@ pub enum Granularity {
     Hour,
     /// One UTC day.
     Day,
-    /// A calendar quarter (history imports, and day counts rolled up).
+    /// A calendar month (history computed by the batch jobs).
+    Month,
+    /// A calendar quarter (history imports and batch jobs).
     Quarter,
+    /// A calendar year (history computed by the batch jobs).
+    Year,
 }
 
 /// What is being counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Dimension {
     /// All events; the key is `*`.
     All,
@@ -46,16 +50,26 @@ pub enum Dimension {
     TypeLanguage,
     /// Repository topic (from repository metadata); an event counts once under each of its repository's topics.
     Topic,
+    /// Distinct repositories with events by people (not bots) in the bucket; the key is `*`. Batch jobs only.
+    ActiveRepos,
+    /// Distinct people (not bots) with events in the bucket; the key is `*`. Batch jobs only.
+    Actors,
 }
 
 impl Granularity {
     /// Every granularity, finest first.
-    pub const ALL: [Granularity; 4] = [
+    pub const ALL: [Granularity; 6] = [
         Granularity::Minute,
         Granularity::Hour,
         Granularity::Day,
+        Granularity::Month,
         Granularity::Quarter,
+        Granularity::Year,
     ];
+
+    /// The granularities of history computed over a span at once (the batch jobs).
+    pub const HISTORY: [Granularity; 3] =
+        [Granularity::Month, Granularity::Quarter, Granularity::Year];
 
     /// The granularities every event is counted at as it arrives.
     pub const COUNTED: [Granularity; 3] =
@@ -68,11 +82,16 @@ impl Granularity {
             Granularity::Minute => fixed(60),
             Granularity::Hour => fixed(3_600),
             Granularity::Day => fixed(86_400),
-            Granularity::Quarter => {
+            Granularity::Month | Granularity::Quarter | Granularity::Year => {
                 let date = DateTime::from_timestamp(unix, 0)
                     .unwrap_or_default()
                     .date_naive();
-                quarter_start(date.year(), (date.month0() / 3 + 1) as u8)
+                let month = match self {
+                    Granularity::Month => date.month(),
+                    Granularity::Quarter => date.month0() / 3 * 3 + 1,
+                    _ => 1,
+                };
+                month_start(date.year(), month)
             }
         }
     }
@@ -83,7 +102,9 @@ impl Granularity {
             Granularity::Minute => "minute",
             Granularity::Hour => "hour",
             Granularity::Day => "day",
+            Granularity::Month => "month",
             Granularity::Quarter => "quarter",
+            Granularity::Year => "year",
         }
     }
 
@@ -95,15 +116,19 @@ impl Granularity {
     fn dimensions(self) -> &'static [Dimension] {
         match self {
             Granularity::Minute => &[Dimension::All, Dimension::Type],
-            Granularity::Hour | Granularity::Day | Granularity::Quarter => &Dimension::ALL,
+            _ => &Dimension::COUNTED,
         }
     }
 }
 
 /// Unix seconds at the start of a calendar quarter (1 to 4).
 pub fn quarter_start(year: i32, quarter: u8) -> i64 {
-    let month = u32::from(quarter.clamp(1, 4)) * 3 - 2;
-    NaiveDate::from_ymd_opt(year, month, 1)
+    month_start(year, u32::from(quarter.clamp(1, 4)) * 3 - 2)
+}
+
+/// Unix seconds at the start of a calendar month (1 to 12).
+pub fn month_start(year: i32, month: u32) -> i64 {
+    NaiveDate::from_ymd_opt(year, month.clamp(1, 12), 1)
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map_or(0, |t| t.and_utc().timestamp())
 }
@@ -117,8 +142,8 @@ pub fn quarter_label(bucket: i64) -> String {
 }
 
 impl Dimension {
-    /// Every dimension.
-    pub const ALL: [Dimension; 8] = [
+    /// The dimensions an event is counted under as it arrives.
+    pub const COUNTED: [Dimension; 8] = [
         Dimension::All,
         Dimension::Type,
         Dimension::Repo,
@@ -127,6 +152,20 @@ impl Dimension {
         Dimension::Bot,
         Dimension::TypeLanguage,
         Dimension::Topic,
+    ];
+
+    /// Every dimension.
+    pub const ALL: [Dimension; 10] = [
+        Dimension::All,
+        Dimension::Type,
+        Dimension::Repo,
+        Dimension::Org,
+        Dimension::Language,
+        Dimension::Bot,
+        Dimension::TypeLanguage,
+        Dimension::Topic,
+        Dimension::ActiveRepos,
+        Dimension::Actors,
     ];
 
     /// The name used in the store and the API.
@@ -140,6 +179,8 @@ impl Dimension {
             Dimension::Bot => "bot",
             Dimension::TypeLanguage => "type_language",
             Dimension::Topic => "topic",
+            Dimension::ActiveRepos => "active_repos",
+            Dimension::Actors => "actors",
         }
     }
 
@@ -159,6 +200,8 @@ impl Dimension {
             Dimension::TypeLanguage => language.map(|l| Cow::Owned(type_language(&event.kind, l))),
             // Several keys per event: see `for_each_counter_as`.
             Dimension::Topic => None,
+            // Distinct counts over a bucket, not per event: see `crate::history`.
+            Dimension::ActiveRepos | Dimension::Actors => None,
         }
     }
 }
