@@ -20,8 +20,15 @@ fi
 tools_venv="$HOME/.cache/forgecast/tools-venv"
 [ -x "$tools_venv/bin/python" ] || python3 -m venv "$tools_venv"
 "$tools_venv/bin/python" -c 'import yaml, kubernetes_validate, dockerfile_parse' 2>/dev/null \
-  || "$tools_venv/bin/pip" install -q pyyaml kubernetes-validate dockerfile-parse
+  || "$tools_venv/bin/pip" install -q pyyaml==6.0.4 kubernetes-validate==1.37.0 dockerfile-parse==2.0.1
+
+# PySpark (local mode, on the machine's Java 17) for the Spark jobs and the parity test.
+spark_venv="$HOME/.cache/forgecast/spark-venv"
+[ -x "$spark_venv/bin/python" ] || python3 -m venv "$spark_venv"
+"$spark_venv/bin/python" -c 'import pyspark, pytest' 2>/dev/null || "$spark_venv/bin/pip" install -q pyspark==4.3.0 pytest==9.2.0
+export FORGECAST_SPARK_PYTHON="$spark_venv/bin/python"
 
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked -- --test-threads=2
+"$spark_venv/bin/python" -m pytest -q spark/tests
 "$tools_venv/bin/python" tools/check-k8s.py target/debug/forgecast

@@ -77,7 +77,12 @@ def events(spark: SparkSession, lake: str, repos: str | None) -> DataFrame:
         .withColumn("bot", login_is_bot(F.col("actor")))
     )
     if repos:
-        known = spark.read.json(repos).select(F.col("name").alias("repo"), F.col("language").alias("repo_language"))
+        known = (
+            spark.read.schema("name string, language string").json(repos)
+            .where(F.col("name").isNotNull() & F.col("language").isNotNull() & (F.col("language") != ""))
+            .select(F.col("name").alias("repo"), F.col("language").alias("repo_language"))
+            .dropDuplicates(["repo"])
+        )
         df = df.join(F.broadcast(known), "repo", "left")
     else:
         df = df.withColumn("repo_language", F.lit(None).cast("string"))

@@ -54,6 +54,9 @@ pub enum Dimension {
     ActiveRepos,
     /// Distinct people (not bots) with events in the bucket; the key is `*`. Batch jobs only.
     Actors,
+    /// GitHut's quarterly counts, keyed as `type_language` (`PushEvent/Rust`). A measure of its own (bots and
+    /// repositories outside BigQuery's `github_repos` left out), so it never overwrites counts made here.
+    GithutLanguage,
 }
 
 impl Granularity {
@@ -155,7 +158,7 @@ impl Dimension {
     ];
 
     /// Every dimension.
-    pub const ALL: [Dimension; 10] = [
+    pub const ALL: [Dimension; 11] = [
         Dimension::All,
         Dimension::Type,
         Dimension::Repo,
@@ -166,6 +169,7 @@ impl Dimension {
         Dimension::Topic,
         Dimension::ActiveRepos,
         Dimension::Actors,
+        Dimension::GithutLanguage,
     ];
 
     /// The name used in the store and the API.
@@ -181,6 +185,7 @@ impl Dimension {
             Dimension::Topic => "topic",
             Dimension::ActiveRepos => "active_repos",
             Dimension::Actors => "actors",
+            Dimension::GithutLanguage => "githut_language",
         }
     }
 
@@ -201,7 +206,7 @@ impl Dimension {
             // Several keys per event: see `for_each_counter_as`.
             Dimension::Topic => None,
             // Distinct counts over a bucket, not per event: see `crate::history`.
-            Dimension::ActiveRepos | Dimension::Actors => None,
+            Dimension::ActiveRepos | Dimension::Actors | Dimension::GithutLanguage => None,
         }
     }
 }

@@ -25,6 +25,17 @@ pub enum Command {
     Tap(TapArgs),
     /// Send GH Archive hours through the routing script into the store; resumable.
     Backfill(BackfillArgs),
+    /// Compute the history of a lake per month, quarter and year (embedded or Spark) and load it into the store.
+    Aggregate(AggregateArgs),
+}
+
+/// Which engine computes the history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    /// The runtime's own aggregator, in this process.
+    Embedded,
+    /// The PySpark job `spark/jobs/history.py`, in local mode.
+    Spark,
 }
 
 /// Where events come from.
@@ -157,4 +168,45 @@ pub struct BackfillArgs {
         default_value = ".forgecast"
     )]
     pub data_dir: PathBuf,
+}
+
+/// `forgecast aggregate`.
+#[derive(Debug, Args)]
+pub struct AggregateArgs {
+    /// Directory of GH Archive hour files (`*.json.gz`, searched recursively).
+    #[arg(long, value_name = "DIR")]
+    pub lake: PathBuf,
+    /// Which engine computes the counts.
+    #[arg(long, value_enum, default_value_t = Engine::Embedded)]
+    pub engine: Engine,
+    /// Where the counts are written as JSON lines [default: <data-dir>/history/<engine>.jsonl]
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Directory of the store, as for `up`.
+    #[arg(
+        long,
+        env = "FORGECAST_DATA_DIR",
+        value_name = "DIR",
+        default_value = ".forgecast"
+    )]
+    pub data_dir: PathBuf,
+    /// Python with PySpark, for `--engine spark`.
+    #[arg(
+        long,
+        env = "FORGECAST_SPARK_PYTHON",
+        value_name = "PATH",
+        default_value = "python3"
+    )]
+    pub spark_python: String,
+    /// The Spark job.
+    #[arg(
+        long,
+        env = "FORGECAST_SPARK_JOB",
+        value_name = "FILE",
+        default_value = "spark/jobs/history.py"
+    )]
+    pub spark_job: PathBuf,
+    /// Write the counts without loading them into the store.
+    #[arg(long)]
+    pub no_import: bool,
 }

@@ -7,8 +7,10 @@
 //! - [`pipeline`]: assembling source, routing, bus and store writer into one running pipeline, and stopping
 //!   it without losing events.
 //! - [`http`]: the HTTP server: the dashboard and its JSON API, health, metrics, scripts, sources, live taps.
-//! - [`backfill`], [`check`] and [`tap`]: the `forgecast backfill`, `check` and `tap` commands.
+//! - [`aggregate`], [`backfill`], [`check`] and [`tap`]: the `forgecast aggregate`, `backfill`, `check` and
+//!   `tap` commands.
 
+pub mod aggregate;
 pub mod backfill;
 pub mod check;
 pub mod cli;

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Parser;
 use forgecast::cli::{Cli, Command, UpArgs};
 use forgecast::pipeline::Pipeline;
-use forgecast::{backfill, check, config, http, logging, tap};
+use forgecast::{aggregate, backfill, check, config, http, logging, tap};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -25,6 +25,19 @@ fn main() -> ExitCode {
         Command::Check(args) => Ok(check::run(&args.dir)),
         Command::Tap(args) => runtime.block_on(tap::run(args)).map(|()| true),
         Command::Up(args) => runtime.block_on(up(args)).map(|()| true),
+        Command::Aggregate(args) => runtime.block_on(aggregate::run(args)).map(|report| {
+            let loaded = if report.imported {
+                "loaded into the store"
+            } else {
+                "not loaded (--no-import)"
+            };
+            println!(
+                "{} history rows in {}, {loaded}",
+                report.rows,
+                report.out.display()
+            );
+            true
+        }),
         Command::Backfill(args) => runtime
             .block_on(backfill::run(args))
             .map(|report| backfill::print(&report)),

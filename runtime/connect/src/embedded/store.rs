@@ -500,6 +500,19 @@ impl Store for SqliteStore {
 }
 
 impl SqliteStore {
+    /// The language of every cached repository that has one, as (name, language).
+    pub async fn repo_languages(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.with_conn(|conn| {
+            let err = failed("repo_languages");
+            let mut select = conn
+                .prepare("SELECT name, language FROM repos WHERE found = 1 AND language IS NOT NULL ORDER BY name")
+                .map_err(&err)?;
+            let rows = select.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(&err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(&err)
+        })
+        .await
+    }
+
     /// The JSON of one stored event.
     pub async fn event_raw(&self, id: String) -> Result<Option<String>, StoreError> {
         self.with_inner(move |inner| {

@@ -2,8 +2,9 @@
 //!
 //! Four series, one per event type: pull requests, pushes, stars (`WatchEvent`) and issues, each counting the
 //! events of a quarter per repository language (see `data/githut/SOURCE.md` for how GitHut computed them).
-//! They become counters of the [`Dimension::TypeLanguage`] dimension at quarter granularity, the same keys the
-//! runtime counts live events under, so history and live data share one query.
+//! They become counters of the [`Dimension::GithutLanguage`] dimension at quarter granularity, keyed as the
+//! runtime's own `type_language` counters (`PushEvent/Rust`), so the trends can put them side by side without
+//! one source overwriting the other.
 
 use forgecast_core::aggregate::{
     AggregateRow, Dimension, Granularity, quarter_start, type_language,
@@ -58,7 +59,7 @@ pub fn parse(kind: &str, bytes: &[u8]) -> Result<Vec<AggregateRow>, String> {
             Ok(AggregateRow {
                 granularity: Granularity::Quarter,
                 bucket: quarter_start(year, quarter),
-                dimension: Dimension::TypeLanguage,
+                dimension: Dimension::GithutLanguage,
                 key: type_language(kind, &r.name),
                 count,
             })

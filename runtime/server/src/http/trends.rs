@@ -25,7 +25,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Datelike, NaiveDate};
 use forgecast_core::aggregate::{
-    AggregateQuery, Dimension, Granularity, quarter_label, quarter_start,
+    AggregateQuery, Dimension, Granularity, month_start, quarter_label, quarter_start,
 };
 use forgecast_core::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -150,12 +150,6 @@ fn date(unix: i64) -> NaiveDate {
         .date_naive()
 }
 
-fn unix(year: i32, month: u32) -> i64 {
-    NaiveDate::from_ymd_opt(year, month, 1)
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map_or(0, |t| t.and_utc().timestamp())
-}
-
 impl Period {
     fn parse(text: &str) -> Option<Period> {
         match text {
@@ -174,28 +168,31 @@ impl Period {
         }
     }
 
-    fn start(self, at: i64) -> i64 {
-        let d = date(at);
+    fn granularity(self) -> Granularity {
         match self {
-            Period::Month => unix(d.year(), d.month()),
-            Period::Quarter => Granularity::Quarter.bucket(at),
-            Period::Year => unix(d.year(), 1),
+            Period::Month => Granularity::Month,
+            Period::Quarter => Granularity::Quarter,
+            Period::Year => Granularity::Year,
         }
+    }
+
+    fn start(self, at: i64) -> i64 {
+        self.granularity().bucket(at)
     }
 
     fn next(self, start: i64) -> i64 {
         let d = date(start);
         match self {
-            Period::Month if d.month() == 12 => unix(d.year() + 1, 1),
-            Period::Month => unix(d.year(), d.month() + 1),
+            Period::Month if d.month() == 12 => month_start(d.year() + 1, 1),
+            Period::Month => month_start(d.year(), d.month() + 1),
             Period::Quarter => self.start(start + 100 * 86_400),
-            Period::Year => unix(d.year() + 1, 1),
+            Period::Year => month_start(d.year() + 1, 1),
         }
     }
 
     fn year_before(self, start: i64) -> i64 {
         let d = date(start);
-        unix(d.year() - 1, d.month())
+        month_start(d.year() - 1, d.month())
     }
 
     fn label(self, start: i64) -> String {
@@ -229,7 +226,10 @@ fn share(period: &BTreeMap<String, u64>, key: &str) -> Option<f64> {
     (total > 0).then(|| round(100.0 * *period.get(key).unwrap_or(&0) as f64 / total as f64))
 }
 
-/// Reads the counters of one dimension and rolls them up into `period`s.
+/// Reads the counters of one dimension and rolls them up into `period`s. Each period takes its counts from
+/// the most authoritative source that has any: history computed for exactly such periods (`forgecast
+/// aggregate`), then GitHut's quarters (languages only; they cannot be split into months), then the live day
+/// counters rolled up.
 async fn table(
     shared: &Shared,
     dimension: Dimension,
@@ -238,14 +238,13 @@ async fn table(
     from: i64,
     to: i64,
 ) -> Result<Table, StoreError> {
-    let mut counts = Table::new();
-    // History is quarterly: it cannot be split into months.
-    let sources: &[Granularity] = if period == Period::Month {
-        &[Granularity::Day]
-    } else {
-        &[Granularity::Quarter, Granularity::Day]
-    };
-    for &granularity in sources {
+    let mut sources = vec![(period.granularity(), dimension)];
+    if dimension == Dimension::TypeLanguage && period != Period::Month {
+        sources.push((Granularity::Quarter, Dimension::GithutLanguage));
+    }
+    sources.push((Granularity::Day, dimension));
+    let mut merged = Table::new();
+    for (granularity, dimension) in sources {
         let rows = shared
             .store
             .aggregates(AggregateQuery {
@@ -255,17 +254,21 @@ async fn table(
                 to,
             })
             .await?;
+        let mut table = Table::new();
         for row in rows {
             if let Some(key) = row.key.strip_prefix(prefix) {
-                *counts
+                *table
                     .entry(period.start(row.bucket))
                     .or_default()
                     .entry(key.to_string())
                     .or_default() += row.count;
             }
         }
+        for (at, counts) in table {
+            merged.entry(at).or_insert(counts);
+        }
     }
-    Ok(counts)
+    Ok(merged)
 }
 
 /// Computes the trends; `Ok(Err(message))` for a query that cannot be answered.
@@ -479,7 +482,7 @@ mod tests {
 
     #[test]
     fn periods_step_and_label_by_the_calendar() {
-        let nov = unix(2026, 11);
+        let nov = month_start(2026, 11);
         assert_eq!(
             Period::Month.label(Period::Month.next(Period::Month.next(nov))),
             "2027-01"

@@ -1,0 +1,260 @@
+//! `forgecast aggregate`: the history of a lake per month, quarter and year, computed by the runtime's own
+//! aggregator or by the Spark job, then loaded into the store.
+//!
+//! Both engines read the same inputs (the lake's hour files and the repository languages the store has
+//! cached, exported to `<data-dir>/history/repos.jsonl`) and write the same JSON lines, so their results can
+//! be compared row by row. Loading sets the counters to the computed values: running again changes nothing.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+use forgecast_connect::embedded::SqliteStore;
+use forgecast_connect::gharchive::{self, Decoded};
+use forgecast_core::Event;
+use forgecast_core::aggregate::{AggregateRow, Dimension, Granularity};
+use forgecast_core::history::History;
+use forgecast_core::source::Incoming;
+use forgecast_core::store::Store;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{AggregateArgs, Engine};
+
+/// One line of the counts file.
+#[derive(Debug, Serialize, Deserialize)]
+struct Line {
+    granularity: String,
+    bucket: i64,
+    dimension: String,
+    key: String,
+    count: u64,
+}
+
+/// What an aggregation did.
+#[derive(Debug)]
+pub struct Report {
+    /// The counts file.
+    pub out: PathBuf,
+    /// Rows computed.
+    pub rows: usize,
+    /// Whether they were loaded into the store.
+    pub imported: bool,
+}
+
+/// Every `*.json.gz` under `dir`, sorted.
+fn hour_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(at) = pending.pop() {
+        for entry in std::fs::read_dir(&at)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.to_string_lossy().ends_with(".json.gz") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The runtime's own engine: every file decoded and added to one [`History`].
+fn embedded(lake: &Path, languages: &HashMap<String, String>) -> anyhow::Result<Vec<AggregateRow>> {
+    let files =
+        hour_files(lake).with_context(|| format!("cannot read the lake {}", lake.display()))?;
+    let bar = ProgressBar::new(files.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} files  {msg}")
+            .expect("a valid template"),
+    );
+    let mut history = History::new();
+    let mut decoded = Decoded::default();
+    for file in &files {
+        let name = file
+            .strip_prefix(lake)
+            .unwrap_or(file)
+            .display()
+            .to_string();
+        let reader =
+            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+        gharchive::read_lines(reader, 4096, |chunk| {
+            for item in gharchive::parse_lines(&name, chunk, &mut decoded) {
+                if let Incoming::Event(event) = item {
+                    add(&mut history, &event, languages);
+                }
+            }
+            true
+        })
+        .with_context(|| format!("cannot decode {}", file.display()))?;
+        bar.set_message(format!(
+            "{} events, {} lines not events",
+            decoded.events(),
+            decoded.malformed
+        ));
+        bar.inc(1);
+    }
+    bar.finish();
+    tracing::info!(
+        component = "aggregate",
+        files = files.len(),
+        events = decoded.events(),
+        malformed = decoded.malformed,
+        "Lake read."
+    );
+    Ok(history.rows())
+}
+
+fn add(history: &mut History, event: &Event, languages: &HashMap<String, String>) {
+    history.add(event, languages.get(&event.repo).map(String::as_str));
+}
+
+fn write_rows(out: &Path, rows: &[AggregateRow]) -> anyhow::Result<()> {
+    let temporary = out.with_extension("jsonl.tmp");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&temporary)?);
+    for r in rows {
+        let line = Line {
+            granularity: r.granularity.as_str().into(),
+            bucket: r.bucket,
+            dimension: r.dimension.as_str().into(),
+            key: r.key.clone(),
+            count: r.count,
+        };
+        serde_json::to_writer(&mut file, &line)?;
+        file.write_all(b"\n")?;
+    }
+    file.flush()?;
+    drop(file);
+    std::fs::rename(&temporary, out)?;
+    Ok(())
+}
+
+/// Reads a counts file (either engine's).
+pub fn read_rows(path: &Path) -> anyhow::Result<Vec<AggregateRow>> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut rows = Vec::new();
+    for (number, line) in BufReader::new(file).lines().enumerate() {
+        let line = line?;
+        let at = || format!("{}:{}", path.display(), number + 1);
+        let parsed: Line = serde_json::from_str(&line).with_context(at)?;
+        let granularity = Granularity::parse(&parsed.granularity)
+            .with_context(|| format!("{}: unknown granularity {:?}", at(), parsed.granularity))?;
+        let dimension = Dimension::parse(&parsed.dimension)
+            .with_context(|| format!("{}: unknown dimension {:?}", at(), parsed.dimension))?;
+        rows.push(AggregateRow {
+            granularity,
+            bucket: parsed.bucket,
+            dimension,
+            key: parsed.key,
+            count: parsed.count,
+        });
+    }
+    Ok(rows)
+}
+
+/// Runs the Spark job, its output in this process's log.
+fn spark(args: &AggregateArgs, repos: &Path, out: &Path) -> anyhow::Result<()> {
+    if !args.spark_job.is_file() {
+        bail!(
+            "the Spark job {} is not there (--spark-job)",
+            args.spark_job.display()
+        );
+    }
+    let mut child = Command::new(&args.spark_python)
+        .arg(&args.spark_job)
+        .arg("--lake")
+        .arg(&args.lake)
+        .arg("--repos")
+        .arg(repos)
+        .arg("--out")
+        .arg(out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| {
+            format!(
+                "cannot start {} (--spark-python, a Python with PySpark)",
+                args.spark_python
+            )
+        })?;
+    let stderr = child.stderr.take().expect("piped");
+    let errors = std::thread::spawn(move || {
+        let mut last = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            tracing::debug!(component = "spark", stream = "stderr", "{line}");
+            last.push(line);
+            if last.len() > 20 {
+                last.remove(0);
+            }
+        }
+        last
+    });
+    for line in BufReader::new(child.stdout.take().expect("piped"))
+        .lines()
+        .map_while(Result::ok)
+    {
+        tracing::info!(component = "spark", "{line}");
+    }
+    let status = child.wait()?;
+    let last = errors.join().unwrap_or_default();
+    if !status.success() {
+        bail!(
+            "the Spark job failed ({status}); its last lines:\n{}",
+            last.join("\n")
+        );
+    }
+    Ok(())
+}
+
+/// Computes (and, unless told not to, loads) the history of the lake.
+pub async fn run(args: AggregateArgs) -> anyhow::Result<Report> {
+    if !args.lake.is_dir() {
+        bail!("--lake: {} is not a directory", args.lake.display());
+    }
+    let store = SqliteStore::open(&args.data_dir.join("forgecast.sqlite"))?;
+    let history_dir = args.data_dir.join("history");
+    std::fs::create_dir_all(&history_dir)?;
+    let languages: HashMap<String, String> = store.repo_languages().await?.into_iter().collect();
+    let repos = history_dir.join("repos.jsonl");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&repos)?);
+    for (name, language) in &languages {
+        serde_json::to_writer(
+            &mut file,
+            &serde_json::json!({ "name": name, "language": language }),
+        )?;
+        file.write_all(b"\n")?;
+    }
+    file.flush()?;
+    drop(file);
+
+    let name = match args.engine {
+        Engine::Embedded => "embedded",
+        Engine::Spark => "spark",
+    };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| history_dir.join(format!("{name}.jsonl")));
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    tracing::info!(component = "aggregate", engine = name, lake = %args.lake.display(), "Computing the history.");
+    match args.engine {
+        Engine::Embedded => write_rows(&out, &embedded(&args.lake, &languages)?)?,
+        Engine::Spark => spark(&args, &repos, &out)?,
+    }
+    let rows = read_rows(&out)?;
+    let count = rows.len();
+    if !args.no_import {
+        store.put_counters(rows).await?;
+    }
+    Ok(Report {
+        out,
+        rows: count,
+        imported: !args.no_import,
+    })
+}

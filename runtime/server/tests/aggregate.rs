@@ -1,0 +1,180 @@
+//! `forgecast aggregate` on a lake of the bundled real events: the runtime's own engine and the Spark job give
+//! the same rows, running again changes nothing, and the rows reach the store.
+//!
+//! Needs a Python with PySpark: `tools/test.sh` installs one and names it in `FORGECAST_SPARK_PYTHON`.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use forgecast_connect::embedded::SqliteStore;
+use forgecast_connect::replay::{SAMPLES, sample_text};
+use forgecast_core::store::{RepoMeta, Store};
+
+type Rows = BTreeMap<(String, i64, String, String), u64>;
+
+fn spark_python() -> String {
+    std::env::var("FORGECAST_SPARK_PYTHON")
+        .expect("FORGECAST_SPARK_PYTHON names a Python with PySpark; tools/test.sh sets it up")
+}
+
+/// The samples as a lake (`YYYY/MM/DD/HH.json.gz`), with a repeated event and a broken line in the last hour.
+fn lake(dir: &Path) {
+    let names = [
+        "2015/01/01/15.json.gz",
+        "2021/07/21/06.json.gz",
+        "2025/01/01/15.json.gz",
+    ];
+    for ((name, bytes), path) in SAMPLES.iter().zip(names) {
+        let mut text = sample_text(name, bytes).unwrap();
+        if path.starts_with("2025") {
+            let first = text.lines().next().unwrap().to_string();
+            text = format!("{text}{first}\n{{\"id\": \"broken\n");
+        }
+        let file = dir.join(path);
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        gz.write_all(text.as_bytes()).unwrap();
+        fs::write(file, gz.finish().unwrap()).unwrap();
+    }
+}
+
+fn aggregate(lake: &Path, data: &Path, engine: &str) -> Output {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    Command::new(env!("CARGO_BIN_EXE_forgecast"))
+        .args(["aggregate", "--engine", engine, "--lake"])
+        .arg(lake)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--spark-python", &spark_python(), "--spark-job"])
+        .arg(manifest.join("../../spark/jobs/history.py"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn rows(path: &Path) -> Rows {
+    fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let r: serde_json::Value = serde_json::from_str(l).unwrap();
+            let key = (
+                r["granularity"].as_str().unwrap().to_string(),
+                r["bucket"].as_i64().unwrap(),
+                r["dimension"].as_str().unwrap().to_string(),
+                r["key"].as_str().unwrap().to_string(),
+            );
+            (key, r["count"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runtime_and_spark_compute_the_same_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lake_dir, data) = (dir.path().join("lake"), dir.path().join("data"));
+    lake(&lake_dir);
+    // A cached repository language, which both engines must use for events that do not carry one.
+    let store = SqliteStore::open(&data.join("forgecast.sqlite")).unwrap();
+    let first = sample_text(SAMPLES[0].0, SAMPLES[0].1).unwrap();
+    let repo = serde_json::from_str::<serde_json::Value>(first.lines().next().unwrap()).unwrap()["repo"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let meta = RepoMeta {
+        name: repo,
+        found: true,
+        language: Some("Zig".into()),
+        topics: vec![],
+        stars: 0,
+        etag: None,
+        fetched_at: 0,
+    };
+    store.put_repo_meta(vec![meta]).await.unwrap();
+    drop(store);
+
+    let embedded = aggregate(&lake_dir, &data, "embedded");
+    assert!(embedded.status.success(), "{}", text(&embedded));
+    let spark = aggregate(&lake_dir, &data, "spark");
+    assert!(spark.status.success(), "{}", text(&spark));
+    assert!(
+        text(&spark).contains("history: 3872 events"),
+        "the job's log reaches the runtime's:\n{}",
+        text(&spark)
+    );
+
+    let (ours, theirs) = (
+        rows(&data.join("history/embedded.jsonl")),
+        rows(&data.join("history/spark.jsonl")),
+    );
+    let differing: Vec<_> = ours
+        .keys()
+        .chain(theirs.keys())
+        .filter(|k| ours.get(*k) != theirs.get(*k))
+        .collect();
+    assert!(differing.is_empty(), "rows that differ: {differing:?}");
+    assert!(ours.len() > 300, "{} rows", ours.len());
+    let total: u64 = ours
+        .iter()
+        .filter(|((g, _, d, _), _)| g == "year" && d == "all")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(
+        total, 3872,
+        "the repeated event counted once, the broken line left out"
+    );
+    assert!(
+        ours.keys()
+            .any(|(_, _, d, k)| d == "type_language" && k.ends_with("/Zig")),
+        "the cached language is used"
+    );
+
+    // Again: the same file, the same store.
+    let before = fs::read(data.join("history/spark.jsonl")).unwrap();
+    assert!(aggregate(&lake_dir, &data, "spark").status.success());
+    assert_eq!(fs::read(data.join("history/spark.jsonl")).unwrap(), before);
+    let db = rusqlite::Connection::open(data.join("forgecast.sqlite")).unwrap();
+    let stored: i64 = db
+        .query_row(
+            "SELECT count(*) FROM aggregates WHERE granularity IN ('month', 'year')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let expected = ours
+        .keys()
+        .filter(|(g, ..)| g == "month" || g == "year")
+        .count() as i64;
+    assert_eq!(stored, expected, "loaded once, whatever the runs");
+}
+
+#[test]
+fn a_lake_that_is_not_there_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = aggregate(
+        &dir.path().join("nowhere"),
+        &dir.path().join("data"),
+        "embedded",
+    );
+    assert!(!output.status.success());
+    assert!(
+        text(&output).contains("is not a directory"),
+        "{}",
+        text(&output)
+    );
+}
