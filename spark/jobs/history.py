@@ -59,7 +59,11 @@ def session(master: str = "local[2]") -> SparkSession:
 
 def events(spark: SparkSession, lake: str, repos: str | None) -> DataFrame:
     """The lake's events, one row per id, with the columns the counts need."""
-    raw = spark.read.option("recursiveFileLookup", "true").option("pathGlobFilter", "*.json.gz").schema(SCHEMA).json(lake)
+    # GH Archive's *.json.gz, and the runtime's own lake of *.json.
+    raw = (
+        spark.read.option("recursiveFileLookup", "true").option("pathGlobFilter", "*.{json,json.gz}")
+        .schema(SCHEMA).json(lake)
+    )
     login = F.col("actor.login")
     payload_language = F.when(F.col("type").startswith("PullRequest"), F.col("payload.pull_request.base.repo.language"))
     df = (

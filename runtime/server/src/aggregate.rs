@@ -44,7 +44,8 @@ pub struct Report {
     pub imported: bool,
 }
 
-/// Every `*.json.gz` under `dir`, sorted.
+/// Every hour file under `dir` (`*.json.gz` as GH Archive publishes them, `*.json` as the runtime's lake keeps
+/// them), sorted.
 fn hour_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
@@ -53,7 +54,9 @@ fn hour_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             let path = entry?.path();
             if path.is_dir() {
                 pending.push(path);
-            } else if path.to_string_lossy().ends_with(".json.gz") {
+            } else if path.to_string_lossy().ends_with(".json.gz")
+                || path.extension().is_some_and(|e| e == "json")
+            {
                 files.push(path);
             }
         }
@@ -81,15 +84,20 @@ fn embedded(lake: &Path, languages: &HashMap<String, String>) -> anyhow::Result<
             .to_string();
         let reader =
             std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-        gharchive::read_lines(reader, 4096, |chunk| {
+        let each = |chunk| {
             for item in gharchive::parse_lines(&name, chunk, &mut decoded) {
                 if let Incoming::Event(event) = item {
                     add(&mut history, &event, languages);
                 }
             }
             true
-        })
-        .with_context(|| format!("cannot decode {}", file.display()))?;
+        };
+        let read = if name.ends_with(".gz") {
+            gharchive::read_lines(reader, 4096, each)
+        } else {
+            gharchive::read_plain_lines(reader, 4096, each)
+        };
+        read.with_context(|| format!("cannot decode {}", file.display()))?;
         bar.set_message(format!(
             "{} events, {} lines not events",
             decoded.events(),
@@ -157,7 +165,7 @@ pub fn read_rows(path: &Path) -> anyhow::Result<Vec<AggregateRow>> {
 }
 
 /// Runs the Spark job, its output in this process's log.
-fn spark(args: &AggregateArgs, repos: &Path, out: &Path) -> anyhow::Result<()> {
+fn spark(args: &AggregateArgs, lake: &Path, repos: &Path, out: &Path) -> anyhow::Result<()> {
     if !args.spark_job.is_file() {
         bail!(
             "the Spark job {} is not there (--spark-job)",
@@ -167,7 +175,7 @@ fn spark(args: &AggregateArgs, repos: &Path, out: &Path) -> anyhow::Result<()> {
     let mut child = Command::new(&args.spark_python)
         .arg(&args.spark_job)
         .arg("--lake")
-        .arg(&args.lake)
+        .arg(lake)
         .arg("--repos")
         .arg(repos)
         .arg("--out")
@@ -212,10 +220,15 @@ fn spark(args: &AggregateArgs, repos: &Path, out: &Path) -> anyhow::Result<()> {
 
 /// Computes (and, unless told not to, loads) the history of the lake.
 pub async fn run(args: AggregateArgs) -> anyhow::Result<Report> {
-    if !args.lake.is_dir() {
-        bail!("--lake: {} is not a directory", args.lake.display());
+    let store_path = args.data_dir.join("forgecast.sqlite");
+    let lake = args
+        .lake
+        .clone()
+        .unwrap_or_else(|| SqliteStore::lake_path(&store_path));
+    if !lake.is_dir() {
+        bail!("--lake: {} is not a directory", lake.display());
     }
-    let store = SqliteStore::open(&args.data_dir.join("forgecast.sqlite"))?;
+    let store = SqliteStore::open(&store_path)?;
     let history_dir = args.data_dir.join("history");
     std::fs::create_dir_all(&history_dir)?;
     let languages: HashMap<String, String> = store.repo_languages().await?.into_iter().collect();
@@ -242,10 +255,10 @@ pub async fn run(args: AggregateArgs) -> anyhow::Result<Report> {
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
-    tracing::info!(component = "aggregate", engine = name, lake = %args.lake.display(), "Computing the history.");
+    tracing::info!(component = "aggregate", engine = name, lake = %lake.display(), "Computing the history.");
     match args.engine {
-        Engine::Embedded => write_rows(&out, &embedded(&args.lake, &languages)?)?,
-        Engine::Spark => spark(&args, &repos, &out)?,
+        Engine::Embedded => write_rows(&out, &embedded(&lake, &languages)?)?,
+        Engine::Spark => spark(&args, &lake, &repos, &out)?,
     }
     let rows = read_rows(&out)?;
     let count = rows.len();

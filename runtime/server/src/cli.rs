@@ -173,9 +173,10 @@ pub struct BackfillArgs {
 /// `forgecast aggregate`.
 #[derive(Debug, Args)]
 pub struct AggregateArgs {
-    /// Directory of GH Archive hour files (`*.json.gz`, searched recursively).
+    /// Directory of GH Archive hour files (`*.json.gz` or `*.json`, searched recursively) [default: the
+    /// store's own lake, <data-dir>/lake]
     #[arg(long, value_name = "DIR")]
-    pub lake: PathBuf,
+    pub lake: Option<PathBuf>,
     /// Which engine computes the counts.
     #[arg(long, value_enum, default_value_t = Engine::Embedded)]
     pub engine: Engine,

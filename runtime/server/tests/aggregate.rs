@@ -178,3 +178,31 @@ fn a_lake_that_is_not_there_is_refused() {
         text(&output)
     );
 }
+
+#[test]
+fn both_engines_read_the_lake_the_runtime_wrote() {
+    let data = tempfile::tempdir().unwrap();
+    support::replay_once(data.path());
+    let totals = |engine: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_forgecast"))
+            .args(["aggregate", "--engine", engine, "--no-import", "--data-dir"])
+            .arg(data.path())
+            .args(["--spark-python", &spark_python(), "--spark-job"])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spark/jobs/history.py"))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        rows(&data.path().join(format!("history/{engine}.jsonl")))
+    };
+    let (ours, theirs) = (totals("embedded"), totals("spark"));
+    assert_eq!(ours, theirs);
+    let events: u64 = ours
+        .iter()
+        .filter(|((g, _, d, _), _)| g == "year" && d == "all")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(
+        events, 3872,
+        "every replayed event, from the store's own lake"
+    );
+}

@@ -54,6 +54,20 @@ async fn run_to_end(plan: &UpPlan) -> (Arc<Shared>, Summary) {
     (shared, pipeline.drain().await)
 }
 
+/// Every file under the lake.
+fn lake_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(lake_files(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
 /// The bundled input, read with plain JSON trees: an implementation independent of the pipeline's parser.
 fn input_events() -> Vec<Value> {
     SAMPLES
@@ -140,19 +154,42 @@ async fn replayed_events_are_stored_once_and_counted_exactly() {
         .collect();
     assert_eq!(minute, expected_minute, "minute counters");
 
-    // The stored events file is GH Archive JSON lines; each event sits in the hour bucket of its own (shifted)
-    // timestamp, and keeps its GitHub id on the first round.
-    let stored = fs::read_to_string(data.path().join("forgecast.events")).unwrap();
+    // The lake holds every event once, as GH Archive lines, in the file of its (shifted) creation hour; each
+    // event sits in the hour bucket of that timestamp and keeps its GitHub id on the first round.
     let mut per_hour: BTreeMap<i64, u64> = BTreeMap::new();
     let mut ids = std::collections::BTreeSet::new();
-    for line in stored.lines() {
-        let tree: Value = serde_json::from_str(line).unwrap();
-        ids.insert(tree["id"].as_str().unwrap().to_string());
-        let time = chrono::DateTime::parse_from_rfc3339(tree["created_at"].as_str().unwrap())
-            .unwrap()
-            .timestamp();
-        *per_hour.entry(time - time.rem_euclid(3600)).or_insert(0) += 1;
+    let mut lines = 0;
+    for file in lake_files(&data.path().join("lake")) {
+        let hour_of_file = chrono::NaiveDateTime::parse_from_str(
+            &format!(
+                "{}:00:00",
+                file.strip_prefix(data.path().join("lake"))
+                    .unwrap()
+                    .display()
+            ),
+            "%Y/%m/%d/%H.json:%M:%S",
+        )
+        .unwrap()
+        .and_utc()
+        .timestamp();
+        for line in fs::read_to_string(&file).unwrap().lines() {
+            lines += 1;
+            let tree: Value = serde_json::from_str(line).unwrap();
+            ids.insert(tree["id"].as_str().unwrap().to_string());
+            let time = chrono::DateTime::parse_from_rfc3339(tree["created_at"].as_str().unwrap())
+                .unwrap()
+                .timestamp();
+            assert_eq!(
+                time - time.rem_euclid(3600),
+                hour_of_file,
+                "{} in {}",
+                tree["id"],
+                file.display()
+            );
+            *per_hour.entry(time - time.rem_euclid(3600)).or_insert(0) += 1;
+        }
     }
+    assert_eq!(lines, input.len(), "no event twice in the lake");
     let query = AggregateQuery {
         granularity: Granularity::Hour,
         dimension: Dimension::All,

@@ -1,22 +1,20 @@
-//! The embedded store: a SQLite file for events and counters, and an append-only file of the events' JSON.
+//! The embedded store: a SQLite file for events and counters, and the lake of the events' JSON.
 //!
 //! Writing a batch inserts the events it has not seen (`INSERT OR IGNORE` on the event id) and increments the
 //! counters of exactly those, in one transaction. A batch delivered twice, or an event seen from two sources,
 //! therefore changes nothing the second time, and a crash mid-batch leaves no half-counted events.
 //!
 //! The events' JSON (2–3 KB each) does not go through SQLite, whose write-ahead log would write every byte
-//! twice: it is appended to `<name>.events`, one event per line (the GH Archive format), and the row keeps its
-//! offset and length. The bytes are written and synced before the transaction that references them commits;
-//! bytes past the last committed event (from a crash or a failed commit) are cut off when the store opens and
-//! overwritten by the next batch.
+//! twice: it is appended to the [lake](super::lake), hourly GH Archive-format files beside the SQLite file, and
+//! the row keeps the file, offset and length. The lake's bytes are on disk before the row that points at them
+//! commits, so the lake holds every stored event exactly once.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::lake::{Lake, Pending};
 use forgecast_core::aggregate::{
     AggregateQuery, AggregateRow, Dimension, Granularity, RepoFacts, for_each_counter,
     for_each_counter_as,
@@ -25,6 +23,9 @@ use forgecast_core::store::{RepoMeta, ScriptReload, Store, StoreError, WriteOutc
 use forgecast_core::time::now_unix;
 use forgecast_core::{DeadLetter, Event};
 use rusqlite::{Connection, OptionalExtension, params};
+
+/// Layout version of the SQLite file, kept in `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
@@ -39,6 +40,7 @@ CREATE TABLE IF NOT EXISTS events (
     org TEXT,
     language TEXT,
     created_at INTEGER NOT NULL,
+    raw_file TEXT NOT NULL,
     raw_offset INTEGER NOT NULL,
     raw_len INTEGER NOT NULL
 );
@@ -87,12 +89,10 @@ pub struct SqliteStore {
     path: PathBuf,
 }
 
-/// The connection and the events file, used under one lock.
+/// The connection and the lake, used under one lock.
 struct Inner {
     conn: Connection,
-    raw: File,
-    /// End of the last committed event in `raw`.
-    raw_end: u64,
+    lake: Lake,
     /// Whether any repository metadata is cached (if not, there is no language to look up).
     repos_known: bool,
 }
@@ -115,44 +115,60 @@ impl SqliteStore {
             std::fs::create_dir_all(parent).map_err(|e| open_failed(e.to_string()))?;
         }
         let conn = Connection::open(path).map_err(|e| open_failed(e.to_string()))?;
-        conn.execute_batch(SCHEMA)
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| open_failed(e.to_string()))?;
-        let raw_end: i64 = conn
+        let tables: i64 = conn
             .query_row(
-                "SELECT coalesce(max(raw_offset + raw_len + 1), 0) FROM events",
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
                 [],
                 |r| r.get(0),
             )
             .map_err(|e| open_failed(e.to_string()))?;
+        if tables > 0 && version != SCHEMA_VERSION {
+            return Err(open_failed(format!(
+                "the store has layout version {version}, this forgecast uses {SCHEMA_VERSION}; move the data directory away to start afresh"
+            )));
+        }
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| open_failed(e.to_string()))?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(|e| open_failed(e.to_string()))?;
+        let committed = {
+            let mut select = conn
+                .prepare(
+                    "SELECT raw_file, max(raw_offset + raw_len + 1) FROM events GROUP BY raw_file",
+                )
+                .map_err(|e| open_failed(e.to_string()))?;
+            let rows = select
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+                })
+                .map_err(|e| open_failed(e.to_string()))?;
+            rows.collect::<Result<HashMap<_, _>, _>>()
+                .map_err(|e| open_failed(e.to_string()))?
+        };
         let repos_known = conn
             .query_row("SELECT EXISTS (SELECT 1 FROM repos)", [], |r| {
                 r.get::<_, bool>(0)
             })
             .map_err(|e| open_failed(e.to_string()))?;
-        let raw_path = SqliteStore::raw_path(path);
-        let raw = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&raw_path)
-            .map_err(|e| open_failed(format!("{}: {e}", raw_path.display())))?;
-        raw.set_len(raw_end as u64)
-            .map_err(|e| open_failed(format!("{}: {e}", raw_path.display())))?;
+        let lake_dir = SqliteStore::lake_path(path);
+        let lake = Lake::open(&lake_dir, committed)
+            .map_err(|e| open_failed(format!("lake {}: {e}", lake_dir.display())))?;
         Ok(SqliteStore {
             inner: Arc::new(Mutex::new(Inner {
                 conn,
-                raw,
-                raw_end: raw_end as u64,
+                lake,
                 repos_known,
             })),
             path: path.to_path_buf(),
         })
     }
 
-    /// The events file beside the SQLite file at `path`: `forgecast.sqlite` → `forgecast.events`.
-    pub fn raw_path(path: &Path) -> PathBuf {
-        path.with_extension("events")
+    /// The lake beside the SQLite file at `path`: `<dir>/forgecast.sqlite` → `<dir>/lake`.
+    pub fn lake_path(path: &Path) -> PathBuf {
+        path.with_file_name("lake")
     }
 
     /// Where the file is.
@@ -191,10 +207,10 @@ fn write_events(inner: &mut Inner, events: &[Arc<Event>]) -> Result<WriteOutcome
     let err = failed("write_events");
     let io = |e: std::io::Error| StoreError::Operation {
         operation: "write_events",
-        reason: format!("events file: {e}"),
+        reason: format!("lake: {e}"),
     };
     let tx = inner.conn.transaction().map_err(&err)?;
-    let mut appended: Vec<u8> = Vec::new();
+    let mut pending = Pending::default();
     let mut outcome = WriteOutcome::default();
     let mut counters: HashMap<(Granularity, Dimension, i64, Cow<'_, str>), i64> = HashMap::new();
     {
@@ -211,12 +227,13 @@ fn write_events(inner: &mut Inner, events: &[Arc<Event>]) -> Result<WriteOutcome
         let mut insert = tx
             .prepare_cached(
                 "INSERT OR IGNORE INTO events
-                 (id, type, actor, repo, org, language, created_at, raw_offset, raw_len)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 (id, type, actor, repo, org, language, created_at, raw_file, raw_offset, raw_len)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
             .map_err(&err)?;
         for event in events {
             let e = &**event;
+            let file = Lake::file_for(e.created_at);
             let changed = insert
                 .execute(params![
                     e.id,
@@ -226,7 +243,8 @@ fn write_events(inner: &mut Inner, events: &[Arc<Event>]) -> Result<WriteOutcome
                     e.org,
                     e.language,
                     e.created_at,
-                    (inner.raw_end + appended.len() as u64) as i64,
+                    file,
+                    inner.lake.offset(&pending, &file) as i64,
                     e.raw.len() as i64
                 ])
                 .map_err(&err)?;
@@ -235,8 +253,7 @@ fn write_events(inner: &mut Inner, events: &[Arc<Event>]) -> Result<WriteOutcome
                 continue;
             }
             outcome.inserted += 1;
-            appended.extend_from_slice(e.raw.as_bytes());
-            appended.push(b'\n');
+            pending.push(&file, &e.raw);
             let known = match &mut repo_of {
                 Some(lookup) => lookup
                     .query_row([&e.repo], |r| {
@@ -290,13 +307,9 @@ fn write_events(inner: &mut Inner, events: &[Arc<Event>]) -> Result<WriteOutcome
         }
     }
     // The bytes must be on disk before a committed row points at them.
-    inner
-        .raw
-        .write_all_at(&appended, inner.raw_end)
-        .map_err(io)?;
-    inner.raw.sync_data().map_err(io)?;
+    inner.lake.write(&pending).map_err(io)?;
     tx.commit().map_err(&err)?;
-    inner.raw_end += appended.len() as u64;
+    inner.lake.commit(pending);
     Ok(outcome)
 }
 
@@ -516,25 +529,24 @@ impl SqliteStore {
     /// The JSON of one stored event.
     pub async fn event_raw(&self, id: String) -> Result<Option<String>, StoreError> {
         self.with_inner(move |inner| {
-            let place: Option<(i64, i64)> = inner
+            let place: Option<(String, i64, i64)> = inner
                 .conn
                 .query_row(
-                    "SELECT raw_offset, raw_len FROM events WHERE id = ?1",
+                    "SELECT raw_file, raw_offset, raw_len FROM events WHERE id = ?1",
                     [id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()
                 .map_err(failed("event_raw"))?;
-            let Some((offset, len)) = place else {
+            let Some((file, offset, len)) = place else {
                 return Ok(None);
             };
-            let mut bytes = vec![0; len as usize];
-            inner
-                .raw
-                .read_exact_at(&mut bytes, offset as u64)
+            let bytes = inner
+                .lake
+                .read(&file, offset as u64, len as u64)
                 .map_err(|e| StoreError::Operation {
                     operation: "event_raw",
-                    reason: format!("events file: {e}"),
+                    reason: format!("lake {file}: {e}"),
                 })?;
             Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
         })
@@ -582,7 +594,9 @@ mod tests {
         assert_eq!(store.event_count().await.unwrap(), 3);
         let raw = store.event_raw("3".into()).await.unwrap().unwrap();
         assert_eq!(raw, *event("3", "o/c").raw);
-        let file = std::fs::read_to_string(SqliteStore::raw_path(store.path())).unwrap();
+        // The lake: one file per hour of creation, GH Archive lines.
+        let hour = SqliteStore::lake_path(store.path()).join("2025/01/01/15.json");
+        let file = std::fs::read_to_string(hour).unwrap();
         assert_eq!(file.lines().count(), 3);
     }
 
@@ -648,7 +662,9 @@ mod tests {
         store.write_events(vec![event("1", "o/a")]).await.unwrap();
         drop(store);
         // A crash after appending JSON but before the commit leaves a tail no row points at.
-        let raw_path = SqliteStore::raw_path(&path);
+        let raw_path = SqliteStore::lake_path(&path).join("2025/01/01/15.json");
+        let stray = SqliteStore::lake_path(&path).join("2025/01/01/16.json");
+        std::fs::write(&stray, "{\"never\":\"committed\"}\n").unwrap();
         let committed = std::fs::read(&raw_path).unwrap();
         std::fs::write(
             &raw_path,
@@ -657,6 +673,11 @@ mod tests {
         .unwrap();
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(std::fs::read(&raw_path).unwrap(), committed);
+        assert_eq!(
+            std::fs::read(&stray).unwrap(),
+            b"",
+            "a file nothing committed points into is emptied"
+        );
         store.write_events(vec![event("2", "o/b")]).await.unwrap();
         assert_eq!(
             store.event_raw("2".into()).await.unwrap().unwrap(),

@@ -218,9 +218,18 @@ pub struct Lines {
 pub fn read_lines(
     compressed: impl Read,
     batch: usize,
+    out: impl FnMut(Lines) -> bool,
+) -> io::Result<()> {
+    read_plain_lines(MultiGzDecoder::new(compressed), batch, out)
+}
+
+/// As [`read_lines`], for a file that is not compressed (the runtime's own lake).
+pub fn read_plain_lines(
+    plain: impl Read,
+    batch: usize,
     mut out: impl FnMut(Lines) -> bool,
 ) -> io::Result<()> {
-    let mut reader = BufReader::with_capacity(1 << 16, MultiGzDecoder::new(compressed));
+    let mut reader = BufReader::with_capacity(1 << 16, plain);
     let mut chunk = Lines {
         first: 1,
         lines: Vec::with_capacity(batch),
