@@ -14,12 +14,40 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use crate::aggregate::{AggregateRow, Dimension, Granularity, type_language};
 use crate::event::Event;
 
+/// The counters of one bucket.
+#[derive(Debug, Default)]
+struct Bucket {
+    all: u64,
+    types: HashMap<String, u64>,
+    type_languages: HashMap<String, u64>,
+    bots: HashMap<String, u64>,
+    repos: HashSet<String>,
+    actors: HashSet<String>,
+}
+
+/// Adds one to `key`, allocating only the first time the key is seen.
+fn bump(map: &mut HashMap<String, u64>, key: &str) {
+    match map.get_mut(key) {
+        Some(count) => *count += 1,
+        None => {
+            map.insert(key.to_string(), 1);
+        }
+    }
+}
+
+fn note(set: &mut HashSet<String>, key: &str) {
+    if !set.contains(key) {
+        set.insert(key.to_string());
+    }
+}
+
 /// An aggregation of history in progress.
 #[derive(Debug, Default)]
 pub struct History {
-    seen: HashSet<String>,
-    counts: HashMap<(Granularity, i64, Dimension, String), u64>,
-    distinct: HashMap<(Granularity, i64, Dimension), HashSet<String>>,
+    /// Ids seen: GitHub's are numbers, kept as such; anything else as text.
+    seen_numbers: HashSet<u64>,
+    seen_text: HashSet<String>,
+    buckets: HashMap<(Granularity, i64), Bucket>,
 }
 
 impl History {
@@ -28,42 +56,33 @@ impl History {
         History::default()
     }
 
+    fn first_time(&mut self, id: &str) -> bool {
+        match id.parse::<u64>() {
+            Ok(number) if number.to_string() == id => self.seen_numbers.insert(number),
+            _ => self.seen_text.insert(id.to_string()),
+        }
+    }
+
     /// Adds one event; `repo_language` is its repository's language from the metadata cache, if known.
     /// Returns `false` (and counts nothing) for an id already added.
     pub fn add(&mut self, event: &Event, repo_language: Option<&str>) -> bool {
-        if !self.seen.insert(event.id.clone()) {
+        if !self.first_time(&event.id) {
             return false;
         }
         let bot = event.is_bot();
-        let language = event.language.as_deref().or(repo_language);
+        let language = event.language.as_deref().or(repo_language).map(|l| type_language(&event.kind, l));
         for granularity in Granularity::HISTORY {
-            let bucket = granularity.bucket(event.created_at);
-            let mut count = |dimension, key: &str| {
-                *self
-                    .counts
-                    .entry((granularity, bucket, dimension, key.to_string()))
-                    .or_default() += 1;
-            };
-            count(Dimension::All, "*");
-            count(Dimension::Type, &event.kind);
-            if let Some(language) = language {
-                count(
-                    Dimension::TypeLanguage,
-                    &type_language(&event.kind, language),
-                );
+            let bucket = self.buckets.entry((granularity, granularity.bucket(event.created_at))).or_default();
+            bucket.all += 1;
+            bump(&mut bucket.types, &event.kind);
+            if let Some(key) = &language {
+                bump(&mut bucket.type_languages, key);
             }
             if bot {
-                count(Dimension::Bot, &event.kind);
+                bump(&mut bucket.bots, &event.kind);
             } else {
-                for (dimension, key) in [
-                    (Dimension::ActiveRepos, &event.repo),
-                    (Dimension::Actors, &event.actor),
-                ] {
-                    self.distinct
-                        .entry((granularity, bucket, dimension))
-                        .or_default()
-                        .insert(key.clone());
-                }
+                note(&mut bucket.repos, &event.repo);
+                note(&mut bucket.actors, &event.actor);
             }
         }
         true
@@ -71,24 +90,28 @@ impl History {
 
     /// The counters, ordered by granularity, bucket, dimension and key.
     pub fn rows(self) -> Vec<AggregateRow> {
-        let mut rows: BTreeMap<(Granularity, i64, Dimension, String), u64> =
-            self.counts.into_iter().collect();
-        for ((granularity, bucket, dimension), set) in self.distinct {
-            rows.insert(
-                (granularity, bucket, dimension, "*".into()),
-                set.len() as u64,
-            );
+        let mut rows: BTreeMap<(Granularity, i64, Dimension, String), u64> = BTreeMap::new();
+        for ((granularity, at), b) in self.buckets {
+            let mut put = |dimension, key: String, count| {
+                rows.insert((granularity, at, dimension, key), count);
+            };
+            put(Dimension::All, "*".into(), b.all);
+            for (key, n) in b.types {
+                put(Dimension::Type, key, n);
+            }
+            for (key, n) in b.type_languages {
+                put(Dimension::TypeLanguage, key, n);
+            }
+            for (key, n) in b.bots {
+                put(Dimension::Bot, key, n);
+            }
+            if !b.repos.is_empty() {
+                put(Dimension::ActiveRepos, "*".into(), b.repos.len() as u64);
+                put(Dimension::Actors, "*".into(), b.actors.len() as u64);
+            }
         }
         rows.into_iter()
-            .map(
-                |((granularity, bucket, dimension, key), count)| AggregateRow {
-                    granularity,
-                    bucket,
-                    dimension,
-                    key,
-                    count,
-                },
-            )
+            .map(|((granularity, bucket, dimension, key), count)| AggregateRow { granularity, bucket, dimension, key, count })
             .collect()
     }
 }

@@ -6,6 +6,7 @@
 //! be compared row by row. Loading sets the counters to the computed values: running again changes nothing.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, mpsc};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -66,45 +67,66 @@ fn hour_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// The runtime's own engine: every file decoded and added to one [`History`].
-fn embedded(lake: &Path, languages: &HashMap<String, String>) -> anyhow::Result<Vec<AggregateRow>> {
-    let files =
-        hour_files(lake).with_context(|| format!("cannot read the lake {}", lake.display()))?;
-    let bar = ProgressBar::new(files.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} files  {msg}")
-            .expect("a valid template"),
-    );
-    let mut history = History::new();
+/// Decodes one hour file, handing its events to `out` in batches; returns its counts.
+fn decode_file(lake: &Path, file: &Path, out: &mpsc::SyncSender<Vec<Arc<Event>>>) -> anyhow::Result<Decoded> {
+    let name = file.strip_prefix(lake).unwrap_or(file).display().to_string();
+    let reader = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let mut decoded = Decoded::default();
-    for file in &files {
-        let name = file
-            .strip_prefix(lake)
-            .unwrap_or(file)
-            .display()
-            .to_string();
-        let reader =
-            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-        let each = |chunk| {
-            for item in gharchive::parse_lines(&name, chunk, &mut decoded) {
-                if let Incoming::Event(event) = item {
-                    add(&mut history, &event, languages);
-                }
+    let each = |chunk| {
+        let events = gharchive::parse_lines(&name, chunk, &mut decoded)
+            .into_iter()
+            .filter_map(|item| match item {
+                Incoming::Event(event) => Some(event),
+                Incoming::Malformed(_) => None,
+            })
+            .collect();
+        out.send(events).is_ok()
+    };
+    let read = if name.ends_with(".gz") {
+        gharchive::read_lines(reader, 4096, each)
+    } else {
+        gharchive::read_plain_lines(reader, 4096, each)
+    };
+    read.with_context(|| format!("cannot decode {}", file.display()))?;
+    Ok(decoded)
+}
+
+/// The runtime's own engine. Files are decoded on one thread per core (inflating is the slow part); one
+/// [`History`] takes every event, so that an id repeated across files still counts once.
+fn embedded(lake: &Path, languages: &HashMap<String, String>) -> anyhow::Result<Vec<AggregateRow>> {
+    let files = hour_files(lake).with_context(|| format!("cannot read the lake {}", lake.display()))?;
+    let bar = ProgressBar::new(files.len() as u64);
+    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} files  {msg}").expect("a valid template"));
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len().max(1));
+    let queue = Mutex::new(files.iter().collect::<Vec<_>>());
+    let (tx, rx) = mpsc::sync_channel::<Vec<Arc<Event>>>(64);
+    let mut history = History::new();
+    let decoded = std::thread::scope(|scope| -> anyhow::Result<Decoded> {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let (tx, queue, bar) = (tx.clone(), &queue, &bar);
+                scope.spawn(move || -> anyhow::Result<Decoded> {
+                    let mut total = Decoded::default();
+                    while let Some(file) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+                        total.add(&decode_file(lake, file, &tx)?);
+                        bar.inc(1);
+                    }
+                    Ok(total)
+                })
+            })
+            .collect();
+        drop(tx);
+        for events in rx {
+            for event in &events {
+                add(&mut history, event, languages);
             }
-            true
-        };
-        let read = if name.ends_with(".gz") {
-            gharchive::read_lines(reader, 4096, each)
-        } else {
-            gharchive::read_plain_lines(reader, 4096, each)
-        };
-        read.with_context(|| format!("cannot decode {}", file.display()))?;
-        bar.set_message(format!(
-            "{} events, {} lines not events",
-            decoded.events(),
-            decoded.malformed
-        ));
-        bar.inc(1);
-    }
+        }
+        let mut decoded = Decoded::default();
+        for handle in handles {
+            decoded.add(&handle.join().map_err(|_| anyhow::anyhow!("a decoding thread panicked"))??);
+        }
+        Ok(decoded)
+    })?;
     bar.finish();
     tracing::info!(
         component = "aggregate",

@@ -7,6 +7,7 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,18 @@ pub struct Killed(pub Child);
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A child process leading its own process group, killed with everything it started (chromedriver and the
+/// browsers it launched) when dropped.
+pub struct KilledGroup(pub Child);
+
+impl Drop for KilledGroup {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.0.wait();
     }
 }
@@ -118,7 +131,7 @@ pub fn up(data: &Path, args: &[&str]) -> (Killed, String) {
 pub struct Browser {
     http: reqwest::Client,
     base: String,
-    _driver: Killed,
+    _driver: KilledGroup,
 }
 
 impl Browser {
@@ -130,6 +143,7 @@ impl Browser {
         );
         let port = free_port();
         let driver = Command::new(CHROMEDRIVER)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -160,7 +174,7 @@ impl Browser {
         Browser {
             http,
             base: format!("{root}/session/{id}"),
-            _driver: Killed(driver),
+            _driver: KilledGroup(driver),
         }
     }
 
