@@ -41,12 +41,27 @@ fn note(set: &mut HashSet<String>, key: &str) {
     }
 }
 
+/// Event ids seen so far: GitHub's are numbers, kept as such; anything else as text.
+#[derive(Debug, Default)]
+pub struct SeenIds {
+    numbers: HashSet<u64>,
+    text: HashSet<String>,
+}
+
+impl SeenIds {
+    /// Whether `id` is seen for the first time (and remembers it).
+    pub fn first_time(&mut self, id: &str) -> bool {
+        match id.parse::<u64>() {
+            Ok(number) if number.to_string() == id => self.numbers.insert(number),
+            _ => self.text.insert(id.to_string()),
+        }
+    }
+}
+
 /// An aggregation of history in progress.
 #[derive(Debug, Default)]
 pub struct History {
-    /// Ids seen: GitHub's are numbers, kept as such; anything else as text.
-    seen_numbers: HashSet<u64>,
-    seen_text: HashSet<String>,
+    seen: SeenIds,
     buckets: HashMap<(Granularity, i64), Bucket>,
 }
 
@@ -56,23 +71,30 @@ impl History {
         History::default()
     }
 
-    fn first_time(&mut self, id: &str) -> bool {
-        match id.parse::<u64>() {
-            Ok(number) if number.to_string() == id => self.seen_numbers.insert(number),
-            _ => self.seen_text.insert(id.to_string()),
-        }
-    }
-
     /// Adds one event; `repo_language` is its repository's language from the metadata cache, if known.
     /// Returns `false` (and counts nothing) for an id already added.
     pub fn add(&mut self, event: &Event, repo_language: Option<&str>) -> bool {
-        if !self.first_time(&event.id) {
+        if !self.seen.first_time(&event.id) {
             return false;
         }
+        self.add_unique(event, repo_language);
+        true
+    }
+
+    /// Adds an event whose id the caller knows to be new (it deduplicates across several aggregations with
+    /// one [`SeenIds`], then [`History::merge`]s them).
+    pub fn add_unique(&mut self, event: &Event, repo_language: Option<&str>) {
         let bot = event.is_bot();
-        let language = event.language.as_deref().or(repo_language).map(|l| type_language(&event.kind, l));
+        let language = event
+            .language
+            .as_deref()
+            .or(repo_language)
+            .map(|l| type_language(&event.kind, l));
         for granularity in Granularity::HISTORY {
-            let bucket = self.buckets.entry((granularity, granularity.bucket(event.created_at))).or_default();
+            let bucket = self
+                .buckets
+                .entry((granularity, granularity.bucket(event.created_at)))
+                .or_default();
             bucket.all += 1;
             bump(&mut bucket.types, &event.kind);
             if let Some(key) = &language {
@@ -85,7 +107,25 @@ impl History {
                 note(&mut bucket.actors, &event.actor);
             }
         }
-        true
+    }
+
+    /// Adds another aggregation over other event ids.
+    pub fn merge(&mut self, other: History) {
+        for (at, b) in other.buckets {
+            let mine = self.buckets.entry(at).or_default();
+            mine.all += b.all;
+            for (from, to) in [
+                (b.types, &mut mine.types),
+                (b.type_languages, &mut mine.type_languages),
+                (b.bots, &mut mine.bots),
+            ] {
+                for (key, n) in from {
+                    *to.entry(key).or_default() += n;
+                }
+            }
+            mine.repos.extend(b.repos);
+            mine.actors.extend(b.actors);
+        }
     }
 
     /// The counters, ordered by granularity, bucket, dimension and key.
@@ -111,7 +151,15 @@ impl History {
             }
         }
         rows.into_iter()
-            .map(|((granularity, bucket, dimension, key), count)| AggregateRow { granularity, bucket, dimension, key, count })
+            .map(
+                |((granularity, bucket, dimension, key), count)| AggregateRow {
+                    granularity,
+                    bucket,
+                    dimension,
+                    key,
+                    count,
+                },
+            )
             .collect()
     }
 }
@@ -176,5 +224,26 @@ mod tests {
             "ana once; the bot left out"
         );
         assert_eq!(find(Granularity::Year, Dimension::ActiveRepos, "*"), 2);
+    }
+
+    #[test]
+    fn merged_aggregations_equal_one() {
+        let events = [
+            event("1", "PushEvent", "ana", "o/a", "2024-02-10T10:00:00Z"),
+            event("2", "IssuesEvent", "bo", "o/a", "2024-02-11T10:00:00Z"),
+            event("3", "PushEvent", "ana", "o/b", "2024-05-01T00:00:00Z"),
+        ];
+        let mut one = History::new();
+        let (mut left, mut right) = (History::new(), History::new());
+        for (i, e) in events.iter().enumerate() {
+            one.add(e, None);
+            if i % 2 == 0 {
+                left.add_unique(e, None)
+            } else {
+                right.add_unique(e, None)
+            }
+        }
+        left.merge(right);
+        assert_eq!(left.rows(), one.rows());
     }
 }

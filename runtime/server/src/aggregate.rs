@@ -6,17 +6,16 @@
 //! be compared row by row. Loading sets the counters to the computed values: running again changes nothing.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, mpsc};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 
 use anyhow::{Context, bail};
 use forgecast_connect::embedded::SqliteStore;
 use forgecast_connect::gharchive::{self, Decoded};
-use forgecast_core::Event;
 use forgecast_core::aggregate::{AggregateRow, Dimension, Granularity};
-use forgecast_core::history::History;
+use forgecast_core::history::{History, SeenIds};
 use forgecast_core::source::Incoming;
 use forgecast_core::store::Store;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -67,20 +66,41 @@ fn hour_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// The runtime's own engine: every file decoded and added to one [`History`].
-/// Decodes one hour file, handing its events to `out` in batches; returns its counts.
-fn decode_file(lake: &Path, file: &Path, out: &mpsc::SyncSender<Vec<Arc<Event>>>) -> anyhow::Result<Decoded> {
-    let name = file.strip_prefix(lake).unwrap_or(file).display().to_string();
-    let reader = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+/// Decodes one hour file into `history`, counting each event whose id `seen` has not met before.
+fn decode_file(
+    lake: &Path,
+    file: &Path,
+    seen: &Mutex<SeenIds>,
+    languages: &HashMap<String, String>,
+    history: &mut History,
+) -> anyhow::Result<Decoded> {
+    let name = file
+        .strip_prefix(lake)
+        .unwrap_or(file)
+        .display()
+        .to_string();
+    let reader =
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let mut decoded = Decoded::default();
     let each = |chunk| {
-        let events = gharchive::parse_lines(&name, chunk, &mut decoded)
+        let events: Vec<_> = gharchive::parse_lines(&name, chunk, &mut decoded)
             .into_iter()
             .filter_map(|item| match item {
                 Incoming::Event(event) => Some(event),
                 Incoming::Malformed(_) => None,
             })
             .collect();
-        out.send(events).is_ok()
+        // One lock per chunk: which of these ids are new, across every thread.
+        let new: Vec<bool> = {
+            let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+            events.iter().map(|e| seen.first_time(&e.id)).collect()
+        };
+        for (event, new) in events.iter().zip(new) {
+            if new {
+                history.add_unique(event, languages.get(&event.repo).map(String::as_str));
+            }
+        }
+        true
     };
     let read = if name.ends_with(".gz") {
         gharchive::read_lines(reader, 4096, each)
@@ -91,41 +111,49 @@ fn decode_file(lake: &Path, file: &Path, out: &mpsc::SyncSender<Vec<Arc<Event>>>
     Ok(decoded)
 }
 
-/// The runtime's own engine. Files are decoded on one thread per core (inflating is the slow part); one
-/// [`History`] takes every event, so that an id repeated across files still counts once.
+/// The runtime's own engine. Files are decoded and counted on one thread per core (inflating is the slow
+/// part), each into its own [`History`]; one set of ids across the threads keeps an id repeated across files
+/// counting once, and the histories are merged at the end.
 fn embedded(lake: &Path, languages: &HashMap<String, String>) -> anyhow::Result<Vec<AggregateRow>> {
-    let files = hour_files(lake).with_context(|| format!("cannot read the lake {}", lake.display()))?;
+    let files =
+        hour_files(lake).with_context(|| format!("cannot read the lake {}", lake.display()))?;
     let bar = ProgressBar::new(files.len() as u64);
-    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} files  {msg}").expect("a valid template"));
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len().max(1));
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} files  {msg}")
+            .expect("a valid template"),
+    );
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len().max(1));
     let queue = Mutex::new(files.iter().collect::<Vec<_>>());
-    let (tx, rx) = mpsc::sync_channel::<Vec<Arc<Event>>>(64);
+    let seen = Mutex::new(SeenIds::default());
     let mut history = History::new();
-    let decoded = std::thread::scope(|scope| -> anyhow::Result<Decoded> {
+    let mut decoded = Decoded::default();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
-                let (tx, queue, bar) = (tx.clone(), &queue, &bar);
-                scope.spawn(move || -> anyhow::Result<Decoded> {
-                    let mut total = Decoded::default();
-                    while let Some(file) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop() {
-                        total.add(&decode_file(lake, file, &tx)?);
+                let (queue, seen, bar) = (&queue, &seen, &bar);
+                scope.spawn(move || -> anyhow::Result<(History, Decoded)> {
+                    let (mut mine, mut total) = (History::new(), Decoded::default());
+                    loop {
+                        // Taken in its own statement, so the queue is not locked while the file is decoded.
+                        let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                        let Some(file) = next else { break };
+                        total.add(&decode_file(lake, file, seen, languages, &mut mine)?);
                         bar.inc(1);
                     }
-                    Ok(total)
+                    Ok((mine, total))
                 })
             })
             .collect();
-        drop(tx);
-        for events in rx {
-            for event in &events {
-                add(&mut history, event, languages);
-            }
-        }
-        let mut decoded = Decoded::default();
         for handle in handles {
-            decoded.add(&handle.join().map_err(|_| anyhow::anyhow!("a decoding thread panicked"))??);
+            let (mine, total) = handle
+                .join()
+                .map_err(|_| anyhow::anyhow!("a decoding thread panicked"))??;
+            history.merge(mine);
+            decoded.add(&total);
         }
-        Ok(decoded)
+        Ok(())
     })?;
     bar.finish();
     tracing::info!(
@@ -136,10 +164,6 @@ fn embedded(lake: &Path, languages: &HashMap<String, String>) -> anyhow::Result<
         "Lake read."
     );
     Ok(history.rows())
-}
-
-fn add(history: &mut History, event: &Event, languages: &HashMap<String, String>) {
-    history.add(event, languages.get(&event.repo).map(String::as_str));
 }
 
 fn write_rows(out: &Path, rows: &[AggregateRow]) -> anyhow::Result<()> {
