@@ -5,7 +5,8 @@ lake and compares every row:
 
 - each event id counts once, whatever the files repeat; lines that are not events are left out;
 - `all` (`*`), `type` (event type) and `type_language` (`PushEvent/Rust`: the language pull request payloads
-  carry, or else the repository's from the `--repos` file) count events;
+  carry, or else the repository's from the `--repos` file) count events, and `topic` counts each event once
+  under each of its repository's topics (from the same file);
 - `bot` counts events of automation accounts (logins ending in `[bot]`, `-bot` or `_bot`) per event type;
   they are left out of the next two;
 - `active_repos` and `actors` (key `*`) count distinct repositories and people with events in the bucket.
@@ -82,14 +83,19 @@ def events(spark: SparkSession, lake: str, repos: str | None) -> DataFrame:
     )
     if repos:
         known = (
-            spark.read.schema("name string, language string").json(repos)
-            .where(F.col("name").isNotNull() & F.col("language").isNotNull() & (F.col("language") != ""))
-            .select(F.col("name").alias("repo"), F.col("language").alias("repo_language"))
+            spark.read.schema("name string, language string, topics array<string>").json(repos)
+            .where(F.col("name").isNotNull())
+            .select(
+                F.col("name").alias("repo"),
+                F.when(F.col("language") != "", F.col("language")).alias("repo_language"),
+                F.coalesce(F.col("topics"), F.array().cast("array<string>")).alias("topics"),
+            )
             .dropDuplicates(["repo"])
         )
         df = df.join(F.broadcast(known), "repo", "left")
     else:
-        df = df.withColumn("repo_language", F.lit(None).cast("string"))
+        df = df.withColumn("repo_language", F.lit(None).cast("string")).withColumn(
+            "topics", F.array().cast("array<string>"))
     return df.withColumn("language", F.coalesce("event_language", "repo_language"))
 
 
@@ -112,6 +118,9 @@ def counts(df: DataFrame) -> DataFrame:
             .withColumn("dimension", F.lit("type_language")))
         parts.append(
             g.where("bot").groupBy(*keys, F.col("type").alias("key")).count().withColumn("dimension", F.lit("bot")))
+        parts.append(
+            g.select(*keys, F.explode_outer("topics").alias("key")).where(F.col("key").isNotNull())
+            .groupBy(*keys, "key").count().withColumn("dimension", F.lit("topic")))
         people = g.where(~F.col("bot"))
         for dimension, column in [("active_repos", "repo"), ("actors", "actor")]:
             parts.append(

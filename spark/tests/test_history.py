@@ -49,7 +49,7 @@ def lake(tmp_path):
         event("3", "PushEvent", "dependabot[bot]", "o/c", "2024-03-01T00:30:00Z"),
     ])
     repos = tmp_path / "repos.jsonl"
-    repos.write_text(json.dumps({"name": "o/b", "language": "Rust"}) + "\n")
+    repos.write_text(json.dumps({"name": "o/b", "language": "Rust", "topics": ["cli", "tools"]}) + "\n")
     return str(root), str(repos)
 
 
@@ -68,6 +68,8 @@ def test_counts_follow_the_runtime_definitions(spark, lake, tmp_path):
     assert got[("year", Y2024, "actors", "*")] == 1, "ana once, the bot left out"
     assert got[("year", Y2024, "active_repos", "*")] == 2
     assert ("month", MAR, "type_language", "PushEvent/Go") not in got
+    assert got[("quarter", Q1, "topic", "cli")] == 1, "one event of o/b, once per topic"
+    assert got[("quarter", Q1, "topic", "tools")] == 1
 
 
 def test_running_twice_changes_nothing(spark, lake, tmp_path):

@@ -5,13 +5,14 @@
 //!
 //! - each event id counts once, whatever the files repeat;
 //! - `all` (`*`), `type` (event type) and `type_language` (`PushEvent/Rust`: the event's language, which pull
-//!   request payloads carry, or else its repository's from the metadata cache) count events;
+//!   request payloads carry, or else its repository's from the metadata cache) count events, and `topic` counts
+//!   each event once under each of its repository's cached topics;
 //! - `bot` counts events of automation accounts per event type; they are left out of the next two;
 //! - `active_repos` and `actors` (key `*`) count distinct repositories and people with events in the bucket.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::aggregate::{AggregateRow, Dimension, Granularity, type_language};
+use crate::aggregate::{AggregateRow, Dimension, Granularity, RepoFacts, type_language};
 use crate::event::Event;
 
 /// The counters of one bucket.
@@ -20,6 +21,7 @@ struct Bucket {
     all: u64,
     types: HashMap<String, u64>,
     type_languages: HashMap<String, u64>,
+    topics: HashMap<String, u64>,
     bots: HashMap<String, u64>,
     repos: HashSet<String>,
     actors: HashSet<String>,
@@ -71,24 +73,24 @@ impl History {
         History::default()
     }
 
-    /// Adds one event; `repo_language` is its repository's language from the metadata cache, if known.
+    /// Adds one event; `repo` is what the metadata cache knows of its repository (language, topics).
     /// Returns `false` (and counts nothing) for an id already added.
-    pub fn add(&mut self, event: &Event, repo_language: Option<&str>) -> bool {
+    pub fn add(&mut self, event: &Event, repo: RepoFacts<'_>) -> bool {
         if !self.seen.first_time(&event.id) {
             return false;
         }
-        self.add_unique(event, repo_language);
+        self.add_unique(event, repo);
         true
     }
 
     /// Adds an event whose id the caller knows to be new (it deduplicates across several aggregations with
     /// one [`SeenIds`], then [`History::merge`]s them).
-    pub fn add_unique(&mut self, event: &Event, repo_language: Option<&str>) {
+    pub fn add_unique(&mut self, event: &Event, repo: RepoFacts<'_>) {
         let bot = event.is_bot();
         let language = event
             .language
             .as_deref()
-            .or(repo_language)
+            .or(repo.language)
             .map(|l| type_language(&event.kind, l));
         for granularity in Granularity::HISTORY {
             let bucket = self
@@ -99,6 +101,9 @@ impl History {
             bump(&mut bucket.types, &event.kind);
             if let Some(key) = &language {
                 bump(&mut bucket.type_languages, key);
+            }
+            for topic in repo.topics {
+                bump(&mut bucket.topics, topic);
             }
             if bot {
                 bump(&mut bucket.bots, &event.kind);
@@ -117,6 +122,7 @@ impl History {
             for (from, to) in [
                 (b.types, &mut mine.types),
                 (b.type_languages, &mut mine.type_languages),
+                (b.topics, &mut mine.topics),
                 (b.bots, &mut mine.bots),
             ] {
                 for (key, n) in from {
@@ -141,6 +147,9 @@ impl History {
             }
             for (key, n) in b.type_languages {
                 put(Dimension::TypeLanguage, key, n);
+            }
+            for (key, n) in b.topics {
+                put(Dimension::Topic, key, n);
             }
             for (key, n) in b.bots {
                 put(Dimension::Bot, key, n);
@@ -178,17 +187,23 @@ mod tests {
     #[test]
     fn counts_events_once_and_people_and_repositories_distinctly() {
         let mut history = History::new();
+        let topics = ["cli".to_string()];
+        let rust = RepoFacts {
+            language: Some("Rust"),
+            topics: &topics,
+        };
+        let none = RepoFacts::default();
         assert!(history.add(
             &event("1", "PushEvent", "ana", "o/a", "2024-02-10T10:00:00Z"),
-            Some("Rust")
+            rust
         ));
         assert!(!history.add(
             &event("1", "PushEvent", "ana", "o/a", "2024-02-10T10:00:00Z"),
-            Some("Rust")
+            rust
         ));
         history.add(
             &event("2", "PushEvent", "ana", "o/b", "2024-03-01T00:00:00Z"),
-            None,
+            none,
         );
         history.add(
             &event(
@@ -198,7 +213,7 @@ mod tests {
                 "o/c",
                 "2024-03-02T00:00:00Z",
             ),
-            None,
+            none,
         );
         let rows = history.rows();
         let find = |g: Granularity, d: Dimension, k: &str| {
@@ -224,6 +239,7 @@ mod tests {
             "ana once; the bot left out"
         );
         assert_eq!(find(Granularity::Year, Dimension::ActiveRepos, "*"), 2);
+        assert_eq!(find(Granularity::Quarter, Dimension::Topic, "cli"), 1);
     }
 
     #[test]
@@ -236,11 +252,11 @@ mod tests {
         let mut one = History::new();
         let (mut left, mut right) = (History::new(), History::new());
         for (i, e) in events.iter().enumerate() {
-            one.add(e, None);
+            one.add(e, RepoFacts::default());
             if i % 2 == 0 {
-                left.add_unique(e, None)
+                left.add_unique(e, RepoFacts::default())
             } else {
-                right.add_unique(e, None)
+                right.add_unique(e, RepoFacts::default())
             }
         }
         left.merge(right);

@@ -1,8 +1,8 @@
 //! `forgecast aggregate`: the history of a lake per month, quarter and year, computed by the runtime's own
 //! aggregator or by the Spark job, then loaded into the store.
 //!
-//! Both engines read the same inputs (the lake's hour files and the repository languages the store has
-//! cached, exported to `<data-dir>/history/repos.jsonl`) and write the same JSON lines, so their results can
+//! Both engines read the same inputs (the lake's hour files and the repository languages and topics the store
+//! has cached, exported to `<data-dir>/history/repos.jsonl`) and write the same JSON lines, so their results can
 //! be compared row by row. Loading sets the counters to the computed values: running again changes nothing.
 
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use anyhow::{Context, bail};
 use forgecast_connect::embedded::SqliteStore;
 use forgecast_connect::gharchive::{self, Decoded};
-use forgecast_core::aggregate::{AggregateRow, Dimension, Granularity};
+use forgecast_core::aggregate::{AggregateRow, Dimension, Granularity, RepoFacts};
 use forgecast_core::history::{History, SeenIds};
 use forgecast_core::source::Incoming;
 use forgecast_core::store::Store;
@@ -66,12 +66,25 @@ fn hour_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// The runtime's own engine: every file decoded and added to one [`History`].
+/// What the store's cache knows of repositories: name → (language, topics).
+type Repos = HashMap<String, (Option<String>, Vec<String>)>;
+
+fn facts<'a>(repos: &'a Repos, name: &str) -> RepoFacts<'a> {
+    match repos.get(name) {
+        Some((language, topics)) => RepoFacts {
+            language: language.as_deref(),
+            topics,
+        },
+        None => RepoFacts::default(),
+    }
+}
+
 /// Decodes one hour file into `history`, counting each event whose id `seen` has not met before.
 fn decode_file(
     lake: &Path,
     file: &Path,
     seen: &Mutex<SeenIds>,
-    languages: &HashMap<String, String>,
+    repos: &Repos,
     history: &mut History,
 ) -> anyhow::Result<Decoded> {
     let name = file
@@ -97,7 +110,7 @@ fn decode_file(
         };
         for (event, new) in events.iter().zip(new) {
             if new {
-                history.add_unique(event, languages.get(&event.repo).map(String::as_str));
+                history.add_unique(event, facts(repos, &event.repo));
             }
         }
         true
@@ -114,7 +127,7 @@ fn decode_file(
 /// The runtime's own engine. Files are decoded and counted on one thread per core (inflating is the slow
 /// part), each into its own [`History`]; one set of ids across the threads keeps an id repeated across files
 /// counting once, and the histories are merged at the end.
-fn embedded(lake: &Path, languages: &HashMap<String, String>) -> anyhow::Result<Vec<AggregateRow>> {
+fn embedded(lake: &Path, repos: &Repos) -> anyhow::Result<Vec<AggregateRow>> {
     let files =
         hour_files(lake).with_context(|| format!("cannot read the lake {}", lake.display()))?;
     let bar = ProgressBar::new(files.len() as u64);
@@ -139,7 +152,7 @@ fn embedded(lake: &Path, languages: &HashMap<String, String>) -> anyhow::Result<
                         // Taken in its own statement, so the queue is not locked while the file is decoded.
                         let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
                         let Some(file) = next else { break };
-                        total.add(&decode_file(lake, file, seen, languages, &mut mine)?);
+                        total.add(&decode_file(lake, file, seen, repos, &mut mine)?);
                         bar.inc(1);
                     }
                     Ok((mine, total))
@@ -277,13 +290,18 @@ pub async fn run(args: AggregateArgs) -> anyhow::Result<Report> {
     let store = SqliteStore::open(&store_path)?;
     let history_dir = args.data_dir.join("history");
     std::fs::create_dir_all(&history_dir)?;
-    let languages: HashMap<String, String> = store.repo_languages().await?.into_iter().collect();
+    let known: Repos = store
+        .repo_facts()
+        .await?
+        .into_iter()
+        .map(|(name, language, topics)| (name, (language, topics)))
+        .collect();
     let repos = history_dir.join("repos.jsonl");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&repos)?);
-    for (name, language) in &languages {
+    for (name, (language, topics)) in &known {
         serde_json::to_writer(
             &mut file,
-            &serde_json::json!({ "name": name, "language": language }),
+            &serde_json::json!({ "name": name, "language": language, "topics": topics }),
         )?;
         file.write_all(b"\n")?;
     }
@@ -303,7 +321,7 @@ pub async fn run(args: AggregateArgs) -> anyhow::Result<Report> {
     }
     tracing::info!(component = "aggregate", engine = name, lake = %lake.display(), "Computing the history.");
     match args.engine {
-        Engine::Embedded => write_rows(&out, &embedded(&lake, &languages)?)?,
+        Engine::Embedded => write_rows(&out, &embedded(&lake, &known)?)?,
         Engine::Spark => spark(&args, &lake, &repos, &out)?,
     }
     let rows = read_rows(&out)?;

@@ -100,7 +100,7 @@ async fn the_runtime_and_spark_compute_the_same_history() {
         name: repo,
         found: true,
         language: Some("Zig".into()),
-        topics: vec![],
+        topics: vec!["embedded".into(), "zig".into()],
         stars: 0,
         etag: None,
         fetched_at: 0,
@@ -142,6 +142,10 @@ async fn the_runtime_and_spark_compute_the_same_history() {
         ours.keys()
             .any(|(_, _, d, k)| d == "type_language" && k.ends_with("/Zig")),
         "the cached language is used"
+    );
+    assert!(
+        ours.keys().any(|(_, _, d, k)| d == "topic" && k == "zig"),
+        "the cached topics are used"
     );
 
     // Again: the same file, the same store.

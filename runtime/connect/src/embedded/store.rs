@@ -513,14 +513,25 @@ impl Store for SqliteStore {
 }
 
 impl SqliteStore {
-    /// The language of every cached repository that has one, as (name, language).
-    pub async fn repo_languages(&self) -> Result<Vec<(String, String)>, StoreError> {
+    /// What the cache knows of every repository GitHub has: name, language and topics.
+    pub async fn repo_facts(
+        &self,
+    ) -> Result<Vec<(String, Option<String>, Vec<String>)>, StoreError> {
         self.with_conn(|conn| {
-            let err = failed("repo_languages");
+            let err = failed("repo_facts");
             let mut select = conn
-                .prepare("SELECT name, language FROM repos WHERE found = 1 AND language IS NOT NULL ORDER BY name")
+                .prepare("SELECT name, language, topics FROM repos WHERE found = 1 ORDER BY name")
                 .map_err(&err)?;
-            let rows = select.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(&err)?;
+            let rows = select
+                .query_map([], |r| {
+                    let topics: String = r.get(2)?;
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        serde_json::from_str(&topics).unwrap_or_default(),
+                    ))
+                })
+                .map_err(&err)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(&err)
         })
         .await
