@@ -184,7 +184,7 @@ fn up_serves_health_metrics_scripts_and_taps_then_stops_cleanly_on_ctrl_c() {
     let scripts = tempfile::tempdir().unwrap();
     copy_dir(&shipped_scripts(), scripts.path());
     let data = tempfile::tempdir().unwrap();
-    let mut up = up(scripts.path(), data.path());
+    let up = up(scripts.path(), data.path());
 
     assert_eq!(get(&format!("{}/healthz", up.url)), (200, "ok\n".into()));
     assert_eq!(get(&format!("{}/readyz", up.url)).0, 200);
@@ -252,10 +252,15 @@ fn up_serves_health_metrics_scripts_and_taps_then_stops_cleanly_on_ctrl_c() {
         assert!(metrics.contains(name), "{name} missing from\n{metrics}");
     }
 
+    assert_stops_cleanly_on(up, "-INT");
+}
+
+/// Sends `signal` to a running `forgecast up` and checks that it drains, says so and exits with success.
+fn assert_stops_cleanly_on(mut up: Up, signal: &str) {
     let pid = up.child.id().to_string();
     assert!(
         Command::new("kill")
-            .args(["-INT", &pid])
+            .args([signal, &pid])
             .status()
             .unwrap()
             .success()
@@ -309,17 +314,7 @@ fn json_logs_carry_script_output_with_script_and_version() {
 #[test]
 fn sigterm_drains_and_stops_cleanly_as_containers_stop_it() {
     let data = tempfile::tempdir().unwrap();
-    let mut up = up(&shipped_scripts(), data.path());
+    let up = up(&shipped_scripts(), data.path());
     assert_eq!(get(&format!("{}/healthz", up.url)).0, 200);
-    let pid = up.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let stopped = wait_for_log(&up, "Stopped cleanly");
-    assert!(stopped.contains("dead_letters=0"), "{stopped}");
-    assert!(up.child.wait().unwrap().success());
+    assert_stops_cleanly_on(up, "-TERM");
 }
