@@ -23,7 +23,8 @@ async fn median(n: usize, mut f: impl AsyncFnMut() -> f64) -> f64 {
 async fn main() {
     let data = tempfile::tempdir().unwrap();
     replay_once(data.path());
-    let (_up, url) = up(data.path(), &["--source", "none"]);
+    let server = up(data.path(), &["--source", "none"]);
+    let url = server.url.clone();
     let browser = Browser::start().await;
     println!(
         "Dashboard in headless Chromium on localhost; store: the 3,872 bundled events and the GitHut history"

@@ -3,13 +3,10 @@
 mod support;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Output};
 
-use support::copy_dir;
+use support::{Up, copy_dir, start, wait_for_log};
 
 fn forgecast() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_forgecast"));
@@ -101,55 +98,8 @@ fn unknown_flags_and_bad_values_are_refused_clearly() {
     assert_eq!(output.status.code(), Some(2));
 }
 
-struct Up {
-    child: Child,
-    url: String,
-    log: mpsc::Receiver<String>,
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
 fn up(scripts: &Path, data: &Path) -> Up {
-    let mut child = forgecast()
-        .args([
-            "up",
-            "--listen",
-            "127.0.0.1:0",
-            "--replay-speed",
-            "20",
-            "--scripts",
-        ])
-        .arg(scripts)
-        .arg("--data-dir")
-        .arg(data)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, log) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let url = loop {
-        let line = log
-            .recv_timeout(Duration::from_secs(60))
-            .expect("forgecast up logs its address");
-        if let Some(at) = line.find("Serving http://") {
-            let address = line[at + "Serving ".len()..]
-                .split_whitespace()
-                .next()
-                .unwrap();
-            break address.trim_end_matches('/').to_string();
-        }
-    };
-    Up { child, url, log }
+    start(scripts, data, &["--replay-speed", "20"])
 }
 
 fn get(url: &str) -> (u16, String) {
@@ -165,18 +115,6 @@ fn get(url: &str) -> (u16, String) {
             .unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
     })
-}
-
-fn wait_for_log(up: &Up, needle: &str) -> String {
-    loop {
-        let line = up
-            .log
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
-        if line.contains(needle) {
-            return line;
-        }
-    }
 }
 
 #[test]

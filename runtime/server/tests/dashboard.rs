@@ -93,7 +93,8 @@ fn rows(list: &Value) -> Vec<Vec<String>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_view_shows_the_numbers_of_its_api_and_hostile_names_as_text() {
     let data = prepared_store().await;
-    let (_up, url) = up(data.path(), &["--source", "none"]);
+    let server = up(data.path(), &["--source", "none"]);
+    let url = server.url.clone();
     let browser = Browser::start().await;
     browser.open(&format!("{url}/")).await;
     let page = browser.wait_for("the live view", READ_LIVE).await;
@@ -335,7 +336,8 @@ async fn the_live_view_shows_the_numbers_of_its_api_and_hostile_names_as_text() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_numbers_move_while_events_flow_without_a_reload() {
     let data = tempfile::tempdir().unwrap();
-    let (_up, url) = up(data.path(), &["--replay-speed", "50"]);
+    let server = up(data.path(), &["--replay-speed", "50"]);
+    let url = server.url.clone();
     let browser = Browser::start().await;
     browser.open(&format!("{url}/")).await;
     browser.run("window.__samePage = true; return null;").await;
@@ -395,7 +397,8 @@ fn githut_years() -> BTreeMap<(String, String, i64), u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trends_are_the_history_files_shares() {
     let data = tempfile::tempdir().unwrap();
-    let (_up, url) = up(data.path(), &["--source", "none"]);
+    let server = up(data.path(), &["--source", "none"]);
+    let url = server.url.clone();
     let history = githut_years();
     for (kind, language) in [("PullRequestEvent", "Rust"), ("PushEvent", "Python")] {
         let trends = get_json(&format!(

@@ -9,6 +9,7 @@ use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -88,41 +89,74 @@ pub fn replay_once(data: &Path) {
     assert!(status.success(), "the one-pass replay failed");
 }
 
-/// Starts `forgecast up` with `args`; returns it and its base URL.
-pub fn up(data: &Path, args: &[&str]) -> (Killed, String) {
-    let mut child = Killed(
-        Command::new(env!("CARGO_BIN_EXE_forgecast"))
-            .args(["up", "--listen", "127.0.0.1:0", "--scripts"])
-            .arg(scripts())
-            .arg("--data-dir")
-            .arg(data)
-            .args(args)
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let stderr = child.0.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
+/// A running `forgecast up`: its process (killed when dropped), its base URL and its log lines.
+pub struct Up {
+    /// The process.
+    pub child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// Its stderr, line by line, after the line that named the address.
+    pub log: mpsc::Receiver<String>,
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `forgecast up` on a free port with `scripts`, `data` and further `args`.
+pub fn start(scripts: &Path, data: &Path, args: &[&str]) -> Up {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_forgecast"))
+        .args(["up", "--listen", "127.0.0.1:0", "--scripts"])
+        .arg(scripts)
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, log) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             let _ = tx.send(line);
         }
     });
+    let mut up = Up {
+        child,
+        url: String::new(),
+        log,
+    };
+    let line = wait_for_log(&up, "Serving http://");
+    let at = line.find("Serving http://").unwrap() + "Serving ".len();
+    up.url = line[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    up
+}
+
+/// Starts `forgecast up` with the shipped scripts.
+pub fn up(data: &Path, args: &[&str]) -> Up {
+    start(&scripts(), data, args)
+}
+
+/// Waits (a minute at most) for a log line containing `needle`; returns it.
+pub fn wait_for_log(up: &Up, needle: &str) -> String {
     loop {
-        let line = rx
+        let line = up
+            .log
             .recv_timeout(Duration::from_secs(60))
-            .expect("forgecast up logs its address");
-        if let Some(at) = line.find("Serving http://") {
-            let url = line[at + "Serving ".len()..]
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .trim_end_matches('/')
-                .to_string();
-            std::thread::spawn(move || while rx.recv().is_ok() {});
-            return (child, url);
+            .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+        if line.contains(needle) {
+            return line;
         }
     }
 }
