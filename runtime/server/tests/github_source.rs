@@ -5,14 +5,12 @@
 mod support;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode, Uri};
-use support::{Killed, copy_dir};
+use support::{copy_dir, start_with_env};
 
 /// Serves the first 50 events of the 2015 sample as `/events` (and `/orgs/rust-lang/events`), with rate-limit
 /// headers; records the paths asked for.
@@ -95,52 +93,13 @@ async fn polled_events_are_stored_and_the_source_is_visible() {
     fs::remove_file(scripts.path().join("queries/new_repos.rhai")).unwrap();
     fs::remove_file(scripts.path().join("queries/new_repos.cases.jsonl")).unwrap();
     let data = tempfile::tempdir().unwrap();
-    let mut child = Killed(
-        Command::new(env!("CARGO_BIN_EXE_forgecast"))
-            .args([
-                "up",
-                "--source",
-                "github",
-                "--listen",
-                "127.0.0.1:0",
-                "--github-api-url",
-                &api,
-                "--scripts",
-            ])
-            .arg(scripts.path())
-            .arg("--data-dir")
-            .arg(data.path())
-            .env("GITHUB_TOKEN", "test-token-not-secret-42")
-            .env("NO_COLOR", "1")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
+    let up = start_with_env(
+        scripts.path(),
+        data.path(),
+        &["--source", "github", "--github-api-url", &api],
+        &[("GITHUB_TOKEN", "test-token-not-secret-42")],
     );
-    let stderr = child.0.stderr.take().unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    {
-        let log = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("Serving http://") {
-                    let _ = tx.send(
-                        line[at + 8..]
-                            .split_whitespace()
-                            .next()
-                            .unwrap()
-                            .trim_end_matches('/')
-                            .to_string(),
-                    );
-                }
-                log.lock().unwrap().push_str(&line);
-                log.lock().unwrap().push('\n');
-            }
-        });
-    }
-    let url = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("forgecast up logs its address");
+    let url = up.url.clone();
 
     eventually("the 50 polled events are stored", async || {
         let live: serde_json::Value =
@@ -200,7 +159,7 @@ async fn polled_events_are_stored_and_the_source_is_visible() {
     assert_eq!(sources["github"]["queries"].as_array().unwrap().len(), 1);
     assert_eq!(sources["github"]["queries"][0]["name"], "rust-lang-events");
     assert!(
-        !log.lock().unwrap().contains("test-token-not-secret-42"),
+        !up.all.lock().unwrap().contains("test-token-not-secret-42"),
         "the token reached the log"
     );
 }

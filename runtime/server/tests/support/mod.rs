@@ -9,7 +9,7 @@ use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -97,6 +97,8 @@ pub struct Up {
     pub url: String,
     /// Its stderr, line by line, after the line that named the address.
     pub log: mpsc::Receiver<String>,
+    /// Everything it logged so far.
+    pub all: Arc<Mutex<String>>,
 }
 
 impl Drop for Up {
@@ -108,6 +110,11 @@ impl Drop for Up {
 
 /// Starts `forgecast up` on a free port with `scripts`, `data` and further `args`.
 pub fn start(scripts: &Path, data: &Path, args: &[&str]) -> Up {
+    start_with_env(scripts, data, args, &[])
+}
+
+/// As [`start`], with environment variables.
+pub fn start_with_env(scripts: &Path, data: &Path, args: &[&str], env: &[(&str, &str)]) -> Up {
     let mut child = Command::new(env!("CARGO_BIN_EXE_forgecast"))
         .args(["up", "--listen", "127.0.0.1:0", "--scripts"])
         .arg(scripts)
@@ -116,14 +123,18 @@ pub fn start(scripts: &Path, data: &Path, args: &[&str]) -> Up {
         .args(args)
         .env("NO_COLOR", "1")
         .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, log) = mpsc::channel();
+    let all = Arc::new(Mutex::new(String::new()));
+    let kept = all.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            kept.lock().unwrap().push_str(&format!("{line}\n"));
             let _ = tx.send(line);
         }
     });
@@ -131,6 +142,7 @@ pub fn start(scripts: &Path, data: &Path, args: &[&str]) -> Up {
         child,
         url: String::new(),
         log,
+        all,
     };
     let line = wait_for_log(&up, "Serving http://");
     let at = line.find("Serving http://").unwrap() + "Serving ".len();
