@@ -231,9 +231,15 @@ fn write_events(inner: &mut Inner, events: &[Arc<Event>]) -> Result<WriteOutcome
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
             .map_err(&err)?;
+        let mut last_file: Option<(i64, String)> = None;
         for event in events {
             let e = &**event;
-            let file = Lake::file_for(e.created_at);
+            // Consecutive events mostly share an hour: name its file once.
+            let hour = e.created_at.div_euclid(3600);
+            if last_file.as_ref().is_none_or(|(h, _)| *h != hour) {
+                last_file = Some((hour, Lake::file_for(e.created_at)));
+            }
+            let file = &last_file.as_ref().expect("set just above").1;
             let changed = insert
                 .execute(params![
                     e.id,
@@ -244,7 +250,7 @@ fn write_events(inner: &mut Inner, events: &[Arc<Event>]) -> Result<WriteOutcome
                     e.language,
                     e.created_at,
                     file,
-                    inner.lake.offset(&pending, &file) as i64,
+                    inner.lake.offset(&pending, file) as i64,
                     e.raw.len() as i64
                 ])
                 .map_err(&err)?;
@@ -253,7 +259,7 @@ fn write_events(inner: &mut Inner, events: &[Arc<Event>]) -> Result<WriteOutcome
                 continue;
             }
             outcome.inserted += 1;
-            pending.push(&file, &e.raw);
+            pending.push(file, &e.raw);
             let known = match &mut repo_of {
                 Some(lookup) => lookup
                     .query_row([&e.repo], |r| {
