@@ -287,7 +287,8 @@ pub async fn run(args: AggregateArgs) -> anyhow::Result<Report> {
     if !lake.is_dir() {
         bail!("--lake: {} is not a directory", lake.display());
     }
-    let store = SqliteStore::open(&store_path)?;
+    // Alongside: `forgecast up` may be writing to the same data directory while the history is computed.
+    let store = SqliteStore::open_alongside(&store_path)?;
     let history_dir = args.data_dir.join("history");
     std::fs::create_dir_all(&history_dir)?;
     let known: Repos = store

@@ -256,3 +256,24 @@ fn sigterm_drains_and_stops_cleanly_as_containers_stop_it() {
     assert_eq!(get(&format!("{}/healthz", up.url)).0, 200);
     assert_stops_cleanly_on(up, "-TERM");
 }
+
+#[test]
+fn a_second_writer_on_the_same_data_directory_is_refused_clearly() {
+    let data = tempfile::tempdir().unwrap();
+    let first = up(&shipped_scripts(), data.path());
+    let second = forgecast()
+        .args(["up", "--listen", "127.0.0.1:0", "--scripts"])
+        .arg(shipped_scripts())
+        .arg("--data-dir")
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    assert!(
+        text(&second)
+            .contains("another forgecast (up or backfill) is writing to this data directory"),
+        "{}",
+        text(&second)
+    );
+    assert_stops_cleanly_on(first, "-INT");
+}

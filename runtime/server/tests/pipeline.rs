@@ -212,6 +212,7 @@ async fn replaying_the_same_events_again_changes_nothing() {
     let first = plan(&shipped_scripts(), data.path(), once());
     let (shared, _) = run_to_end(&first).await;
     let before = stored_totals(&shared, Granularity::Day).await;
+    drop(shared);
     // Same ids again (round 0 keeps GitHub's ids): a redelivery as after a crash.
     let (shared, summary) = run_to_end(&first).await;
     assert_eq!(summary.written.stored, 0);

@@ -42,15 +42,10 @@ pub(super) struct Lake {
 }
 
 impl Lake {
-    /// Opens the lake at `dir`, given each file's committed end; cuts every file back to it (files with nothing
-    /// committed are emptied).
+    /// Opens the lake at `dir` to write it, given each file's committed end; cuts every file back to it (files
+    /// with nothing committed are emptied). Only the store's single writer may do this.
     pub(super) fn open(dir: &Path, committed: HashMap<String, u64>) -> io::Result<Lake> {
-        fs::create_dir_all(dir)?;
-        let mut lake = Lake {
-            dir: dir.to_path_buf(),
-            ends: committed,
-            files: HashMap::new(),
-        };
+        let mut lake = Lake::attach(dir, committed)?;
         for file in lake.existing()? {
             let end = lake.end(&file);
             let handle = lake.handle(&file)?;
@@ -59,6 +54,16 @@ impl Lake {
             }
         }
         Ok(lake)
+    }
+
+    /// Opens the lake at `dir` to read it, changing nothing (a writer elsewhere may be appending).
+    pub(super) fn attach(dir: &Path, committed: HashMap<String, u64>) -> io::Result<Lake> {
+        fs::create_dir_all(dir)?;
+        Ok(Lake {
+            dir: dir.to_path_buf(),
+            ends: committed,
+            files: HashMap::new(),
+        })
     }
 
     /// Every `*.json` file under the lake, relative to it.

@@ -11,6 +11,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -95,6 +96,9 @@ struct Inner {
     lake: Lake,
     /// Whether any repository metadata is cached (if not, there is no language to look up).
     repos_known: bool,
+    /// The data directory's writer lock, held while this store may write events; `None` when opened
+    /// alongside a writer.
+    writer: Option<File>,
 }
 
 fn failed(operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
@@ -105,8 +109,19 @@ fn failed(operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the store file at `path`, with its tables and indexes.
+    /// Opens (creating if needed) the store file at `path`, with its tables and indexes, as the data
+    /// directory's one writer of events: another `forgecast up` or `backfill` on the same directory is refused.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_as(path, true)
+    }
+
+    /// Opens the store beside a writer that may be running (`forgecast aggregate`): it reads events and sets
+    /// counters, but never touches the lake's files and cannot write events.
+    pub fn open_alongside(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_as(path, false)
+    }
+
+    fn open_as(path: &Path, writer: bool) -> Result<SqliteStore, StoreError> {
         let open_failed = |reason: String| StoreError::Open {
             location: path.display().to_string(),
             reason,
@@ -114,7 +129,28 @@ impl SqliteStore {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| open_failed(e.to_string()))?;
         }
+        let lock = if writer {
+            let lock_path = path.with_file_name("forgecast.lock");
+            let lock = File::create(&lock_path)
+                .map_err(|e| open_failed(format!("{}: {e}", lock_path.display())))?;
+            if let Err(e) = lock.try_lock() {
+                return Err(open_failed(match e {
+                    TryLockError::WouldBlock => {
+                        "another forgecast (up or backfill) is writing to this data directory; \
+                        stop it first, or use a command that reads alongside it (aggregate)"
+                            .into()
+                    }
+                    TryLockError::Error(e) => format!("cannot lock {}: {e}", lock_path.display()),
+                }));
+            }
+            Some(lock)
+        } else {
+            None
+        };
         let conn = Connection::open(path).map_err(|e| open_failed(e.to_string()))?;
+        // Another process (a writer, or a command alongside it) may hold SQLite's lock for a moment.
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| open_failed(e.to_string()))?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| open_failed(e.to_string()))?;
@@ -154,13 +190,18 @@ impl SqliteStore {
             })
             .map_err(|e| open_failed(e.to_string()))?;
         let lake_dir = SqliteStore::lake_path(path);
-        let lake = Lake::open(&lake_dir, committed)
-            .map_err(|e| open_failed(format!("lake {}: {e}", lake_dir.display())))?;
+        let lake = if writer {
+            Lake::open(&lake_dir, committed)
+        } else {
+            Lake::attach(&lake_dir, committed)
+        }
+        .map_err(|e| open_failed(format!("lake {}: {e}", lake_dir.display())))?;
         Ok(SqliteStore {
             inner: Arc::new(Mutex::new(Inner {
                 conn,
                 lake,
                 repos_known,
+                writer: lock,
             })),
             path: path.to_path_buf(),
         })
@@ -205,6 +246,12 @@ impl SqliteStore {
 
 fn write_events(inner: &mut Inner, events: &[Arc<Event>]) -> Result<WriteOutcome, StoreError> {
     let err = failed("write_events");
+    if inner.writer.is_none() {
+        return Err(StoreError::Operation {
+            operation: "write_events",
+            reason: "this store was opened alongside the data directory's writer and cannot write events".into(),
+        });
+    }
     let io = |e: std::io::Error| StoreError::Operation {
         operation: "write_events",
         reason: format!("lake: {e}"),
@@ -669,6 +716,42 @@ mod tests {
                 .collect::<Vec<_>>(),
             [("cli", 1)]
         );
+    }
+
+    #[tokio::test]
+    async fn one_writer_per_data_directory_and_readers_alongside_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("forgecast.sqlite");
+        let writer = SqliteStore::open(&path).unwrap();
+        writer.write_events(vec![event("1", "o/a")]).await.unwrap();
+        let second = SqliteStore::open(&path)
+            .err()
+            .expect("a second writer is refused");
+        assert!(second.to_string().contains("another forgecast"), "{second}");
+
+        // A pending tail (the writer between its lake write and its commit) must survive a reader opening.
+        let hour = SqliteStore::lake_path(&path).join("2025/01/01/15.json");
+        let mut bytes = std::fs::read(&hour).unwrap();
+        bytes.extend_from_slice(b"{\"pending\":1}\n");
+        std::fs::write(&hour, &bytes).unwrap();
+        let reader = SqliteStore::open_alongside(&path).unwrap();
+        assert_eq!(
+            std::fs::read(&hour).unwrap(),
+            bytes,
+            "opening alongside cuts nothing"
+        );
+        assert_eq!(reader.event_count().await.unwrap(), 1);
+        let refused = reader
+            .write_events(vec![event("2", "o/b")])
+            .await
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("cannot write events"),
+            "{refused}"
+        );
+
+        drop(writer);
+        SqliteStore::open(&path).expect("the lock goes with the writer");
     }
 
     #[tokio::test]
