@@ -768,4 +768,52 @@ mod enrichment {
         assert_eq!(replay.received().len(), 1);
         assert_eq!(stats.queued, 1);
     }
+
+    #[tokio::test]
+    async fn a_busy_repository_known_fresh_is_not_looked_up_again_even_without_budget() {
+        let replay = Replay::default();
+        replay.answer(
+            "/repos/a/one",
+            vec![
+                Answer::json(200, r#"{"full_name":"a/one","language":"Go"}"#)
+                    .header("x-ratelimit-limit", 5000)
+                    .header("x-ratelimit-remaining", 3000)
+                    .header("x-ratelimit-reset", 4102444800u64),
+            ],
+        );
+        let base = replay.serve().await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
+        let client = Arc::new(GithubClient::new(super::config(&base)).unwrap());
+        let config = EnrichConfig {
+            budget_wait: Duration::from_millis(50),
+            ..EnrichConfig::default()
+        };
+        let enricher = Enricher::new(client, store, config);
+        let stats = enricher.stats();
+        let (tx, rx) = mpsc::channel(16);
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(enricher.run(rx, Arc::new(|_: &str, _: &str| {}), stop.clone()));
+        tx.send("a/one".to_string()).await.unwrap();
+        let started = std::time::Instant::now();
+        while stats.lock().unwrap().fetched < 1 && started.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Its events keep naming it; the budget is spent (60% left), yet nothing waits for it.
+        for _ in 0..3 {
+            tx.send("a/one".to_string()).await.unwrap();
+        }
+        while stats.lock().unwrap().cached < 3 && started.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.cancel();
+        run.await.unwrap();
+        let stats = stats.lock().unwrap().clone();
+        assert_eq!(
+            (stats.fetched, stats.cached, stats.held_back),
+            (1, 3, 0),
+            "{stats:?}"
+        );
+        assert_eq!(replay.received().len(), 1);
+    }
 }

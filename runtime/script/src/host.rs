@@ -41,16 +41,6 @@ impl ScriptSet {
         self.get("routing")
     }
 
-    /// The features script of a model.
-    pub fn features(&self, model: &str) -> Option<&Arc<Script>> {
-        self.get(&format!("features/{model}"))
-    }
-
-    /// The retrain policy.
-    pub fn retrain_policy(&self) -> Option<&Arc<Script>> {
-        self.get("policies/retrain")
-    }
-
     /// Every script of a role.
     pub fn of_role(&self, role: Role) -> impl Iterator<Item = &Arc<Script>> {
         self.scripts.values().filter(move |s| s.role() == role)

@@ -44,28 +44,6 @@ pub struct Report {
     pub imported: bool,
 }
 
-/// Every hour file under `dir` (`*.json.gz` as GH Archive publishes them, `*.json` as the runtime's lake keeps
-/// them), sorted.
-fn hour_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(at) = pending.pop() {
-        for entry in std::fs::read_dir(&at)? {
-            let path = entry?.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.to_string_lossy().ends_with(".json.gz")
-                || path.extension().is_some_and(|e| e == "json")
-            {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-/// The runtime's own engine: every file decoded and added to one [`History`].
 /// What the store's cache knows of repositories: name → (language, topics).
 type Repos = HashMap<String, (Option<String>, Vec<String>)>;
 
@@ -128,8 +106,8 @@ fn decode_file(
 /// part), each into its own [`History`]; one set of ids across the threads keeps an id repeated across files
 /// counting once, and the histories are merged at the end.
 fn embedded(lake: &Path, repos: &Repos) -> anyhow::Result<Vec<AggregateRow>> {
-    let files =
-        hour_files(lake).with_context(|| format!("cannot read the lake {}", lake.display()))?;
+    let files = gharchive::hour_files(lake)
+        .with_context(|| format!("cannot read the lake {}", lake.display()))?;
     let bar = ProgressBar::new(files.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} files  {msg}")

@@ -68,20 +68,17 @@ impl Lake {
 
     /// Every `*.json` file under the lake, relative to it.
     fn existing(&self) -> io::Result<Vec<String>> {
-        let mut found = Vec::new();
-        let mut pending = vec![self.dir.clone()];
-        while let Some(at) = pending.pop() {
-            for entry in fs::read_dir(&at)? {
-                let path = entry?.path();
-                if path.is_dir() {
-                    pending.push(path);
-                } else if path.extension().is_some_and(|e| e == "json") {
-                    let relative = path.strip_prefix(&self.dir).unwrap_or(&path);
-                    found.push(relative.to_string_lossy().into_owned());
-                }
-            }
-        }
-        Ok(found)
+        let files = crate::gharchive::hour_files(&self.dir)?;
+        Ok(files
+            .iter()
+            .filter(|path| path.extension().is_some_and(|e| e == "json"))
+            .map(|path| {
+                path.strip_prefix(&self.dir)
+                    .unwrap_or(path)
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect())
     }
 
     /// The file an event created at `unix` seconds belongs to.

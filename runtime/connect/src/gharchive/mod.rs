@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
@@ -69,6 +69,27 @@ pub fn hours(from: Hour, to: Hour, every: u32) -> Result<Vec<Hour>, String> {
         at += Duration::hours(i64::from(every));
     }
     Ok(list)
+}
+
+/// Every hour file under `dir`, searched recursively and sorted: `*.json.gz` as GH Archive publishes them,
+/// `*.json` as the runtime's lake keeps them.
+pub fn hour_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(at) = pending.pop() {
+        for entry in std::fs::read_dir(&at)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.to_string_lossy().ends_with(".json.gz")
+                || path.extension().is_some_and(|e| e == "json")
+            {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// Where hour files come from.

@@ -6,7 +6,7 @@
 //! than `stale_after`, remembers 404s, and spends only a share of the rate budget: it waits while fewer than
 //! `(1 - share) × limit` requests are left in the window, which leaves the rest to the queries.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -83,11 +83,16 @@ struct Repository {
     stargazers_count: u64,
 }
 
-/// Repositories waiting, each once.
+/// Repositories remembered as fresh in memory, at most; past that the memory starts over.
+const FRESH_REMEMBERED: usize = 100_000;
+
+/// Repositories waiting, each once, and those known fresh.
 #[derive(Default)]
 struct Queue {
     pending: VecDeque<String>,
     waiting: HashSet<String>,
+    /// Repository → when its cached metadata was fetched, for those handled in this run.
+    fresh: HashMap<String, i64>,
 }
 
 impl Queue {
@@ -140,7 +145,14 @@ impl<S: Store> Enricher<S> {
     }
 
     fn take(&self, queue: &mut Queue, name: String) {
-        if !queue.push(name, self.config.queue) {
+        // Every event names its repository: a busy repository known fresh here is not looked up again.
+        if queue
+            .fresh
+            .get(&name)
+            .is_some_and(|&at| now_unix() - at < self.config.stale_after.as_secs() as i64)
+        {
+            self.count(|s| s.cached += 1);
+        } else if !queue.push(name, self.config.queue) {
             self.count(|s| s.dropped += 1);
         }
     }
@@ -177,19 +189,26 @@ impl<S: Store> Enricher<S> {
                 continue;
             }
             let Some(name) = queue.pop() else { continue };
-            tokio::select! {
+            let fetched_at = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = self.enrich(&name, &observe) => {}
+                fetched_at = self.enrich(&name, &observe) => fetched_at,
+            };
+            if let Some(at) = fetched_at {
+                if queue.fresh.len() >= FRESH_REMEMBERED {
+                    queue.fresh.clear();
+                }
+                queue.fresh.insert(name, at);
             }
         }
     }
 
-    async fn enrich(&self, name: &str, observe: &super::poller::Observe) {
+    /// Looks one repository up (cache first); returns when its cached metadata was fetched, if it is cached now.
+    async fn enrich(&self, name: &str, observe: &super::poller::Observe) -> Option<i64> {
         let cached = match self.store.repo_meta(vec![name.to_string()]).await {
             Ok(mut found) => found.pop(),
             Err(e) => {
                 tracing::warn!(component = "enrich", repo = name, error = %e, "Cannot read the repository cache.");
-                return;
+                return None;
             }
         };
         let now = now_unix();
@@ -198,7 +217,7 @@ impl<S: Store> Enricher<S> {
             .is_some_and(|c| now - c.fetched_at < self.config.stale_after.as_secs() as i64)
         {
             self.count(|s| s.cached += 1);
-            return;
+            return cached.map(|c| c.fetched_at);
         }
         let path = format!("/repos/{name}");
         let params = Default::default();
@@ -233,7 +252,7 @@ impl<S: Store> Enricher<S> {
                     Err(e) => {
                         self.count(|s| s.failed += 1);
                         tracing::warn!(component = "enrich", repo = name, error = %e, "GitHub's repository answer is not what was expected.");
-                        return;
+                        return None;
                     }
                 }
             }
@@ -261,11 +280,16 @@ impl<S: Store> Enricher<S> {
             Err(e) => {
                 self.count(|s| s.failed += 1);
                 tracing::warn!(component = "enrich", repo = name, error = %e, "Repository not enriched; it is asked again when mentioned again.");
-                return;
+                return None;
             }
         };
-        if let Err(e) = self.store.put_repo_meta(vec![meta]).await {
-            tracing::warn!(component = "enrich", repo = name, error = %e, "Cannot cache repository metadata.");
+        let fetched_at = meta.fetched_at;
+        match self.store.put_repo_meta(vec![meta]).await {
+            Ok(()) => Some(fetched_at),
+            Err(e) => {
+                tracing::warn!(component = "enrich", repo = name, error = %e, "Cannot cache repository metadata.");
+                None
+            }
         }
     }
 }
