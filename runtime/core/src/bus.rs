@@ -57,6 +57,22 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Stops accepting records; subscribers receive what is left, then the end.
     fn close(&self);
+
+    /// What the backend reports of itself, for `/metrics`; an in-process bus has nothing to add.
+    fn stats(&self) -> BusStats {
+        BusStats::default()
+    }
+}
+
+/// What a bus backend reports of itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BusStats {
+    /// Records waiting in the backend for each subscriber group, as last reported: `(group, records)`.
+    pub lag: Vec<(String, u64)>,
+    /// Records the backend failed to deliver (each is published again).
+    pub produce_errors: u64,
+    /// Produce requests the backend's client retried on its own.
+    pub produce_retries: u64,
 }
 
 /// A member of a subscriber group.

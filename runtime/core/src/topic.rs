@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
 
@@ -64,7 +64,7 @@ pub enum RecordBody {
 }
 
 /// Input that a stage could not handle, kept whole with the reason so nothing is lost.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {
     /// The stage that refused it: `parse`, `route`, …
     pub stage: String,

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use forgecast::config::{SourcePlan, UpPlan};
+use forgecast::config::{BusPlan, SourcePlan, StorePlan, UpPlan};
 use forgecast::metrics::Metrics;
 use forgecast::pipeline::Pipeline;
 use forgecast::pipeline::route::route_batch;
@@ -75,6 +75,8 @@ async fn main() {
         limits: Limits::default(),
         watch: WatchConfig::default(),
         enrich_share: 0.2,
+        bus: BusPlan::Embedded,
+        store: StorePlan::Embedded,
     };
     let started = Instant::now();
     let pipeline = Pipeline::start(&plan).await.unwrap();

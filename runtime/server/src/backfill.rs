@@ -19,7 +19,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 
 use crate::cli::BackfillArgs;
-use crate::config::{SourcePlan, UpPlan};
+use crate::config::{BusPlan, SourcePlan, StorePlan, UpPlan};
 use crate::pipeline::{Pipeline, Shared};
 
 /// Lines, and so events, handed on at once.
@@ -150,6 +150,8 @@ pub async fn run(args: BackfillArgs) -> anyhow::Result<Report> {
         limits: Limits::default(),
         watch: WatchConfig::default(),
         enrich_share: 0.0,
+        bus: BusPlan::Embedded,
+        store: StorePlan::Embedded,
     };
     let mut pipeline = Pipeline::start(&plan).await?;
     let feed = pipeline.take_feed().expect("a feed pipeline has a feed");

@@ -56,6 +56,8 @@ pub enum SourceKind {
 pub enum BusKind {
     /// In-process queues.
     Embedded,
+    /// Apache Kafka (`--kafka-brokers`).
+    Kafka,
 }
 
 /// Which store holds events and aggregates.
@@ -64,6 +66,8 @@ pub enum BusKind {
 pub enum StoreKind {
     /// One SQLite file under the data directory.
     Embedded,
+    /// MongoDB, a replica set (`--mongo-uri`).
+    Mongo,
 }
 
 /// `forgecast up`. Every flag can also be set by a `FORGECAST_*` environment variable or in the config file;
@@ -103,6 +107,24 @@ pub struct UpArgs {
     /// Store for events and aggregates [default: embedded]
     #[arg(long, env = "FORGECAST_STORE", value_enum)]
     pub store: Option<StoreKind>,
+    /// Kafka bootstrap servers, for `--bus kafka` [default: 127.0.0.1:9092]
+    #[arg(long, env = "FORGECAST_KAFKA_BROKERS", value_name = "HOST:PORT,...")]
+    pub kafka_brokers: Option<String>,
+    /// Partitions of each topic the bus creates [default: 6]
+    #[arg(long, env = "FORGECAST_KAFKA_PARTITIONS", value_name = "N")]
+    pub kafka_partitions: Option<i32>,
+    /// Replication factor of each topic the bus creates [default: 1]
+    #[arg(long, env = "FORGECAST_KAFKA_REPLICATION", value_name = "N")]
+    pub kafka_replication: Option<i32>,
+    /// Kafka consumer group of the store writer; processes in one group split the partitions [default: forgecast-store-writer]
+    #[arg(long, env = "FORGECAST_KAFKA_GROUP", value_name = "NAME")]
+    pub kafka_group: Option<String>,
+    /// MongoDB connection string, for `--store mongo` [default: mongodb://127.0.0.1:27017/?replicaSet=rs0]
+    #[arg(long, env = "FORGECAST_MONGO_URI", value_name = "URI")]
+    pub mongo_uri: Option<String>,
+    /// MongoDB database [default: forgecast]
+    #[arg(long, env = "FORGECAST_MONGO_DB", value_name = "NAME")]
+    pub mongo_db: Option<String>,
 }
 
 /// `forgecast check`.

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use forgecast_connect::github::{ClientConfig, Token};
+use forgecast_connect::kafka::KafkaConfig;
 use forgecast_connect::replay::ReplayConfig;
 use forgecast_script::Limits;
 use forgecast_script::watch::WatchConfig;
@@ -37,6 +38,18 @@ pub struct FileConfig {
     pub bus: Option<BusKind>,
     /// Store backend.
     pub store: Option<StoreKind>,
+    /// Kafka bootstrap servers.
+    pub kafka_brokers: Option<String>,
+    /// Partitions of a created topic.
+    pub kafka_partitions: Option<i32>,
+    /// Replication factor of a created topic.
+    pub kafka_replication: Option<i32>,
+    /// Consumer group of the store writer.
+    pub kafka_group: Option<String>,
+    /// MongoDB connection string.
+    pub mongo_uri: Option<String>,
+    /// MongoDB database.
+    pub mongo_db: Option<String>,
     /// Script engine limits.
     pub limits: Option<Limits>,
     /// Rescan the scripts at least this often, in milliseconds.
@@ -85,6 +98,34 @@ pub enum SourcePlan {
     Feed,
 }
 
+/// Which bus, ready to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusPlan {
+    /// In-process queues.
+    Embedded,
+    /// Kafka, and the store writer's consumer group.
+    Kafka {
+        /// Brokers and topic settings.
+        config: KafkaConfig,
+        /// Consumer group of the store writer.
+        group: String,
+    },
+}
+
+/// Which store, ready to open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorePlan {
+    /// SQLite under the data directory.
+    Embedded,
+    /// MongoDB.
+    Mongo {
+        /// Connection string.
+        uri: String,
+        /// Database.
+        database: String,
+    },
+}
+
 /// A validated `forgecast up`.
 #[derive(Debug, Clone)]
 pub struct UpPlan {
@@ -102,6 +143,10 @@ pub struct UpPlan {
     pub watch: WatchConfig,
     /// Share of the GitHub rate limit repository enrichment may use, 0 to 1.
     pub enrich_share: f64,
+    /// The bus.
+    pub bus: BusPlan,
+    /// The store.
+    pub store: StorePlan,
 }
 
 impl UpPlan {
@@ -199,11 +244,67 @@ pub fn plan(args: UpArgs) -> Result<UpPlan, ConfigError> {
         }
         SourceKind::None => SourcePlan::None,
     };
-    // Only the embedded backends exist so far; the settings are accepted so that config files stay valid.
-    let (BusKind::Embedded, StoreKind::Embedded) = (
-        args.bus.or(file.bus).unwrap_or(BusKind::Embedded),
-        args.store.or(file.store).unwrap_or(StoreKind::Embedded),
-    );
+    let bus = match args.bus.or(file.bus).unwrap_or(BusKind::Embedded) {
+        BusKind::Embedded => BusPlan::Embedded,
+        BusKind::Kafka => {
+            let brokers = args
+                .kafka_brokers
+                .or(file.kafka_brokers)
+                .unwrap_or_else(|| "127.0.0.1:9092".into());
+            if brokers.trim().is_empty() || brokers.contains("://") {
+                return Err(invalid(
+                    "kafka_brokers",
+                    format!("{brokers:?} is not a list of host:port"),
+                ));
+            }
+            let mut config = KafkaConfig::local(brokers);
+            config.partitions = args
+                .kafka_partitions
+                .or(file.kafka_partitions)
+                .unwrap_or(config.partitions);
+            if config.partitions < 1 {
+                return Err(invalid("kafka_partitions", "must be at least 1"));
+            }
+            config.replication = args
+                .kafka_replication
+                .or(file.kafka_replication)
+                .unwrap_or(config.replication);
+            if config.replication < 1 {
+                return Err(invalid("kafka_replication", "must be at least 1"));
+            }
+            let group = args
+                .kafka_group
+                .or(file.kafka_group)
+                .unwrap_or_else(|| "forgecast-store-writer".into());
+            BusPlan::Kafka { config, group }
+        }
+    };
+    let store = match args.store.or(file.store).unwrap_or(StoreKind::Embedded) {
+        StoreKind::Embedded => StorePlan::Embedded,
+        StoreKind::Mongo => {
+            let uri = args
+                .mongo_uri
+                .or(file.mongo_uri)
+                .unwrap_or_else(|| "mongodb://127.0.0.1:27017/?replicaSet=rs0".into());
+            if !(uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://")) {
+                return Err(invalid(
+                    "mongo_uri",
+                    "must start with mongodb:// or mongodb+srv://",
+                ));
+            }
+            let database = args
+                .mongo_db
+                .or(file.mongo_db)
+                .unwrap_or_else(|| "forgecast".into());
+            if database.is_empty() || database.contains(['/', '\\', '.', ' ', '"', '$']) {
+                return Err(invalid(
+                    "mongo_db",
+                    format!("{database:?} is not a MongoDB database name"),
+                ));
+            }
+            StorePlan::Mongo { uri, database }
+        }
+    };
     let enrich_share = args.enrich_share.or(file.enrich_share).unwrap_or(0.2);
     if !(0.0..=1.0).contains(&enrich_share) {
         return Err(invalid(
@@ -230,6 +331,8 @@ pub fn plan(args: UpArgs) -> Result<UpPlan, ConfigError> {
         limits,
         watch,
         enrich_share,
+        bus,
+        store,
     })
 }
 

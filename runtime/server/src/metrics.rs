@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -32,6 +33,13 @@ pub struct ScriptLabel {
 pub struct ResultLabel {
     /// `accepted` or `refused`.
     pub result: String,
+}
+
+/// A consumer group label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupLabel {
+    /// Consumer group.
+    pub group: String,
 }
 
 /// A GitHub request label.
@@ -66,6 +74,12 @@ pub struct Metrics {
     pub store_retries: Counter,
     /// GitHub requests, by query and outcome.
     pub github_requests: Family<RequestLabel, Counter>,
+    /// Records waiting in the bus per consumer group, as the bus last reported (Kafka only).
+    pub bus_lag: Family<GroupLabel, Gauge>,
+    /// Records the bus failed to deliver and that were published again.
+    pub bus_produce_errors: Gauge,
+    /// Produce requests the bus client retried on its own.
+    pub bus_produce_retries: Gauge,
 }
 
 fn call_time_histogram() -> Histogram {
@@ -127,8 +141,28 @@ impl Metrics {
             "GitHub requests by query and outcome",
             github_requests.clone(),
         );
+        let bus_lag = Family::default();
+        let (bus_produce_errors, bus_produce_retries) = (Gauge::default(), Gauge::default());
+        registry.register(
+            "bus_consumer_lag",
+            "Records waiting in the bus per consumer group (Kafka)",
+            bus_lag.clone(),
+        );
+        registry.register(
+            "bus_produce_errors",
+            "Records the bus failed to deliver (published again)",
+            bus_produce_errors.clone(),
+        );
+        registry.register(
+            "bus_produce_retries",
+            "Produce requests the bus client retried",
+            bus_produce_retries.clone(),
+        );
         Metrics {
             registry,
+            bus_lag,
+            bus_produce_errors,
+            bus_produce_retries,
             events_in,
             events_out,
             dead_letters,
@@ -139,6 +173,19 @@ impl Metrics {
             store_retries,
             github_requests,
         }
+    }
+
+    /// Takes in what the bus reports of itself.
+    pub fn observe_bus(&self, stats: &forgecast_core::bus::BusStats) {
+        for (group, lag) in &stats.lag {
+            self.bus_lag
+                .get_or_create(&GroupLabel {
+                    group: group.clone(),
+                })
+                .set(*lag as i64);
+        }
+        self.bus_produce_errors.set(stats.produce_errors as i64);
+        self.bus_produce_retries.set(stats.produce_retries as i64);
     }
 
     /// The Prometheus text exposition.

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use forgecast::config::{SourcePlan, UpPlan};
+use forgecast::config::{BusPlan, SourcePlan, StorePlan, UpPlan};
 use std::sync::Arc;
 
 use forgecast::pipeline::{Pipeline, Shared, Summary};
@@ -33,6 +33,8 @@ fn plan(scripts: &Path, data: &Path, replay: ReplayConfig) -> UpPlan {
             ..WatchConfig::default()
         },
         enrich_share: 0.2,
+        bus: BusPlan::Embedded,
+        store: StorePlan::Embedded,
     }
 }
 

@@ -193,7 +193,7 @@ pub async fn compute(shared: &Shared) -> Result<Live, StoreError> {
             ready: shared.ready(),
             events_stored: shared.store.event_count().await?,
             dead_letters: shared.store.dead_letter_count().await?,
-            lag: published.saturating_sub(handled),
+            lag: shared.lag(published, handled),
             scripts_live: statuses.iter().filter(|s| s.hash.is_some()).count(),
             scripts_refused: statuses.iter().filter(|s| s.last_refusal.is_some()).count(),
             reloads_accepted: shared.reloads_accepted.load(Ordering::Relaxed),

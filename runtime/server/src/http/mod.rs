@@ -25,6 +25,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use forgecast_core::bus::Bus;
 use forgecast_core::store::Store;
 
 use crate::pipeline::Shared;
@@ -58,6 +59,7 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    shared.metrics.observe_bus(&shared.bus.stats());
     (
         [(header::CONTENT_TYPE, content_type)],
         shared.metrics.render(),

@@ -15,11 +15,13 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use forgecast_connect::embedded::EmbeddedSubscription;
+use forgecast_connect::backend::{AnyBus, AnyStore, AnySubscription};
 use forgecast_connect::embedded::{EmbeddedBus, SqliteStore};
 use forgecast_connect::github::{
     EnrichConfig, EnrichStats, Enricher, GithubClient, Poller, Query, QueryStatus,
 };
+use forgecast_connect::kafka::KafkaBus;
+use forgecast_connect::mongo::MongoStore;
 use forgecast_connect::replay::Replay;
 use forgecast_core::Record;
 use forgecast_core::RecordBody;
@@ -34,7 +36,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{SourcePlan, UpPlan};
+use crate::config::{BusPlan, SourcePlan, StorePlan, UpPlan};
 use crate::metrics::Metrics;
 use write::WriteReport;
 
@@ -50,7 +52,11 @@ pub struct Shared {
     /// The live scripts.
     pub host: Arc<ScriptHost>,
     /// The store.
-    pub store: SqliteStore,
+    pub store: AnyStore,
+    /// The bus.
+    pub bus: AnyBus,
+    /// The store writer's subscriber group on the bus.
+    pub writer_group: String,
     /// The metrics.
     pub metrics: Arc<Metrics>,
     /// Every routed record, for `forgecast tap`.
@@ -89,6 +95,18 @@ impl Shared {
             && self.handled.load(Ordering::SeqCst) >= self.published.load(Ordering::SeqCst)
     }
 
+    /// Records routed but not stored yet: what the bus reports for the store writer's group (which counts the
+    /// work of every process in it), or else what this process published and has not stored.
+    pub fn lag(&self, published: u64, handled: u64) -> u64 {
+        self.bus
+            .stats()
+            .lag
+            .into_iter()
+            .find(|(group, _)| *group == self.writer_group)
+            .map(|(_, lag)| lag)
+            .unwrap_or_else(|| published.saturating_sub(handled))
+    }
+
     /// Whether the pipeline can take work now.
     pub fn ready(&self) -> bool {
         self.store_ok.load(Ordering::Relaxed)
@@ -119,6 +137,9 @@ pub enum StartError {
     /// The bundled events cannot be read.
     #[error("cannot read the bundled events: {0}")]
     Replay(std::io::Error),
+    /// Shutdown came before a backend could be reached.
+    #[error("stopped before the store could be reached")]
+    Stopped,
 }
 
 /// What a pipeline did, from start to drain.
@@ -153,7 +174,22 @@ impl Pipeline {
         if host.scripts().routing().is_none() {
             return Err(StartError::NoRouting(plan.scripts.display().to_string()));
         }
-        let store = SqliteStore::open(&plan.store_path())?;
+        let stop_source = CancellationToken::new();
+        let stop_all = CancellationToken::new();
+        let store = open_store(plan, &stop_all).await?;
+        let (bus, writer_group) = match &plan.bus {
+            BusPlan::Embedded => (
+                AnyBus::Embedded(EmbeddedBus::new()),
+                "store-writer".to_string(),
+            ),
+            BusPlan::Kafka { config, group } => {
+                tracing::info!(component = "bus", brokers = %config.brokers, group = %group, "Using Kafka.");
+                (
+                    AnyBus::Kafka(KafkaBus::connect(config.clone())?),
+                    group.clone(),
+                )
+            }
+        };
         // The history of previous years; setting the same counters again on every start changes nothing.
         let history = forgecast_connect::githut::bundled().map_err(StartError::History)?;
         let quarters = history.len();
@@ -167,6 +203,8 @@ impl Pipeline {
         let shared = Arc::new(Shared {
             host: Arc::new(host),
             store,
+            bus: bus.clone(),
+            writer_group: writer_group.clone(),
             metrics,
             tap: broadcast::channel(TAP_CAPACITY).0,
             store_ok: AtomicBool::new(true),
@@ -179,13 +217,10 @@ impl Pipeline {
         });
         record_reloads(&shared);
 
-        let stop_source = CancellationToken::new();
-        let stop_all = CancellationToken::new();
         tokio::spawn(watch(shared.host.clone(), plan.watch, stop_all.clone()));
 
-        let bus = EmbeddedBus::new();
         let subscription = bus.subscribe(
-            "store-writer",
+            &writer_group,
             vec![TopicFilter::Prefix(PIPELINE_PREFIX.into())],
         )?;
         let writer = tokio::spawn(write::run(subscription, shared.clone(), stop_all.clone()));
@@ -208,7 +243,7 @@ impl Pipeline {
                 let enrichment = enricher.stats();
                 let (names, names_rx) = mpsc::channel(enrich.queue);
                 let repos = bus.subscribe(
-                    "enricher",
+                    "forgecast-enricher",
                     vec![TopicFilter::Prefix(PIPELINE_PREFIX.into())],
                 )?;
                 tokio::spawn(forward_repos(repos, names, enrichment.clone()));
@@ -294,6 +329,23 @@ impl Pipeline {
     /// Gives up on draining: stops retries and the watcher (a second Ctrl-C).
     pub fn abort_token(&self) -> CancellationToken {
         self.stop_all.clone()
+    }
+}
+
+/// Opens the planned store; a database that cannot be reached yet is waited for (until shutdown).
+async fn open_store(plan: &UpPlan, stop: &CancellationToken) -> Result<AnyStore, StartError> {
+    match &plan.store {
+        StorePlan::Embedded => Ok(AnyStore::Sqlite(SqliteStore::open(&plan.store_path())?)),
+        StorePlan::Mongo { uri, database } => {
+            let connect = || MongoStore::connect(uri, database);
+            match backoff::retry("connect to MongoDB", stop, || {}, connect).await {
+                Some(store) => {
+                    tracing::info!(component = "store", database = %database, "Using MongoDB.");
+                    Ok(AnyStore::Mongo(store))
+                }
+                None => Err(StartError::Stopped),
+            }
+        }
     }
 }
 
@@ -425,7 +477,7 @@ fn github_observer(shared: &Arc<Shared>) -> forgecast_connect::github::poller::O
 /// Hands the repository of every stored event to the enricher, never waiting: when its queue is full the name
 /// is dropped (and counted), the next event of that repository brings it again.
 async fn forward_repos(
-    mut events: EmbeddedSubscription,
+    mut events: AnySubscription,
     names: mpsc::Sender<String>,
     stats: Arc<Mutex<EnrichStats>>,
 ) {

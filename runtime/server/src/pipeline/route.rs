@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use forgecast_connect::embedded::EmbeddedBus;
+use forgecast_connect::backend::AnyBus;
 use forgecast_core::bus::Bus;
 use forgecast_core::source::Incoming;
 use forgecast_core::{DeadLetter, Record};
@@ -97,7 +97,7 @@ fn count(records: &[Record], metrics: &Metrics) {
 /// Runs the stage on a blocking thread until the source is done, then closes the bus. Returns records routed.
 pub fn spawn(
     mut rx: mpsc::Receiver<Vec<Incoming>>,
-    bus: EmbeddedBus,
+    bus: AnyBus,
     shared: Arc<Shared>,
     stop_all: CancellationToken,
 ) -> JoinHandle<u64> {

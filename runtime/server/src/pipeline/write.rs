@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use forgecast_connect::embedded::EmbeddedSubscription;
+use forgecast_connect::backend::AnySubscription;
 use forgecast_core::RecordBody;
 use forgecast_core::bus::Subscription;
 use forgecast_core::store::Store;
@@ -35,7 +35,7 @@ pub struct WriteReport {
 
 /// Runs until the bus is closed and drained, or `stop` forces an end while the store is failing.
 pub async fn run(
-    mut subscription: EmbeddedSubscription,
+    mut subscription: AnySubscription,
     shared: Arc<Shared>,
     stop: CancellationToken,
 ) -> WriteReport {
