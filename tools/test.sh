@@ -22,6 +22,18 @@ tools_venv="$HOME/.cache/forgecast/tools-venv"
 "$tools_venv/bin/python" -c 'import yaml, kubernetes_validate, dockerfile_parse' 2>/dev/null \
   || "$tools_venv/bin/pip" install -q pyyaml==6.0.4 kubernetes-validate==1.37.0 dockerfile-parse==2.0.1
 
+# The compose file's validator, on the Compose specification's own loader (compose-go from the Go module proxy,
+# pinned by tools/compose-check/go.mod and go.sum), built into the cache; an unchanged build is a cache hit.
+compose_check="$HOME/.cache/forgecast/compose-check/compose-check"
+(cd tools/compose-check && GOPATH="$HOME/.cache/forgecast/go" GOMODCACHE="$HOME/.cache/forgecast/go/mod" \
+  GOCACHE="$HOME/.cache/forgecast/go/build" GOFLAGS="-modcacherw -buildvcs=false" GOTOOLCHAIN=local \
+  go build -trimpath -o "$compose_check" .)
+
+# Apache Kafka (jars from Maven Central) and SecantusDB (a MongoDB-wire server from PyPI) for the tests of the
+# distributed backends; the tests start them on free loopback ports (tools/kafka-server.sh, tools/mongo-server.sh)
+# and stop them by PID.
+tools/services.sh install
+
 # PySpark (local mode, on the machine's Java 17) for the Spark jobs and the parity test.
 spark_venv="$HOME/.cache/forgecast/spark-venv"
 [ -x "$spark_venv/bin/python" ] || python3 -m venv "$spark_venv"
@@ -32,3 +44,4 @@ cargo build --workspace --all-targets --locked
 cargo test --workspace --locked -- --test-threads=2
 "$spark_venv/bin/python" -m pytest -q spark/tests
 "$tools_venv/bin/python" tools/check-k8s.py target/debug/forgecast
+"$compose_check" compose/docker-compose.yml

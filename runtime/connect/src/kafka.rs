@@ -8,11 +8,13 @@
 //! - Events travel as their GH Archive JSON line, so any Kafka consumer (Spark's included) reads them as they
 //!   are; dead letters travel as JSON objects with the reason, marked by the header [`BODY_HEADER`].
 //! - A subscription is a member of a Kafka consumer group. Offsets are committed only when the subscriber
-//!   commits, after its sink accepted the records; on a rebalance the offsets not yet committed are dropped and
-//!   the new owner gets those records again. A message that is not an event becomes a dead letter naming the
+//!   commits, after its sink accepted the records, and asynchronously: a commit that fails (a broker away) is
+//!   covered by the next one, and a subscription that ends waits a moment for its last commit. On a
+//!   rebalance the offsets not yet committed are dropped and the new owner gets those records again. A message that is not an event becomes a dead letter naming the
 //!   topic, partition and offset.
 //! - A broker that is down is waited for: librdkafka reconnects with backoff, consumers keep polling, and
-//!   `publish` keeps failing (and being retried by its caller) until records are acknowledged again.
+//!   `publish` keeps failing (and being retried by its caller) until records are acknowledged again. The
+//!   client's complaints meanwhile are logged once per kind every [`QUIET`], not ten times a second.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,12 +26,12 @@ use forgecast_core::topic::validate_topic;
 use forgecast_core::{DeadLetter, Event, Record, RecordBody};
 use futures_util::{FutureExt, StreamExt};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
@@ -48,6 +50,47 @@ const DEAD_LETTER_BODY: &[u8] = b"dead-letter";
 const DELIVERY_TIMEOUT_MS: &str = "30000";
 /// How often librdkafka reports statistics (lag, retries).
 const STATS_INTERVAL_MS: &str = "2000";
+/// How long an ending subscription waits for its last commit to be acknowledged.
+const LAST_COMMIT_WAIT: Duration = Duration::from_secs(5);
+/// The same complaint of the Kafka client is logged at most once in this time.
+const QUIET: Duration = Duration::from_secs(10);
+
+/// Logs a complaint of the Kafka client unless the same kind was logged less than [`QUIET`] ago.
+fn complain(kind: &str, message: &str) {
+    static LAST: Mutex<Option<HashMap<String, std::time::Instant>>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let last = last.get_or_insert_with(HashMap::new);
+    let now = std::time::Instant::now();
+    if last
+        .get(kind)
+        .is_some_and(|at| now.duration_since(*at) < QUIET)
+    {
+        return;
+    }
+    last.insert(kind.to_string(), now);
+    tracing::warn!(component = "bus", kind, "Kafka client: {message}");
+}
+
+/// Client callbacks shared by every context: errors and logs through [`complain`].
+macro_rules! quiet_client {
+    () => {
+        fn error(&self, error: KafkaError, reason: &str) {
+            let kind = match &error {
+                KafkaError::Global(code) => format!("{code:?}"),
+                other => format!("{other:?}"),
+            };
+            complain(&kind, reason);
+        }
+
+        fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+            use rdkafka::config::RDKafkaLogLevel as L;
+            match level {
+                L::Emerg | L::Alert | L::Critical | L::Error | L::Warning => complain(fac, message),
+                _ => tracing::debug!(component = "bus", facility = fac, "Kafka client: {message}"),
+            }
+        }
+    };
+}
 
 /// Where the brokers are and how topics are made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +132,8 @@ struct ProducerContext {
 }
 
 impl ClientContext for ProducerContext {
+    quiet_client!();
+
     fn stats(&self, statistics: Statistics) {
         let retries = statistics.brokers.values().map(|b| b.txretries).sum();
         self.counters
@@ -106,12 +151,19 @@ pub struct KafkaBus {
 struct Inner {
     config: KafkaConfig,
     producer: FutureProducer<ProducerContext>,
-    admin: AdminClient<DefaultClientContext>,
+    admin: AdminClient<AdminContext>,
     /// Topics known to exist.
     topics: tokio::sync::Mutex<HashSet<String>>,
     counters: Arc<Counters>,
     /// Cancelled by [`Bus::close`]: subscriptions drain, publishing is refused.
     closed: CancellationToken,
+}
+
+/// The admin client's context: only its complaints matter.
+struct AdminContext;
+
+impl ClientContext for AdminContext {
+    quiet_client!();
 }
 
 fn backend(context: &str) -> impl Fn(KafkaError) -> BusError + '_ {
@@ -140,7 +192,7 @@ impl KafkaBus {
         let admin = ClientConfig::new()
             .set("bootstrap.servers", &config.brokers)
             .set("client.id", "forgecast-admin")
-            .create()
+            .create_with_context(AdminContext)
             .map_err(backend("admin client"))?;
         Ok(KafkaBus {
             inner: Arc::new(Inner {
@@ -358,11 +410,13 @@ impl Bus for KafkaBus {
         }
         let offsets = Arc::new(Mutex::new(HashMap::new()));
         let assigned = Arc::new(AtomicBool::new(false));
+        let commits = Arc::new(AtomicU64::new(0));
         let context = GroupContext {
             group: group.to_string(),
             offsets: offsets.clone(),
             counters: self.inner.counters.clone(),
             assigned: assigned.clone(),
+            commits: commits.clone(),
         };
         let consumer: StreamConsumer<GroupContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.inner.config.brokers)
@@ -392,6 +446,7 @@ impl Bus for KafkaBus {
             topics: HashMap::new(),
             assigned,
             draining: None,
+            commits,
         })
     }
 
@@ -445,9 +500,13 @@ struct GroupContext {
     offsets: Offsets,
     counters: Arc<Counters>,
     assigned: Arc<AtomicBool>,
+    /// Commits sent and not answered yet.
+    commits: Arc<AtomicU64>,
 }
 
 impl ClientContext for GroupContext {
+    quiet_client!();
+
     fn stats(&self, statistics: Statistics) {
         let lag = statistics
             .topics
@@ -476,6 +535,28 @@ impl ConsumerContext for GroupContext {
         }
     }
 
+    fn commit_callback(&self, result: KafkaResult<()>, committed: &TopicPartitionList) {
+        self.commits.fetch_sub(1, Ordering::SeqCst);
+        match result {
+            Ok(()) => {
+                // Forget what was committed, unless newer records of the partition arrived meanwhile.
+                let mut offsets = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
+                for p in committed.elements() {
+                    let key = (p.topic().to_string(), p.partition());
+                    if let (Some(taken), Offset::Offset(done)) = (offsets.get(&key), p.offset())
+                        && *taken <= done
+                    {
+                        offsets.remove(&key);
+                    }
+                }
+            }
+            Err(e) => complain(
+                "commit",
+                &format!("commit failed, the next one covers it: {e}"),
+            ),
+        }
+    }
+
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(partitions) => {
@@ -501,6 +582,8 @@ pub struct KafkaSubscription {
     assigned: Arc<AtomicBool>,
     /// Since when it drains, once closed.
     draining: Option<tokio::time::Instant>,
+    /// Commits sent and not answered yet.
+    commits: Arc<AtomicU64>,
 }
 
 impl KafkaSubscription {
@@ -530,6 +613,17 @@ fn passing(error: &KafkaError) -> bool {
     !matches!(error, KafkaError::Canceled)
 }
 
+impl KafkaSubscription {
+    /// Serves the client until the commits sent are answered, for [`LAST_COMMIT_WAIT`] at most. A record that
+    /// arrives meanwhile is left uncommitted, so it is delivered again later.
+    async fn await_commits(&self) {
+        let deadline = tokio::time::Instant::now() + LAST_COMMIT_WAIT;
+        while self.commits.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            let _ = tokio::time::timeout(Duration::from_millis(100), self.consumer.recv()).await;
+        }
+    }
+}
+
 impl Subscription for KafkaSubscription {
     async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<Record>>, BusError> {
         let consumer = self.consumer.clone();
@@ -543,6 +637,7 @@ impl Subscription for KafkaSubscription {
                         if self.assigned.load(Ordering::Relaxed)
                             || draining.elapsed() > DRAIN_UNASSIGNED =>
                     {
+                        self.await_commits().await;
                         return Ok(None);
                     }
                     Err(_) => continue,
@@ -579,29 +674,26 @@ impl Subscription for KafkaSubscription {
     }
 
     async fn commit(&mut self) -> Result<(), BusError> {
-        let taken: Vec<((String, i32), i64)> = {
+        let list = {
             let offsets = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
-            offsets.iter().map(|(k, v)| (k.clone(), *v)).collect()
+            let mut list = TopicPartitionList::new();
+            for ((topic, partition), offset) in offsets.iter() {
+                list.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                    .map_err(backend("commit"))?;
+            }
+            list
         };
-        if taken.is_empty() {
+        if list.count() == 0 {
             return Ok(());
         }
-        let mut list = TopicPartitionList::new();
-        for ((topic, partition), offset) in &taken {
-            list.add_partition_offset(topic, *partition, Offset::Offset(*offset))
-                .map_err(backend("commit"))?;
-        }
-        let consumer = self.consumer.clone();
-        tokio::task::spawn_blocking(move || consumer.commit(&list, CommitMode::Sync))
-            .await
-            .map_err(|e| BusError::Backend(format!("commit: {e}")))?
-            .map_err(backend("commit"))?;
-        // Forget what was committed, unless newer records of the partition arrived meanwhile.
-        let mut offsets = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
-        for (key, offset) in taken {
-            if offsets.get(&key) == Some(&offset) {
-                offsets.remove(&key);
-            }
+        // Asynchronous: the answer comes to the group context, which forgets what was committed.
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        if let Err(e) = self.consumer.commit(&list, CommitMode::Async) {
+            self.commits.fetch_sub(1, Ordering::SeqCst);
+            complain(
+                "commit",
+                &format!("commit not sent, the next one covers it: {e}"),
+            );
         }
         Ok(())
     }

@@ -6,16 +6,19 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod support;
+
 use forgecast::config::{BusPlan, SourcePlan, StorePlan, UpPlan};
 use std::sync::Arc;
 
 use forgecast::pipeline::{Pipeline, Shared, Summary};
-use forgecast_connect::replay::{ReplayConfig, SAMPLES, sample_text};
+use forgecast_connect::replay::ReplayConfig;
 use forgecast_core::aggregate::{AggregateQuery, Dimension, Granularity};
 use forgecast_core::store::Store;
 use forgecast_script::Limits;
 use forgecast_script::watch::WatchConfig;
 use serde_json::Value;
+use support::{expected_totals, input_events};
 
 fn shipped_scripts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
@@ -68,45 +71,6 @@ fn lake_files(dir: &Path) -> Vec<PathBuf> {
         }
     }
     found
-}
-
-/// The bundled input, read with plain JSON trees: an implementation independent of the pipeline's parser.
-fn input_events() -> Vec<Value> {
-    SAMPLES
-        .iter()
-        .flat_map(|(name, bytes)| {
-            let text = sample_text(name, bytes).unwrap();
-            text.lines()
-                .map(|l| serde_json::from_str::<Value>(l).unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-fn expected_totals(events: &[Value]) -> BTreeMap<(&'static str, String), u64> {
-    let mut totals = BTreeMap::new();
-    let mut add = |dimension: &'static str, key: &str| {
-        *totals.entry((dimension, key.to_string())).or_insert(0) += 1
-    };
-    for e in events {
-        let kind = e["type"].as_str().unwrap();
-        let login = e["actor"]["login"].as_str().unwrap();
-        add("all", "*");
-        add("type", kind);
-        add("repo", e["repo"]["name"].as_str().unwrap());
-        if let Some(org) = e["org"]["login"].as_str() {
-            add("org", org);
-        }
-        let language = e["payload"]["pull_request"]["base"]["repo"]["language"].as_str();
-        if let Some(language) = language.filter(|_| kind.starts_with("PullRequest")) {
-            add("language", language);
-            add("type_language", &format!("{kind}/{language}"));
-        }
-        if login.ends_with("[bot]") || login.ends_with("-bot") || login.ends_with("_bot") {
-            add("bot", kind);
-        }
-    }
-    totals
 }
 
 async fn stored_totals(

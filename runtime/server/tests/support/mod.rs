@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use forgecast_connect::replay::{SAMPLES, sample_text};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -302,4 +304,43 @@ pub async fn get_json(url: &str) -> Value {
         .await
         .unwrap();
     serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
+}
+
+/// The bundled input (what a one-pass replay plays), read with plain JSON trees: an implementation independent of the pipeline's parser.
+pub fn input_events() -> Vec<Value> {
+    SAMPLES
+        .iter()
+        .flat_map(|(name, bytes)| {
+            let text = sample_text(name, bytes).unwrap();
+            text.lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+pub fn expected_totals(events: &[Value]) -> BTreeMap<(&'static str, String), u64> {
+    let mut totals = BTreeMap::new();
+    let mut add = |dimension: &'static str, key: &str| {
+        *totals.entry((dimension, key.to_string())).or_insert(0) += 1
+    };
+    for e in events {
+        let kind = e["type"].as_str().unwrap();
+        let login = e["actor"]["login"].as_str().unwrap();
+        add("all", "*");
+        add("type", kind);
+        add("repo", e["repo"]["name"].as_str().unwrap());
+        if let Some(org) = e["org"]["login"].as_str() {
+            add("org", org);
+        }
+        let language = e["payload"]["pull_request"]["base"]["repo"]["language"].as_str();
+        if let Some(language) = language.filter(|_| kind.starts_with("PullRequest")) {
+            add("language", language);
+            add("type_language", &format!("{kind}/{language}"));
+        }
+        if login.ends_with("[bot]") || login.ends_with("-bot") || login.ends_with("_bot") {
+            add("bot", kind);
+        }
+    }
+    totals
 }

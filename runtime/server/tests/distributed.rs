@@ -1,0 +1,243 @@
+//! The distributed deployment under faults: `forgecast` processes on a real Kafka broker and a real
+//! MongoDB-wire server (both on loopback, each test with its own), replaying the bundled events once. Each
+//! fault (a consumer killed with SIGKILL, the broker stopped, the database stopped) happens mid-stream; the
+//! assertions are the store's counts: every event stored once, every counter equal to the counts computed
+//! independently from the input files, and the malformed message dead-lettered once.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use forgecast_connect::kafka::{KafkaBus, KafkaConfig};
+use forgecast_connect::mongo::MongoStore;
+use forgecast_core::aggregate::{AggregateQuery, Dimension, Granularity};
+use forgecast_core::store::Store;
+use forgecast_testkit::Service;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use support::{Up, expected_totals, input_events, scripts, start};
+
+/// A broker, a database and a scratch directory for the processes.
+struct Cluster {
+    kafka: Service,
+    mongo: Service,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        Cluster {
+            kafka: Service::kafka(),
+            mongo: Service::mongo(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Starts `forgecast up` on the cluster with `args`; `name` keeps its data directory apart.
+    fn forgecast(&self, name: &str, args: &[&str]) -> Up {
+        let brokers = self.kafka.brokers();
+        let uri = self.mongo.mongo_uri();
+        let mut all = vec![
+            "--bus",
+            "kafka",
+            "--kafka-brokers",
+            &brokers,
+            "--store",
+            "mongo",
+            "--mongo-uri",
+            &uri,
+            "--mongo-db",
+            "forgecast",
+        ];
+        all.extend_from_slice(args);
+        start(&scripts(), &self.dir.path().join(name), &all)
+    }
+
+    async fn store(&self) -> MongoStore {
+        MongoStore::connect(&self.mongo.mongo_uri(), "forgecast")
+            .await
+            .unwrap()
+    }
+
+    /// Puts a message that is not an event on a routed topic, as a foreign producer might.
+    async fn publish_garbage(&self) {
+        let bus = KafkaBus::connect(KafkaConfig::local(self.kafka.brokers())).unwrap();
+        bus.ensure_topics(&["gh.raw.push"]).await.unwrap();
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", self.kafka.brokers())
+            .create()
+            .unwrap();
+        producer
+            .send(
+                FutureRecord::<str, str>::to("gh.raw.push").payload("{\"id\": \"truncated"),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// The replay of the bundled events, once, at 40 times real time (about ten seconds of stream).
+const PRODUCER: &[&str] = &[
+    "--source",
+    "replay",
+    "--replay-once",
+    "--replay-speed",
+    "40",
+];
+/// A processor only: consumes its share of the partitions and stores it.
+const CONSUMER: &[&str] = &["--source", "none"];
+
+/// Waits until the store holds at least `n` events; panics with what it holds after `limit`.
+async fn wait_for_events(store: &MongoStore, n: u64, limit: Duration) {
+    let started = Instant::now();
+    loop {
+        let count = store.event_count().await.unwrap_or(0);
+        if count >= n {
+            return;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "the store holds {count} of {n} events after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits for a process to exit by itself.
+fn wait_exit(up: &mut Up, limit: Duration) {
+    let started = Instant::now();
+    while up.child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < limit,
+            "the process did not finish; its log:\n{}",
+            up.all.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+async fn stored_totals(
+    store: &MongoStore,
+    granularity: Granularity,
+) -> BTreeMap<(&'static str, String), u64> {
+    let mut totals = BTreeMap::new();
+    for dimension in Dimension::ALL {
+        let query = AggregateQuery {
+            granularity,
+            dimension,
+            from: i64::MIN,
+            to: i64::MAX,
+        };
+        for row in store.aggregates(query).await.unwrap() {
+            *totals.entry((dimension.as_str(), row.key)).or_insert(0) += row.count;
+        }
+    }
+    totals
+}
+
+/// Every event once, every counter exact, `dead_letters` dead letters.
+async fn assert_exact(store: &MongoStore, dead_letters: u64) {
+    let input = input_events();
+    assert_eq!(store.event_count().await.unwrap(), input.len() as u64);
+    let expected = expected_totals(&input);
+    for granularity in [Granularity::Hour, Granularity::Day] {
+        assert_eq!(
+            stored_totals(store, granularity).await,
+            expected,
+            "{granularity} counters"
+        );
+    }
+    assert_eq!(store.dead_letter_count().await.unwrap(), dead_letters);
+}
+
+/// Once the producer is done, a processor takes whatever is left on the topics, then is stopped.
+async fn finish_with_a_processor(cluster: &Cluster, store: &MongoStore) {
+    let total = input_events().len() as u64;
+    let _processor = cluster.forgecast("finisher", CONSUMER);
+    wait_for_events(store, total, Duration::from_secs(180)).await;
+    // Whatever was still in flight is stored too before the counts are read.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_killed_mid_stream_loses_and_duplicates_nothing() {
+    let cluster = Cluster::start();
+    cluster.publish_garbage().await;
+    let store = cluster.store().await;
+    let mut consumer = cluster.forgecast("consumer", CONSUMER);
+    support::wait_for_log(&consumer, "Kafka partitions assigned");
+    let mut producer = cluster.forgecast("producer", PRODUCER);
+
+    // Both processes are storing: kill the processor that is not the producer, as a crash would.
+    wait_for_events(&store, 300, Duration::from_secs(120)).await;
+    let stored_at_kill = store.event_count().await.unwrap();
+    consumer.child.kill().unwrap();
+    consumer.child.wait().unwrap();
+    assert!(
+        stored_at_kill < input_events().len() as u64,
+        "the kill came after the end of the stream"
+    );
+    let _consumer = cluster.forgecast("consumer", CONSUMER);
+    wait_exit(&mut producer, Duration::from_secs(180));
+    finish_with_a_processor(&cluster, &store).await;
+    assert_exact(&store, 1).await;
+    let letter_origin = {
+        let letters = store
+            .database()
+            .collection::<mongodb::bson::Document>("dead_letters");
+        let letter = letters
+            .find_one(mongodb::bson::doc! {})
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(letter.get_str("stage").unwrap(), "consume");
+        letter.get_str("origin").unwrap().to_string()
+    };
+    assert!(letter_origin.starts_with("gh.raw.push/"), "{letter_origin}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_stopped_mid_stream_loses_and_duplicates_nothing() {
+    let mut cluster = Cluster::start();
+    let store = cluster.store().await;
+    let mut producer = cluster.forgecast("producer", PRODUCER);
+    wait_for_events(&store, 300, Duration::from_secs(120)).await;
+    cluster.kafka.stop();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let stored_while_down = store.event_count().await.unwrap();
+    assert!(stored_while_down < input_events().len() as u64);
+    cluster.kafka.start();
+    wait_exit(&mut producer, Duration::from_secs(240));
+    assert!(
+        producer.all.lock().unwrap().contains("Stopped cleanly"),
+        "{}",
+        producer.all.lock().unwrap()
+    );
+    finish_with_a_processor(&cluster, &store).await;
+    assert_exact(&store, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_stopped_mid_stream_loses_and_duplicates_nothing() {
+    let mut cluster = Cluster::start();
+    let mut producer = cluster.forgecast("producer", PRODUCER);
+    let stored_at_stop = {
+        let store = cluster.store().await;
+        wait_for_events(&store, 300, Duration::from_secs(120)).await;
+        store.event_count().await.unwrap()
+    };
+    cluster.mongo.stop();
+    // Longer than the driver waits for a server (5 s in the test's URI), so writes fail and are retried.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    cluster.mongo.start();
+    assert!(
+        stored_at_stop < input_events().len() as u64,
+        "the database stopped after the end of the stream"
+    );
+    let store = cluster.store().await;
+    wait_exit(&mut producer, Duration::from_secs(240));
+    finish_with_a_processor(&cluster, &store).await;
+    assert_exact(&store, 0).await;
+}
