@@ -136,7 +136,7 @@ async fn main() {
         subscription.commit().await.unwrap();
     }
     println!(
-        "  Kafka consume alone             {}  (group join included)",
+        "  Kafka consume alone             {}  (subscribed before the publishing)",
         rate(events, started.elapsed())
     );
 
