@@ -34,10 +34,13 @@ compose_check="$HOME/.cache/forgecast/compose-check/compose-check"
 # and stop them by PID.
 tools/services.sh install
 
-# PySpark (local mode, on the machine's Java 17) for the Spark jobs and the parity test.
+# PySpark (local mode, on the machine's Java 17) for the Spark jobs and the parity test; pymongo (the streaming job's
+# sink) and confluent-kafka (the streaming test's topics and producer). Spark's Kafka source is fetched by the job
+# itself from Maven Central, once, into $HOME/.cache/forgecast/ivy.
 spark_venv="$HOME/.cache/forgecast/spark-venv"
 [ -x "$spark_venv/bin/python" ] || python3 -m venv "$spark_venv"
-"$spark_venv/bin/python" -c 'import pyspark, pytest' 2>/dev/null || "$spark_venv/bin/pip" install -q pyspark==4.3.0 pytest==9.2.0
+"$spark_venv/bin/python" -c 'import pyspark, pytest, pymongo, confluent_kafka' 2>/dev/null \
+  || "$spark_venv/bin/pip" install -q pyspark==4.3.0 pytest==9.2.0 pymongo==4.20.1 confluent-kafka==2.16.1
 export FORGECAST_SPARK_PYTHON="$spark_venv/bin/python"
 
 cargo build --workspace --all-targets --locked

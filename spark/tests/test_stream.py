@@ -2,12 +2,13 @@
 
 Events from the GH Archive sample are produced with controlled `created_at` times; the job runs as a subprocess
 (trigger availableNow) three times on one checkpoint: on the on-time events; after late and new events; and
-once more after its last commit was removed, so that Spark replays that micro-batch.
+once more on the checkpoint cut back to before the second run's commit, so that Spark replays that micro-batch.
 """
 import collections
 import datetime
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -160,10 +161,12 @@ def expected(events: list[dict]) -> dict:
 
 
 def stored(client) -> dict:
+    from bson.int64 import Int64
+
     rows = {}
     for doc in client[DB]["aggregates"].find({}, {"_id": 0}):
         assert doc["granularity"] == "minute"
-        assert type(doc["bucket"]).__name__ == "Int64" and type(doc["count"]).__name__ == "Int64", doc
+        assert isinstance(doc["bucket"], Int64) and isinstance(doc["count"], Int64), doc
         key = (doc["bucket"], doc["dimension"], doc["key"])
         assert key not in rows, f"one document per key: {doc}"
         rows[key] = doc["count"]
@@ -212,7 +215,7 @@ def test_counts_per_minute_and_type_drop_late_events_and_replay_idempotently(kaf
     within = at(sample[300:340], T0 + 12 * 60, 6)
     new = at(sample[340:400], T0 + 20 * 60, 5)
     produce(kafka, late + within + new, raw=["{\"id\": broken"])
-    run_job(kafka, mongo_uri, checkpoint)
+    out = run_job(kafka, mongo_uri, checkpoint)
     on_time = first + within + new
     got = stored(client)
     assert got == expected(on_time)
@@ -220,15 +223,17 @@ def test_counts_per_minute_and_type_drop_late_events_and_replay_idempotently(kaf
     for minute in range(5):
         assert got[(T0 + minute * 60, "all", "*")] == 12, "the late events of this minute are not counted"
 
-    # Run 3: the last micro-batch's commit removed, Spark replays it: the same counts are set again.
-    commits = os.path.join(checkpoint, "commits")
-    last = max((f for f in os.listdir(commits) if f.isdigit()), key=int)
-    os.remove(os.path.join(commits, last))
-    crc = os.path.join(commits, f".{last}.crc")
-    if os.path.exists(crc):
-        os.remove(crc)
-    out = run_job(kafka, mongo_uri, checkpoint)
-    assert f"stream: batch {last}:" in out, out
+    # Run 3: as after a crash between the write and the commit of run 2's data batch, the checkpoint ends before
+    # that batch's commit: Spark replays it, writing the same counts again.
+    written = dict(re.findall(r"^stream: batch (\d+): ([1-9]\d*) rows written", out, re.M))
+    replayed = max(written, key=int)
+    for log, first_removed in (("offsets", int(replayed) + 1), ("commits", int(replayed))):
+        for name in os.listdir(os.path.join(checkpoint, log)):
+            batch = name.lstrip(".").split(".")[0]  # "7", and its checksum ".7.crc"
+            if batch.isdigit() and int(batch) >= first_removed:
+                os.remove(os.path.join(checkpoint, log, name))
+    again = run_job(kafka, mongo_uri, checkpoint)
+    assert f"stream: batch {replayed}: {written[replayed]} rows written" in again, again
     assert stored(client) == got
 
 
