@@ -215,7 +215,7 @@ def parse(argv=None) -> argparse.Namespace:
                         help="'mongo' (the default) or 'jsonl PATH'")
     parser.add_argument("--mongo-uri", default="mongodb://127.0.0.1:27017/")
     parser.add_argument("--mongo-db", default="forgecast")
-    parser.add_argument("--watermark", type=duration, default="30 minutes",
+    parser.add_argument("--watermark", type=duration, default="10 minutes",
                         help="how late an event may come and still be counted (default: 10 minutes)")
     parser.add_argument("--window", type=duration, default="1 minute", help="tumbling window (default: 1 minute)")
     parser.add_argument("--granularity",

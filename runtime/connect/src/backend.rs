@@ -100,6 +100,15 @@ macro_rules! each_store {
     };
 }
 
+impl AnyStore {
+    /// Language and topics of every repository GitHub knows that the store has cached, by name.
+    pub async fn repo_facts(
+        &self,
+    ) -> Result<Vec<(String, Option<String>, Vec<String>)>, StoreError> {
+        each_store!(self, s => s.repo_facts())
+    }
+}
+
 impl Store for AnyStore {
     async fn write_events(&self, events: Vec<Arc<Event>>) -> Result<WriteOutcome, StoreError> {
         each_store!(self, s => s.write_events(events))

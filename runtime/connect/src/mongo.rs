@@ -207,6 +207,26 @@ impl MongoStore {
         Ok(())
     }
 
+    /// Language and topics of every repository GitHub knows that the store has cached, by name.
+    pub async fn repo_facts(
+        &self,
+    ) -> Result<Vec<(String, Option<String>, Vec<String>)>, StoreError> {
+        let err = failed("repo_facts");
+        let mut cursor = self
+            .repos()
+            .find(doc! { "found": true })
+            .sort(doc! { "_id": 1 })
+            .await
+            .map_err(&err)?;
+        let mut facts = Vec::new();
+        while cursor.advance().await.map_err(&err)? {
+            let doc: Document = cursor.deserialize_current().map_err(&err)?;
+            let repo = repo_meta(&doc);
+            facts.push((repo.name, repo.language, repo.topics));
+        }
+        Ok(facts)
+    }
+
     /// The database it writes to.
     pub fn database(&self) -> &Database {
         &self.db
@@ -297,7 +317,7 @@ impl MongoStore {
         if new.is_empty() {
             return Ok(outcome);
         }
-        let facts = self.repo_facts(session, &new).await?;
+        let facts = self.facts_of(session, &new).await?;
         let docs: Vec<Document> = new
             .iter()
             .map(|e| {
@@ -351,7 +371,7 @@ impl MongoStore {
     }
 
     /// Language and topics of the repositories of `events` that GitHub knows, when any are cached.
-    async fn repo_facts(
+    async fn facts_of(
         &self,
         session: &mut ClientSession,
         events: &[&Event],

@@ -12,8 +12,10 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
 use anyhow::{Context, bail};
+use forgecast_connect::backend::AnyStore;
 use forgecast_connect::embedded::SqliteStore;
 use forgecast_connect::gharchive::{self, Decoded};
+use forgecast_connect::mongo::MongoStore;
 use forgecast_core::aggregate::{AggregateRow, Dimension, Granularity, RepoFacts};
 use forgecast_core::history::{History, SeenIds};
 use forgecast_core::source::Incoming;
@@ -21,7 +23,7 @@ use forgecast_core::store::Store;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{AggregateArgs, Engine};
+use crate::cli::{AggregateArgs, Engine, StoreKind};
 
 /// One line of the counts file.
 #[derive(Debug, Serialize, Deserialize)]
@@ -258,15 +260,23 @@ fn spark(args: &AggregateArgs, lake: &Path, repos: &Path, out: &Path) -> anyhow:
 /// Computes (and, unless told not to, loads) the history of the lake.
 pub async fn run(args: AggregateArgs) -> anyhow::Result<Report> {
     let store_path = args.data_dir.join("forgecast.sqlite");
-    let lake = args
-        .lake
-        .clone()
-        .unwrap_or_else(|| SqliteStore::lake_path(&store_path));
+    let lake = match (&args.lake, args.store) {
+        (Some(lake), _) => lake.clone(),
+        (None, StoreKind::Embedded) => SqliteStore::lake_path(&store_path),
+        (None, StoreKind::Mongo) => {
+            bail!("--lake is needed with --store mongo: only the embedded store keeps a lake")
+        }
+    };
     if !lake.is_dir() {
         bail!("--lake: {} is not a directory", lake.display());
     }
-    // Alongside: `forgecast up` may be writing to the same data directory while the history is computed.
-    let store = SqliteStore::open_alongside(&store_path)?;
+    let store = match args.store {
+        // Alongside: `forgecast up` may be writing to the same data directory while the history is computed.
+        StoreKind::Embedded => AnyStore::Sqlite(SqliteStore::open_alongside(&store_path)?),
+        StoreKind::Mongo => {
+            AnyStore::Mongo(MongoStore::connect(&args.mongo_uri, &args.mongo_db).await?)
+        }
+    };
     let history_dir = args.data_dir.join("history");
     std::fs::create_dir_all(&history_dir)?;
     let known: Repos = store

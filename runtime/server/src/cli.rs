@@ -232,4 +232,23 @@ pub struct AggregateArgs {
     /// Write the counts without loading them into the store.
     #[arg(long)]
     pub no_import: bool,
+    /// Store to load the counts into (with `--store mongo`, give `--lake`: the lake is the embedded store's)
+    #[arg(long, env = "FORGECAST_STORE", value_enum, default_value_t = StoreKind::Embedded)]
+    pub store: StoreKind,
+    /// MongoDB connection string, for `--store mongo`.
+    #[arg(
+        long,
+        env = "FORGECAST_MONGO_URI",
+        value_name = "URI",
+        default_value = "mongodb://127.0.0.1:27017/?replicaSet=rs0"
+    )]
+    pub mongo_uri: String,
+    /// MongoDB database, for `--store mongo`.
+    #[arg(
+        long,
+        env = "FORGECAST_MONGO_DB",
+        value_name = "NAME",
+        default_value = "forgecast"
+    )]
+    pub mongo_db: String,
 }

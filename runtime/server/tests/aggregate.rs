@@ -210,3 +210,114 @@ fn both_engines_read_the_lake_the_runtime_wrote() {
         "every replayed event, from the store's own lake"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_loads_into_mongodb_with_its_cached_repositories() {
+    use forgecast_connect::mongo::MongoStore;
+    use forgecast_core::aggregate::{AggregateQuery, Dimension, Granularity};
+
+    let mongo = forgecast_testkit::shared_mongo();
+    let database = forgecast_testkit::unique_name("history");
+    let store = MongoStore::connect(&mongo.mongo_uri(), &database)
+        .await
+        .unwrap();
+    let first = sample_text(SAMPLES[0].0, SAMPLES[0].1).unwrap();
+    let repo = serde_json::from_str::<serde_json::Value>(first.lines().next().unwrap()).unwrap()
+        ["repo"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    store
+        .put_repo_meta(vec![RepoMeta {
+            name: repo,
+            found: true,
+            language: Some("Zig".into()),
+            topics: vec!["compilers".into()],
+            stars: 1,
+            etag: None,
+            fetched_at: 1_700_000_000,
+        }])
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (lake_dir, data) = (dir.path().join("lake"), dir.path().join("data"));
+    lake(&lake_dir);
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_forgecast"))
+            .args([
+                "aggregate",
+                "--engine",
+                "embedded",
+                "--store",
+                "mongo",
+                "--lake",
+            ])
+            .arg(&lake_dir)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--mongo-uri", &mongo.mongo_uri(), "--mongo-db", &database])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let output = run();
+    assert!(output.status.success(), "{}", text(&output));
+    let computed = rows(&data.join("history/embedded.jsonl"));
+    // Every computed row is in MongoDB, the cached repository's language and topic included.
+    let mut held = Rows::new();
+    for granularity in [Granularity::Month, Granularity::Quarter, Granularity::Year] {
+        for dimension in Dimension::ALL {
+            let query = AggregateQuery {
+                granularity,
+                dimension,
+                from: i64::MIN,
+                to: i64::MAX,
+            };
+            for row in store.aggregates(query).await.unwrap() {
+                held.insert(
+                    (
+                        granularity.as_str().to_string(),
+                        row.bucket,
+                        dimension.as_str().to_string(),
+                        row.key,
+                    ),
+                    row.count,
+                );
+            }
+        }
+    }
+    assert_eq!(held, computed);
+    assert!(
+        held.keys()
+            .any(|(_, _, d, k)| d == "topic" && k == "compilers")
+    );
+    // Loading again changes nothing.
+    assert!(run().status.success());
+    let again = store
+        .aggregates(AggregateQuery {
+            granularity: Granularity::Year,
+            dimension: Dimension::Type,
+            from: i64::MIN,
+            to: i64::MAX,
+        })
+        .await
+        .unwrap();
+    let year_types: u64 = again.iter().map(|r| r.count).sum();
+    let expected: u64 = computed
+        .iter()
+        .filter(|((g, _, d, _), _)| g == "year" && d == "type")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(year_types, expected);
+
+    // Without a lake, MongoDB has none to offer: refused with the reason.
+    let output = Command::new(env!("CARGO_BIN_EXE_forgecast"))
+        .args(["aggregate", "--store", "mongo", "--data-dir"])
+        .arg(&data)
+        .args(["--mongo-uri", &mongo.mongo_uri()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(text(&output).contains("--lake is needed with --store mongo"));
+}
