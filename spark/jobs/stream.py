@@ -1,4 +1,4 @@
-"""Streaming job: events per minute and event type, from the `gh.raw.*` Kafka topics into the `aggregates` collection.
+"""Streaming job: events per minute and event type, from the `gh.raw.*` Kafka topics into MongoDB.
 
 Spark Structured Streaming reads the topics matching `--topics-pattern` (GH Archive JSON lines, one event per
 message) with Spark's Kafka source, parses each value's `type`, `created_at`, `actor.login` and `repo.name`, and
@@ -7,12 +7,15 @@ key the type) and in total (dimension `all`, key `*`). Messages that are not JSO
 time, are left out.
 
 Output (update mode, in `foreachBatch`): each micro-batch upserts the windows it changed, with their whole count,
-into MongoDB's `aggregates` collection in the runtime's document shape
+into the MongoDB collection `--collection` (`stream_aggregates` by default) in the shape of the runtime's
+`aggregates`
 `{granularity: "minute", dimension: "type" | "all", bucket: <window start, Unix seconds, int64>, key, count: int64}`,
 unique on (granularity, dimension, bucket, key), by `UpdateOne(..., {"$set": {"count": n}}, upsert=True)`. The
 count is set, never incremented, so a micro-batch that Spark replays after a crash, or a second run on the same
 checkpoint, changes nothing. `--sink jsonl PATH` writes the same rows to a JSON lines file instead (one row per
-key, the file rewritten through a rename), for runs without MongoDB.
+key, the file rewritten through a rename), for runs without MongoDB. The default collection is not the runtime's
+`aggregates`: the runtime increments the same minute counters there as it stores events, and a count set by
+this job would overwrite them.
 
 Late events: the watermark is the latest `created_at` seen so far minus `--watermark` (10 minutes by default). Spark
 moves it between micro-batches, and drops, without any trace, every later event whose window ended at or before
@@ -22,7 +25,7 @@ the `--checkpoint` directory, so a restart resumes where the last run stopped (`
 to the first run on a checkpoint).
 
 usage: stream.py --checkpoint DIR [--brokers HOST:PORT] [--topics-pattern REGEX] [--sink mongo | --sink jsonl PATH]
-                 [--mongo-uri URI] [--mongo-db NAME] [--watermark "10 minutes"] [--window "1 minute"]
+                 [--mongo-uri URI] [--mongo-db NAME] [--collection NAME] [--watermark "10 minutes"] [--window "1 minute"]
                  [--starting-offsets earliest|latest] [--available-now] [--master local[2]]
 """
 import argparse
@@ -123,13 +126,13 @@ def counts(spark, brokers: str, pattern: str, starting_offsets: str, watermark: 
 
 
 class MongoSink:
-    """Upserts rows into `aggregates`, setting the count: replaying a batch writes the same values again."""
+    """Upserts rows into a collection, setting the count: replaying a batch writes the same values again."""
 
-    def __init__(self, uri: str, db: str):
+    def __init__(self, uri: str, db: str, collection: str):
         import pymongo
 
         self.client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=10_000)
-        self.collection = self.client[db]["aggregates"]
+        self.collection = self.client[db][collection]
         # The runtime's own index (runtime/connect/src/mongo.rs): creating it again is a no-op.
         self.collection.create_index(
             [("granularity", 1), ("dimension", 1), ("bucket", 1), ("key", 1)], unique=True)
@@ -215,6 +218,8 @@ def parse(argv=None) -> argparse.Namespace:
                         help="'mongo' (the default) or 'jsonl PATH'")
     parser.add_argument("--mongo-uri", default="mongodb://127.0.0.1:27017/")
     parser.add_argument("--mongo-db", default="forgecast")
+    parser.add_argument("--collection", default="stream_aggregates",
+                        help="MongoDB collection of the windowed counts (default: stream_aggregates)")
     parser.add_argument("--watermark", type=duration, default="10 minutes",
                         help="how late an event may come and still be counted (default: 10 minutes)")
     parser.add_argument("--window", type=duration, default="1 minute", help="tumbling window (default: 1 minute)")
@@ -255,11 +260,11 @@ def main(argv=None) -> int:
         import pymongo.errors
 
         try:
-            sink = MongoSink(args.mongo_uri, args.mongo_db)
+            sink = MongoSink(args.mongo_uri, args.mongo_db, args.collection)
         except pymongo.errors.PyMongoError as e:
             print(f"stream: cannot reach MongoDB at {args.mongo_uri}: {e}", file=sys.stderr)
             return 1
-        target = f"{args.mongo_db}.aggregates"
+        target = f"{args.mongo_db}.{args.collection}"
     print(f"stream: starting Spark ({args.master}); {args.topics_pattern} on {args.brokers} -> {target}, "
           f"{args.window} windows, watermark {args.watermark}", flush=True)
     spark = session(args.master, args.kafka_package)

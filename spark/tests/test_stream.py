@@ -164,7 +164,7 @@ def stored(client) -> dict:
     from bson.int64 import Int64
 
     rows = {}
-    for doc in client[DB]["aggregates"].find({}, {"_id": 0}):
+    for doc in client[DB]["stream_aggregates"].find({}, {"_id": 0}):
         assert doc["granularity"] == "minute"
         assert isinstance(doc["bucket"], Int64) and isinstance(doc["count"], Int64), doc
         key = (doc["bucket"], doc["dimension"], doc["key"])
