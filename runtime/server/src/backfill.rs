@@ -19,7 +19,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 
 use crate::cli::BackfillArgs;
-use crate::config::{BusPlan, SourcePlan, StorePlan, UpPlan};
+use crate::config::{self, SourcePlan, UpPlan};
 use crate::pipeline::{Pipeline, Shared};
 
 /// Lines, and so events, handed on at once.
@@ -141,6 +141,7 @@ pub async fn run(args: BackfillArgs) -> anyhow::Result<Report> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let done = read_done(&args.data_dir)?;
+    let (bus, store) = config::backends(args.backend, &config::FileConfig::default())?;
 
     let plan = UpPlan {
         scripts: args.scripts.clone(),
@@ -150,8 +151,8 @@ pub async fn run(args: BackfillArgs) -> anyhow::Result<Report> {
         limits: Limits::default(),
         watch: WatchConfig::default(),
         enrich_share: 0.0,
-        bus: BusPlan::Embedded,
-        store: StorePlan::Embedded,
+        bus,
+        store,
     };
     let mut pipeline = Pipeline::start(&plan).await?;
     let feed = pipeline.take_feed().expect("a feed pipeline has a feed");

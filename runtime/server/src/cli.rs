@@ -101,6 +101,15 @@ pub struct UpArgs {
     /// Share of the GitHub rate limit that repository enrichment may use, 0 to 1 [default: 0.2]
     #[arg(long, env = "FORGECAST_ENRICH_SHARE", value_name = "SHARE")]
     pub enrich_share: Option<f64>,
+    /// Bus and store.
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+/// Which bus and store, for `up` and `backfill`; also settable by `FORGECAST_*` variables (and, for `up`, in
+/// the config file).
+#[derive(Debug, Default, Args)]
+pub struct BackendArgs {
     /// Bus between routing and the processors [default: embedded]
     #[arg(long, env = "FORGECAST_BUS", value_enum)]
     pub bus: Option<BusKind>,
@@ -190,6 +199,9 @@ pub struct BackfillArgs {
         default_value = ".forgecast"
     )]
     pub data_dir: PathBuf,
+    /// Bus and store.
+    #[command(flatten)]
+    pub backend: BackendArgs,
 }
 
 /// `forgecast aggregate`.

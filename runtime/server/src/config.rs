@@ -12,7 +12,7 @@ use forgecast_script::Limits;
 use forgecast_script::watch::WatchConfig;
 use serde::Deserialize;
 
-use crate::cli::{BusKind, SourceKind, StoreKind, UpArgs};
+use crate::cli::{BackendArgs, BusKind, SourceKind, StoreKind, UpArgs};
 
 /// The config file: the same settings as the flags of `forgecast up`, in TOML.
 #[derive(Debug, Default, Deserialize)]
@@ -174,12 +174,79 @@ fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// The bus and store from flags (with their environment variables) over the config file over the defaults.
+pub fn backends(args: BackendArgs, file: &FileConfig) -> Result<(BusPlan, StorePlan), ConfigError> {
+    let bus = match args.bus.or(file.bus).unwrap_or(BusKind::Embedded) {
+        BusKind::Embedded => BusPlan::Embedded,
+        BusKind::Kafka => {
+            let brokers = args
+                .kafka_brokers
+                .or(file.kafka_brokers.clone())
+                .unwrap_or_else(|| "127.0.0.1:9092".into());
+            if brokers.trim().is_empty() || brokers.contains("://") {
+                return Err(invalid(
+                    "kafka_brokers",
+                    format!("{brokers:?} is not a list of host:port"),
+                ));
+            }
+            let mut config = KafkaConfig::local(brokers);
+            config.partitions = args
+                .kafka_partitions
+                .or(file.kafka_partitions)
+                .unwrap_or(config.partitions);
+            if config.partitions < 1 {
+                return Err(invalid("kafka_partitions", "must be at least 1"));
+            }
+            config.replication = args
+                .kafka_replication
+                .or(file.kafka_replication)
+                .unwrap_or(config.replication);
+            if config.replication < 1 {
+                return Err(invalid("kafka_replication", "must be at least 1"));
+            }
+            let group = args
+                .kafka_group
+                .or(file.kafka_group.clone())
+                .unwrap_or_else(|| "forgecast-store-writer".into());
+            BusPlan::Kafka { config, group }
+        }
+    };
+    let store = match args.store.or(file.store).unwrap_or(StoreKind::Embedded) {
+        StoreKind::Embedded => StorePlan::Embedded,
+        StoreKind::Mongo => {
+            let uri = args
+                .mongo_uri
+                .or(file.mongo_uri.clone())
+                .unwrap_or_else(|| "mongodb://127.0.0.1:27017/?replicaSet=rs0".into());
+            if !(uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://")) {
+                return Err(invalid(
+                    "mongo_uri",
+                    "must start with mongodb:// or mongodb+srv://",
+                ));
+            }
+            let database = args
+                .mongo_db
+                .or(file.mongo_db.clone())
+                .unwrap_or_else(|| "forgecast".into());
+            if database.is_empty() || database.contains(['/', '\\', '.', ' ', '"', '$']) {
+                return Err(invalid(
+                    "mongo_db",
+                    format!("{database:?} is not a MongoDB database name"),
+                ));
+            }
+            StorePlan::Mongo { uri, database }
+        }
+    };
+    Ok((bus, store))
+}
+
 /// Merges flags (with their environment variables) over the config file over the defaults, and validates.
 pub fn plan(args: UpArgs) -> Result<UpPlan, ConfigError> {
     let file = match &args.config {
         Some(path) => read_file(path)?,
         None => FileConfig::default(),
     };
+    let (bus, store) = backends(args.backend, &file)?;
     let scripts = args
         .scripts
         .or(file.scripts)
@@ -243,67 +310,6 @@ pub fn plan(args: UpArgs) -> Result<UpPlan, ConfigError> {
             })
         }
         SourceKind::None => SourcePlan::None,
-    };
-    let bus = match args.bus.or(file.bus).unwrap_or(BusKind::Embedded) {
-        BusKind::Embedded => BusPlan::Embedded,
-        BusKind::Kafka => {
-            let brokers = args
-                .kafka_brokers
-                .or(file.kafka_brokers)
-                .unwrap_or_else(|| "127.0.0.1:9092".into());
-            if brokers.trim().is_empty() || brokers.contains("://") {
-                return Err(invalid(
-                    "kafka_brokers",
-                    format!("{brokers:?} is not a list of host:port"),
-                ));
-            }
-            let mut config = KafkaConfig::local(brokers);
-            config.partitions = args
-                .kafka_partitions
-                .or(file.kafka_partitions)
-                .unwrap_or(config.partitions);
-            if config.partitions < 1 {
-                return Err(invalid("kafka_partitions", "must be at least 1"));
-            }
-            config.replication = args
-                .kafka_replication
-                .or(file.kafka_replication)
-                .unwrap_or(config.replication);
-            if config.replication < 1 {
-                return Err(invalid("kafka_replication", "must be at least 1"));
-            }
-            let group = args
-                .kafka_group
-                .or(file.kafka_group)
-                .unwrap_or_else(|| "forgecast-store-writer".into());
-            BusPlan::Kafka { config, group }
-        }
-    };
-    let store = match args.store.or(file.store).unwrap_or(StoreKind::Embedded) {
-        StoreKind::Embedded => StorePlan::Embedded,
-        StoreKind::Mongo => {
-            let uri = args
-                .mongo_uri
-                .or(file.mongo_uri)
-                .unwrap_or_else(|| "mongodb://127.0.0.1:27017/?replicaSet=rs0".into());
-            if !(uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://")) {
-                return Err(invalid(
-                    "mongo_uri",
-                    "must start with mongodb:// or mongodb+srv://",
-                ));
-            }
-            let database = args
-                .mongo_db
-                .or(file.mongo_db)
-                .unwrap_or_else(|| "forgecast".into());
-            if database.is_empty() || database.contains(['/', '\\', '.', ' ', '"', '$']) {
-                return Err(invalid(
-                    "mongo_db",
-                    format!("{database:?} is not a MongoDB database name"),
-                ));
-            }
-            StorePlan::Mongo { uri, database }
-        }
     };
     let enrich_share = args.enrich_share.or(file.enrich_share).unwrap_or(0.2);
     if !(0.0..=1.0).contains(&enrich_share) {

@@ -241,3 +241,75 @@ async fn a_database_stopped_mid_stream_loses_and_duplicates_nothing() {
     finish_with_a_processor(&cluster, &store).await;
     assert_exact(&store, 0).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_through_kafka_lands_in_mongodb_once_and_resumes() {
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    use forgecast_connect::replay::{SAMPLES, sample_text};
+    use std::io::Write;
+
+    let cluster = Cluster::start();
+    // The 2015 sample as the GH Archive hour it comes from.
+    let hours = cluster.dir.path().join("hours");
+    std::fs::create_dir_all(&hours).unwrap();
+    let text = sample_text(SAMPLES[0].0, SAMPLES[0].1).unwrap();
+    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+    gz.write_all(text.as_bytes()).unwrap();
+    std::fs::write(hours.join("2015-01-01-15.json.gz"), gz.finish().unwrap()).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+
+    let backfill = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_forgecast"))
+            .args([
+                "backfill",
+                "--from",
+                "2015-01-01T15",
+                "--to",
+                "2015-01-01T15",
+            ])
+            .arg("--source-dir")
+            .arg(&hours)
+            .arg("--data-dir")
+            .arg(cluster.dir.path().join("backfill"))
+            .arg("--scripts")
+            .arg(scripts())
+            .args([
+                "--bus",
+                "kafka",
+                "--kafka-brokers",
+                &cluster.kafka.brokers(),
+            ])
+            .args([
+                "--store",
+                "mongo",
+                "--mongo-uri",
+                &cluster.mongo.mongo_uri(),
+            ])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let output = backfill();
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(printed.contains("1 hours done"), "{printed}");
+    let store = cluster.store().await;
+    // The backfill's own writer drained its partitions before it exited.
+    wait_for_events(&store, lines.len() as u64, Duration::from_secs(60)).await;
+    assert_eq!(store.event_count().await.unwrap(), lines.len() as u64);
+    let expected = expected_totals(&lines);
+    assert_eq!(stored_totals(&store, Granularity::Hour).await, expected);
+
+    // Done hours are skipped the next time; nothing changes.
+    let output = backfill();
+    assert!(String::from_utf8_lossy(&output.stdout).contains("1 skipped"));
+    assert_eq!(stored_totals(&store, Granularity::Hour).await, expected);
+}
