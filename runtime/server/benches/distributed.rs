@@ -5,14 +5,17 @@
 //!
 //! `FORGECAST_BENCH_EVENTS` sets the number of events (default 20,000). Needs `tools/services.sh install`.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{rate, replay_config};
 use forgecast::config::{BusPlan, SourcePlan, StorePlan, UpPlan};
 use forgecast::pipeline::Pipeline;
 use forgecast_connect::kafka::{KafkaBus, KafkaConfig};
 use forgecast_connect::mongo::MongoStore;
-use forgecast_connect::replay::{Replay, ReplayConfig};
+use forgecast_connect::replay::Replay;
 use forgecast_core::bus::{Bus, Subscription, TopicFilter};
 use forgecast_core::source::Incoming;
 use forgecast_core::store::Store;
@@ -22,23 +25,6 @@ use forgecast_script::watch::WatchConfig;
 use forgecast_testkit::{Service, repo_root};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-fn rate(events: u64, took: Duration) -> String {
-    format!(
-        "{:>9.0} events/s  ({events} events in {:.2} s)",
-        events as f64 / took.as_secs_f64(),
-        took.as_secs_f64()
-    )
-}
-
-fn replay_config(events: u64) -> ReplayConfig {
-    ReplayConfig {
-        speed: 0.0,
-        once: false,
-        limit: Some(events),
-        batch: 512,
-    }
-}
 
 /// Runs the whole pipeline on `events` replayed events; returns the time from the first event to the last
 /// one stored (start-up, which loads the GitHut history, excluded).

@@ -4,16 +4,19 @@
 //! Prints events per second for the whole pipeline and, in the same run, for each stage alone, so that the
 //! limiting stage is visible. `FORGECAST_BENCH_EVENTS` sets the number of events (default 1,000,000).
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{rate, replay_config};
 use forgecast::config::{BusPlan, SourcePlan, StorePlan, UpPlan};
 use forgecast::metrics::Metrics;
 use forgecast::pipeline::Pipeline;
 use forgecast::pipeline::route::route_batch;
 use forgecast_connect::embedded::SqliteStore;
-use forgecast_connect::replay::{Replay, ReplayConfig};
+use forgecast_connect::replay::Replay;
 use forgecast_core::Event;
 use forgecast_core::source::Incoming;
 use forgecast_core::store::Store;
@@ -22,23 +25,6 @@ use forgecast_script::watch::WatchConfig;
 use forgecast_script::{Limits, ScriptEngine};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-fn rate(events: u64, took: Duration) -> String {
-    format!(
-        "{:>9.0} events/s  ({events} events in {:.2} s)",
-        events as f64 / took.as_secs_f64(),
-        took.as_secs_f64()
-    )
-}
-
-fn replay_config(events: u64) -> ReplayConfig {
-    ReplayConfig {
-        speed: 0.0,
-        once: false,
-        limit: Some(events),
-        batch: 512,
-    }
-}
 
 /// Every replayed event, collected in memory (for the stage-alone measurements).
 async fn replayed(events: u64) -> (Vec<Vec<Incoming>>, Duration) {

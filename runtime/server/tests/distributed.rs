@@ -6,17 +6,16 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use forgecast_connect::kafka::{KafkaBus, KafkaConfig};
 use forgecast_connect::mongo::MongoStore;
-use forgecast_core::aggregate::{AggregateQuery, Dimension, Granularity};
+use forgecast_core::aggregate::Granularity;
 use forgecast_core::store::Store;
 use forgecast_testkit::Service;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use support::{Up, expected_totals, input_events, scripts, start};
+use support::{Up, expected_totals, input_events, scripts, start, stored_totals};
 
 /// A broker, a database and a scratch directory for the processes.
 struct Cluster {
@@ -116,25 +115,6 @@ fn wait_exit(up: &mut Up, limit: Duration) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-async fn stored_totals(
-    store: &MongoStore,
-    granularity: Granularity,
-) -> BTreeMap<(&'static str, String), u64> {
-    let mut totals = BTreeMap::new();
-    for dimension in Dimension::ALL {
-        let query = AggregateQuery {
-            granularity,
-            dimension,
-            from: i64::MIN,
-            to: i64::MAX,
-        };
-        for row in store.aggregates(query).await.unwrap() {
-            *totals.entry((dimension.as_str(), row.key)).or_insert(0) += row.count;
-        }
-    }
-    totals
 }
 
 /// Every event once, every counter exact, `dead_letters` dead letters.

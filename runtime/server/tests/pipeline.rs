@@ -18,7 +18,7 @@ use forgecast_core::store::Store;
 use forgecast_script::Limits;
 use forgecast_script::watch::WatchConfig;
 use serde_json::Value;
-use support::{expected_totals, input_events};
+use support::{expected_totals, input_events, stored_totals};
 
 fn shipped_scripts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
@@ -73,25 +73,6 @@ fn lake_files(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-async fn stored_totals(
-    shared: &Shared,
-    granularity: Granularity,
-) -> BTreeMap<(&'static str, String), u64> {
-    let mut totals = BTreeMap::new();
-    for dimension in Dimension::ALL {
-        let query = AggregateQuery {
-            granularity,
-            dimension,
-            from: i64::MIN,
-            to: i64::MAX,
-        };
-        for row in shared.store.aggregates(query).await.unwrap() {
-            *totals.entry((dimension.as_str(), row.key)).or_insert(0) += row.count;
-        }
-    }
-    totals
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_events_are_stored_once_and_counted_exactly() {
     let data = tempfile::tempdir().unwrap();
@@ -107,12 +88,12 @@ async fn replayed_events_are_stored_once_and_counted_exactly() {
     let expected = expected_totals(&input);
     for granularity in [Granularity::Hour, Granularity::Day] {
         assert_eq!(
-            stored_totals(&shared, granularity).await,
+            stored_totals(&shared.store, granularity).await,
             expected,
             "{granularity} counters"
         );
     }
-    let minute = stored_totals(&shared, Granularity::Minute).await;
+    let minute = stored_totals(&shared.store, Granularity::Minute).await;
     let expected_minute: BTreeMap<_, _> = expected
         .iter()
         .filter(|((d, _), _)| *d == "all" || *d == "type")
@@ -177,13 +158,13 @@ async fn replaying_the_same_events_again_changes_nothing() {
     let data = tempfile::tempdir().unwrap();
     let first = plan(&shipped_scripts(), data.path(), once());
     let (shared, _) = run_to_end(&first).await;
-    let before = stored_totals(&shared, Granularity::Day).await;
+    let before = stored_totals(&shared.store, Granularity::Day).await;
     drop(shared);
     // Same ids again (round 0 keeps GitHub's ids): a redelivery as after a crash.
     let (shared, summary) = run_to_end(&first).await;
     assert_eq!(summary.written.stored, 0);
     assert_eq!(summary.written.duplicates, summary.source_events);
-    assert_eq!(stored_totals(&shared, Granularity::Day).await, before);
+    assert_eq!(stored_totals(&shared.store, Granularity::Day).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

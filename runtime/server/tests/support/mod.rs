@@ -344,3 +344,25 @@ pub fn expected_totals(events: &[Value]) -> BTreeMap<(&'static str, String), u64
     }
     totals
 }
+
+/// Per-key totals, summed over buckets, of every dimension the store counts at `granularity`: what
+/// [`expected_totals`] computes from the input.
+pub async fn stored_totals<S: forgecast_core::store::Store>(
+    store: &S,
+    granularity: forgecast_core::aggregate::Granularity,
+) -> BTreeMap<(&'static str, String), u64> {
+    use forgecast_core::aggregate::{AggregateQuery, Dimension};
+    let mut totals = BTreeMap::new();
+    for dimension in Dimension::ALL {
+        let query = AggregateQuery {
+            granularity,
+            dimension,
+            from: i64::MIN,
+            to: i64::MAX,
+        };
+        for row in store.aggregates(query).await.unwrap() {
+            *totals.entry((dimension.as_str(), row.key)).or_insert(0) += row.count;
+        }
+    }
+    totals
+}
