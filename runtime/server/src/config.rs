@@ -379,6 +379,52 @@ mod tests {
     }
 
     #[test]
+    fn backends_come_from_flags_over_the_file_and_bad_ones_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("forgecast.toml");
+        std::fs::write(
+            &file,
+            "bus = \"kafka\"\nkafka_brokers = \"k1:9092,k2:9092\"\nkafka_partitions = 12\nstore = \"mongo\"\n",
+        )
+        .unwrap();
+        let mut args = args_in(dir.path());
+        args.config = Some(file.clone());
+        args.backend.mongo_db = Some("analytics".into());
+        let planned = plan(args).unwrap();
+        match &planned.bus {
+            BusPlan::Kafka { config, group } => {
+                assert_eq!(config.brokers, "k1:9092,k2:9092");
+                assert_eq!(config.partitions, 12);
+                assert_eq!(group, "forgecast-store-writer");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            planned.store,
+            StorePlan::Mongo {
+                uri: "mongodb://127.0.0.1:27017/?replicaSet=rs0".into(),
+                database: "analytics".into()
+            }
+        );
+
+        for (flag, setting) in [
+            ("partitions", "kafka_partitions"),
+            ("uri", "mongo_uri"),
+            ("db", "mongo_db"),
+        ] {
+            let mut args = args_in(dir.path());
+            args.config = Some(file.clone());
+            match flag {
+                "partitions" => args.backend.kafka_partitions = Some(0),
+                "uri" => args.backend.mongo_uri = Some("http://db:27017".into()),
+                _ => args.backend.mongo_db = Some("a.b".into()),
+            }
+            let err = plan(args).unwrap_err().to_string();
+            assert!(err.contains(setting), "{err}");
+        }
+    }
+
+    #[test]
     fn unknown_settings_and_bad_values_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("forgecast.toml");
