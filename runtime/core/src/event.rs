@@ -117,15 +117,30 @@ fn id_text<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Cow<'a, str
     })
 }
 
-impl Event {
-    /// Parses one GH Archive line (or one event of the REST events API).
-    pub fn parse(line: &str) -> Result<Event, EventError> {
-        Self::parse_shared(Arc::from(line.trim_end()))
-    }
+/// The fields of an [`Event`] borrowed from its line: what counting reads, without copying the line or
+/// allocating (text with JSON escapes is the exception: it is unescaped into its own string).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFields<'a> {
+    /// GitHub's event id.
+    pub id: Cow<'a, str>,
+    /// GitHub's event type.
+    pub kind: Cow<'a, str>,
+    /// Login of the actor.
+    pub actor: Cow<'a, str>,
+    /// Full name of the repository.
+    pub repo: Cow<'a, str>,
+    /// Login of the organisation, when there is one.
+    pub org: Option<Cow<'a, str>>,
+    /// Main language of the repository, when the event carries it.
+    pub language: Option<Cow<'a, str>>,
+    /// Creation time in Unix seconds.
+    pub created_at: i64,
+}
 
-    /// Parses a line that is already shared, without copying it.
-    pub fn parse_shared(raw: Arc<str>) -> Result<Event, EventError> {
-        let head: Head = serde_json::from_str(&raw).map_err(|e| EventError::Json(e.to_string()))?;
+impl<'a> EventFields<'a> {
+    /// Parses one GH Archive line (or one event of the REST events API), borrowing from it.
+    pub fn parse(line: &'a str) -> Result<EventFields<'a>, EventError> {
+        let head: Head = serde_json::from_str(line).map_err(|e| EventError::Json(e.to_string()))?;
         for (name, value) in [
             ("id", &head.id),
             ("type", &head.kind),
@@ -141,19 +156,55 @@ impl Event {
             Some(payload) if head.kind.starts_with("PullRequest") => pull_request_language(payload),
             _ => None,
         };
-        Ok(Event {
-            id: head.id.into_owned(),
-            kind: head.kind.into_owned(),
-            actor: head.actor.login.into_owned(),
-            repo: head.repo.name.into_owned(),
-            org: head
-                .org
-                .map(|o| o.login.into_owned())
-                .filter(|o| !o.is_empty()),
+        Ok(EventFields {
+            id: head.id,
+            kind: head.kind,
+            actor: head.actor.login,
+            repo: head.repo.name,
+            org: head.org.map(|o| o.login).filter(|o| !o.is_empty()),
             language,
             created_at,
+        })
+    }
+
+    /// Whether the actor is an automation account (`dependabot[bot]`, `renovate-bot`, …).
+    pub fn is_bot(&self) -> bool {
+        is_bot_login(&self.actor)
+    }
+}
+
+impl Event {
+    /// Parses one GH Archive line (or one event of the REST events API).
+    pub fn parse(line: &str) -> Result<Event, EventError> {
+        Self::parse_shared(Arc::from(line.trim_end()))
+    }
+
+    /// Parses a line that is already shared, without copying it.
+    pub fn parse_shared(raw: Arc<str>) -> Result<Event, EventError> {
+        let fields = EventFields::parse(&raw)?;
+        Ok(Event {
+            id: fields.id.into_owned(),
+            kind: fields.kind.into_owned(),
+            actor: fields.actor.into_owned(),
+            repo: fields.repo.into_owned(),
+            org: fields.org.map(Cow::into_owned),
+            language: fields.language.map(Cow::into_owned),
+            created_at: fields.created_at,
             raw,
         })
+    }
+
+    /// The fields, borrowed from this event.
+    pub fn fields(&self) -> EventFields<'_> {
+        EventFields {
+            id: Cow::Borrowed(&self.id),
+            kind: Cow::Borrowed(&self.kind),
+            actor: Cow::Borrowed(&self.actor),
+            repo: Cow::Borrowed(&self.repo),
+            org: self.org.as_deref().map(Cow::Borrowed),
+            language: self.language.as_deref().map(Cow::Borrowed),
+            created_at: self.created_at,
+        }
     }
 
     /// Whether the actor is an automation account (`dependabot[bot]`, `renovate-bot`, …).
@@ -167,10 +218,10 @@ pub fn is_bot_login(login: &str) -> bool {
     login.ends_with("[bot]") || login.ends_with("-bot") || login.ends_with("_bot")
 }
 
-fn pull_request_language(payload: &RawValue) -> Option<String> {
-    let parsed: PullRequestPayload = serde_json::from_str(payload.get()).ok()?;
+fn pull_request_language<'a>(payload: &'a RawValue) -> Option<Cow<'a, str>> {
+    let parsed: PullRequestPayload<'a> = serde_json::from_str(payload.get()).ok()?;
     let language = parsed.pull_request?.base?.repo?.language?;
-    (!language.is_empty()).then(|| language.into_owned())
+    (!language.is_empty()).then_some(language)
 }
 
 #[cfg(test)]

@@ -18,5 +18,5 @@ pub mod store;
 pub mod time;
 pub mod topic;
 
-pub use event::{Event, EventError};
+pub use event::{Event, EventError, EventFields};
 pub use topic::{DeadLetter, Record, RecordBody};

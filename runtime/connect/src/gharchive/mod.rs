@@ -18,6 +18,8 @@ use forgecast_core::source::Incoming;
 use forgecast_core::{DeadLetter, Event};
 use tokio::sync::mpsc;
 
+pub mod inflate;
+
 /// One hour of the archive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Hour(NaiveDateTime);
