@@ -6,7 +6,8 @@
 - every file under scripts/ is in the ConfigMap and mapped back to its path by the Deployment's volume items;
 - a directory laid out the way kubelet mounts that ConfigMap (timestamped folder, `..data` link, one link per
   top-level entry) passes `forgecast check`, so the pod's runtime loads the scripts;
-- compose/Dockerfile parses, and every path it copies from the repository exists.
+- compose/Dockerfile and compose/Dockerfile.spark parse, every path they copy from the repository exists, each ends
+  as a non-root user, and both compile the binary with the same build stage.
 
 usage: tools/check-k8s.py FORGECAST_BINARY
 """
@@ -22,11 +23,33 @@ from dockerfile_parse import DockerfileParser
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KUBERNETES = "1.30.0"
+# The images: the runtime's, and the Spark jobs' (same binary, on the Apache Spark image).
+DOCKERFILES = ["compose/Dockerfile", "compose/Dockerfile.spark"]
 
 
 def fail(message):
     print(f"check-k8s: {message}", file=sys.stderr)
     sys.exit(1)
+
+
+def check_dockerfile(name):
+    """Checks one of the Dockerfiles; returns its build stage's instructions."""
+    # A file object: given a path, the parser takes any name but `Dockerfile` for a directory.
+    with open(os.path.join(ROOT, name), "rb") as f:
+        structure = DockerfileParser(fileobj=f).structure
+    instructions = [i for i in structure if i["instruction"] != "COMMENT"]
+    stages = [n for n, i in enumerate(instructions) if i["instruction"] == "FROM"]
+    if len(stages) != 2:
+        fail(f"{name} should have a build stage and a runtime stage")
+    for instruction in instructions:
+        if instruction["instruction"] == "COPY" and "--from=" not in instruction["value"]:
+            for source in instruction["value"].split()[:-1]:
+                if not os.path.exists(os.path.join(ROOT, source)):
+                    fail(f"{name} copies {source}, which the repository does not have")
+    users = [i["value"] for i in instructions if i["instruction"] == "USER"]
+    if not users or users[-1] in ("root", "0"):
+        fail(f"{name} should run as a non-root user")
+    return [(i["instruction"], i["value"]) for i in instructions[: stages[1]]]
 
 
 def validate(doc, where):
@@ -84,18 +107,13 @@ def main():
             fail(f"forgecast check fails on the ConfigMap layout:\n{checked.stdout}{checked.stderr}")
         print(f"check-k8s: {checked.stdout.strip()} (ConfigMap layout)")
 
-    dockerfile = DockerfileParser(path=os.path.join(ROOT, "compose/Dockerfile"))
-    stages = [i for i in dockerfile.structure if i["instruction"] == "FROM"]
-    if len(stages) != 2:
-        fail("compose/Dockerfile should have a build stage and a runtime stage")
-    for instruction in dockerfile.structure:
-        if instruction["instruction"] == "COPY" and "--from=" not in instruction["value"]:
-            for source in instruction["value"].split()[:-1]:
-                if not os.path.exists(os.path.join(ROOT, source)):
-                    fail(f"compose/Dockerfile copies {source}, which the repository does not have")
-    if not any(i["instruction"] == "USER" and i["value"] not in ("root", "0") for i in dockerfile.structure):
-        fail("compose/Dockerfile should run as a non-root user")
-    print(f"check-k8s: {len(docs)} Kubernetes objects and the scripts ConfigMap valid for {KUBERNETES}; Dockerfile OK")
+    build_stages = {}
+    for name in DOCKERFILES:
+        build_stages[name] = check_dockerfile(name)
+    if len(set(map(tuple, build_stages.values()))) != 1:
+        fail(f"the build stages of {' and '.join(DOCKERFILES)} differ: keep them the same, instruction for instruction")
+    print(f"check-k8s: {len(docs)} Kubernetes objects and the scripts ConfigMap valid for {KUBERNETES}; "
+          f"{', '.join(DOCKERFILES)} OK")
 
 
 if __name__ == "__main__":

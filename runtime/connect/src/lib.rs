@@ -12,6 +12,7 @@
 //! - [`replay`]: the replay source, which plays the bundled real GH Archive events with timestamps shifted to
 //!   now, round after round, so the embedded default has live data without network access.
 
+pub mod archive;
 pub mod backend;
 pub mod embedded;
 pub mod gharchive;

@@ -27,6 +27,35 @@ pub enum Command {
     Backfill(BackfillArgs),
     /// Compute the history of a lake per month, quarter and year (embedded or Spark) and load it into the store.
     Aggregate(AggregateArgs),
+    /// Append every event on the Kafka topics to a lake of GH Archive hour files (the Spark jobs' input).
+    Archive(ArchiveArgs),
+}
+
+/// `forgecast archive`.
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    /// The lake: hour files are appended under DIR/YYYY/MM/DD/HH.json (one archive per lake).
+    #[arg(long, env = "FORGECAST_LAKE", value_name = "DIR")]
+    pub lake: PathBuf,
+    /// Kafka bootstrap servers.
+    #[arg(
+        long,
+        env = "FORGECAST_KAFKA_BROKERS",
+        value_name = "HOST:PORT,...",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub kafka_brokers: String,
+    /// The archive's own consumer group (not the store writers': a group splits the events between its members).
+    #[arg(
+        long,
+        env = "FORGECAST_ARCHIVE_GROUP",
+        value_name = "NAME",
+        default_value = "forgecast-lake"
+    )]
+    pub group: String,
+    /// Stop once no event has come for this many seconds (for one-off runs); by default it runs until stopped.
+    #[arg(long, value_name = "SECONDS")]
+    pub idle_exit: Option<u64>,
 }
 
 /// Which engine computes the history.
@@ -233,6 +262,14 @@ pub struct AggregateArgs {
         default_value = "python3"
     )]
     pub spark_python: String,
+    /// Spark master for `--engine spark`: `local[N]`, or a cluster such as `spark://host:7077`.
+    #[arg(
+        long,
+        env = "FORGECAST_SPARK_MASTER",
+        value_name = "URL",
+        default_value = "local[2]"
+    )]
+    pub spark_master: String,
     /// The Spark job.
     #[arg(
         long,

@@ -11,6 +11,7 @@
 //!   `tap` commands.
 
 pub mod aggregate;
+pub mod archive;
 pub mod backfill;
 pub mod check;
 pub mod cli;

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Parser;
 use forgecast::cli::{Cli, Command, UpArgs};
 use forgecast::pipeline::Pipeline;
-use forgecast::{aggregate, backfill, check, config, http, logging, tap};
+use forgecast::{aggregate, archive, backfill, check, config, http, logging, tap};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -35,6 +35,13 @@ fn main() -> ExitCode {
                 "{} history rows in {}, {loaded}",
                 report.rows,
                 report.out.display()
+            );
+            true
+        }),
+        Command::Archive(args) => runtime.block_on(run_archive(args)).map(|report| {
+            println!(
+                "{} events appended to the lake ({} already there, {} dead letters left to the store)",
+                report.events, report.repeated, report.skipped
             );
             true
         }),
@@ -100,6 +107,38 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         "Stopped cleanly."
     );
     Ok(())
+}
+
+/// The archive until a signal: the first one stops it after the batches fetched, a second one stops waiting on a
+/// failing disk.
+async fn run_archive(args: forgecast::cli::ArchiveArgs) -> anyhow::Result<archive::Report> {
+    let (closing, abort) = (
+        tokio_util::sync::CancellationToken::new(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    {
+        let (closing, abort) = (closing.clone(), abort.clone());
+        tokio::spawn(async move {
+            if stop_signal().await {
+                tracing::info!(
+                    component = "archive",
+                    "Stopping: appending what was fetched (Ctrl-C again to force)."
+                );
+                closing.cancel();
+            }
+            if stop_signal().await {
+                abort.cancel();
+            }
+        });
+    }
+    let report = archive::run(args, closing, abort).await?;
+    tracing::info!(
+        component = "archive",
+        events = report.events,
+        repeated = report.repeated,
+        "Stopped cleanly."
+    );
+    Ok(report)
 }
 
 /// Ctrl-C, or SIGTERM as `docker stop` and Kubernetes send it; `false` if no signal can be awaited.

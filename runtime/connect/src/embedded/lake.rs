@@ -12,8 +12,6 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use chrono::DateTime;
-
 /// Bytes waiting to be written, per file, in order.
 #[derive(Debug, Default)]
 pub(super) struct Pending {
@@ -83,10 +81,7 @@ impl Lake {
 
     /// The file an event created at `unix` seconds belongs to.
     pub(super) fn file_for(unix: i64) -> String {
-        DateTime::from_timestamp(unix, 0)
-            .unwrap_or_default()
-            .format("%Y/%m/%d/%H.json")
-            .to_string()
+        crate::archive::hour_file(unix)
     }
 
     fn end(&self, file: &str) -> u64 {

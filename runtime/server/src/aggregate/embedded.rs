@@ -2,8 +2,7 @@
 //!
 //! A file is read whole and inflated at once (libdeflate: [`Inflater`]), then cut into pieces of whole lines
 //! that any thread may count, so that the cores stay busy to the end even when files are fewer than cores or
-//! of unequal sizes. Threads take pieces before files, which keeps few inflated files in memory (an hour of
-//! GH Archive is about 500 MB of JSON). Each thread counts into its own [`History`]; one set of ids across the
+//! of unequal sizes. Threads take pieces before files, and at most [`IN_MEMORY`] files are held at once. Each thread counts into its own [`History`]; one set of ids across the
 //! threads keeps an id that several files repeat counting once, and the histories are merged at the end.
 //! Lines are parsed in place ([`EventFields`]): only the fields the history reads, nothing copied.
 
@@ -25,6 +24,10 @@ use super::Repos;
 /// Bytes of lines counted as one piece: big enough that locking the set of ids once per piece costs nothing,
 /// small enough that the pieces of one file spread over the cores.
 const PIECE_BYTES: usize = 4 << 20;
+
+/// Files held in memory at once: one being inflated while another is counted. An hour of GH Archive inflates to
+/// about 500 MB, so this bounds the engine's memory (about 1.2 GB on such hours, whatever the number of cores).
+const IN_MEMORY: usize = 2;
 
 /// The text of one file, shared by its pieces.
 struct Text {
@@ -261,8 +264,7 @@ pub(super) fn history(lake: &Path, repos: &Repos) -> anyhow::Result<(Vec<Aggrega
         repos,
         bar,
         spare: Mutex::new(Vec::new()),
-        // Two per thread at most would be plenty; memory, not cores, bounds it on big machines.
-        most_in_memory: workers.clamp(2, 4),
+        most_in_memory: IN_MEMORY,
     };
     let mut history = History::new();
     let mut total = Lines::default();

@@ -30,6 +30,8 @@ pub(super) fn run(
         .arg(repos)
         .arg("--out")
         .arg(out)
+        .arg("--master")
+        .arg(&args.spark_master)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -1,0 +1,149 @@
+//! `forgecast archive`: the lake of the distributed mode. A consumer group of its own reads every pipeline
+//! topic and appends each event to GH Archive hour files ([`LakeAppender`]); the Spark history job (and
+//! `forgecast aggregate`) read them. Offsets are committed only once the lines are on disk; a disk that
+//! refuses writes is retried with backoff, the offsets left uncommitted meanwhile.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use forgecast_connect::archive::LakeAppender;
+use forgecast_connect::kafka::{KafkaBus, KafkaConfig};
+use forgecast_core::bus::{Bus, Subscription, TopicFilter};
+use forgecast_core::topic::PIPELINE_PREFIX;
+use forgecast_core::{Event, RecordBody};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::ArchiveArgs;
+use crate::pipeline::backoff::retry;
+
+/// Records taken from the bus at once.
+const BATCH: usize = 32_768;
+
+/// How often progress is logged.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// What an archive run did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    /// Events appended.
+    pub events: u64,
+    /// Events skipped as already appended (an event routed to several topics, or delivered again).
+    pub repeated: u64,
+    /// Records that were not events (dead letters), left to the store.
+    pub skipped: u64,
+}
+
+/// Runs until `closing` is cancelled (then takes what the group has fetched, commits and returns), or until
+/// `--idle-exit` seconds pass without an event. `abort` ends waiting on a failing disk.
+pub async fn run(
+    args: ArchiveArgs,
+    closing: CancellationToken,
+    abort: CancellationToken,
+) -> anyhow::Result<Report> {
+    if args.kafka_brokers.trim().is_empty() || args.kafka_brokers.contains("://") {
+        anyhow::bail!(
+            "--kafka-brokers: {:?} is not a list of host:port",
+            args.kafka_brokers
+        );
+    }
+    let lake = args.lake.clone();
+    let appender = tokio::task::spawn_blocking(move || LakeAppender::open(&lake))
+        .await?
+        .with_context(|| format!("cannot open the lake {}", args.lake.display()))?;
+    let appender = Arc::new(std::sync::Mutex::new(appender));
+    let bus = KafkaBus::connect(KafkaConfig::local(args.kafka_brokers.clone()))?;
+    let mut subscription = bus.subscribe(
+        &args.group,
+        vec![TopicFilter::Prefix(PIPELINE_PREFIX.into())],
+    )?;
+    tracing::info!(component = "archive", lake = %args.lake.display(), brokers = %args.kafka_brokers, group = %args.group, "Archiving the pipeline topics.");
+
+    let last_event = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    {
+        // Closing the bus makes the subscription hand over what is fetched, then end.
+        let (bus, closing, last_event) = (bus.clone(), closing.clone(), last_event.clone());
+        let idle = args.idle_exit.map(Duration::from_secs);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = closing.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                let quiet =
+                    started.elapsed() - Duration::from_millis(last_event.load(Ordering::Relaxed));
+                if idle.is_some_and(|idle| quiet >= idle) {
+                    tracing::info!(
+                        component = "archive",
+                        idle_s = quiet.as_secs(),
+                        "No event for a while; stopping (--idle-exit)."
+                    );
+                    break;
+                }
+            }
+            bus.close();
+        });
+    }
+
+    let mut report = Report::default();
+    let mut logged = Instant::now();
+    let mut since_log = 0u64;
+    loop {
+        let batch = match subscription.next_batch(BATCH).await {
+            Ok(Some(batch)) => batch,
+            Ok(None) => break,
+            Err(e) => return Err(e).context("the bus failed"),
+        };
+        let events: Arc<Vec<Arc<Event>>> = Arc::new(
+            batch
+                .iter()
+                .filter_map(|record| match &record.body {
+                    RecordBody::Event(event) => Some(event.clone()),
+                    RecordBody::DeadLetter(_) => None,
+                })
+                .collect(),
+        );
+        report.skipped += (batch.len() - events.len()) as u64;
+        if !events.is_empty() {
+            last_event.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
+        let appended = retry(
+            "append_to_lake",
+            &abort,
+            || {},
+            || {
+                let (appender, events) = (appender.clone(), events.clone());
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        let mut appender = appender.lock().unwrap_or_else(|e| e.into_inner());
+                        appender.append(events.iter().map(|e| &**e))
+                    })
+                    .await
+                    .map_err(std::io::Error::other)?
+                }
+            },
+        )
+        .await;
+        let Some(appended) = appended else {
+            anyhow::bail!("stopped while the lake refused writes; the last batch is not committed");
+        };
+        if let Err(e) = subscription.commit().await {
+            tracing::warn!(component = "archive", error = %e, "Commit failed; the batch may be delivered again (harmless).");
+        }
+        report.events += appended.events;
+        report.repeated += appended.repeated;
+        since_log += appended.events;
+        if logged.elapsed() >= PROGRESS_EVERY && since_log > 0 {
+            tracing::info!(
+                component = "archive",
+                events = since_log,
+                total = report.events,
+                "Appended to the lake."
+            );
+            (logged, since_log) = (Instant::now(), 0);
+        }
+    }
+    Ok(report)
+}
