@@ -234,11 +234,15 @@ pub struct BackfillArgs {
 }
 
 /// `forgecast aggregate`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct AggregateArgs {
+    /// Run again every DURATION (`30m`, `6h`, `1d`) until stopped, as a scheduler would; a failed run is
+    /// logged and the next one comes on time. Once, by default.
+    #[arg(long, env = "FORGECAST_AGGREGATE_EVERY", value_name = "DURATION", value_parser = parse_duration)]
+    pub every: Option<std::time::Duration>,
     /// Directory of GH Archive hour files (`*.json.gz` or `*.json`, searched recursively) [default: the
     /// store's own lake, <data-dir>/lake]
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, env = "FORGECAST_LAKE", value_name = "DIR")]
     pub lake: Option<PathBuf>,
     /// Which engine computes the counts.
     #[arg(long, value_enum, default_value_t = Engine::Embedded)]
@@ -300,4 +304,51 @@ pub struct AggregateArgs {
         default_value = "forgecast"
     )]
     pub mongo_db: String,
+}
+
+/// A duration such as `90s`, `30m`, `6h` or `1d`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{text:?} is not a duration such as 90s, 30m, 6h or 1d");
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    match number.checked_mul(seconds) {
+        Some(0) => Err(format!("{text:?}: the duration must be more than zero")),
+        Some(total) => Ok(std::time::Duration::from_secs(total)),
+        None => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::parse_duration;
+
+    #[test]
+    fn durations_take_one_unit_and_refuse_the_rest() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1_800)));
+        assert_eq!(parse_duration("6h"), Ok(Duration::from_secs(21_600)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        for bad in [
+            "",
+            "h",
+            "6",
+            "6x",
+            "1h30m",
+            "-1h",
+            "0s",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -25,19 +25,15 @@ fn main() -> ExitCode {
         Command::Check(args) => Ok(check::run(&args.dir)),
         Command::Tap(args) => runtime.block_on(tap::run(args)).map(|()| true),
         Command::Up(args) => runtime.block_on(up(args)).map(|()| true),
-        Command::Aggregate(args) => runtime.block_on(aggregate::run(args)).map(|report| {
-            let loaded = if report.imported {
-                "loaded into the store"
-            } else {
-                "not loaded (--no-import)"
-            };
-            println!(
-                "{} history rows in {}, {loaded}",
-                report.rows,
-                report.out.display()
-            );
-            true
-        }),
+        Command::Aggregate(args) => match args.every {
+            Some(every) => runtime
+                .block_on(aggregate_every(args, every))
+                .map(|()| true),
+            None => runtime.block_on(aggregate::run(args)).map(|report| {
+                println!("{}", report.summary());
+                true
+            }),
+        },
         Command::Archive(args) => runtime.block_on(run_archive(args)).map(|report| {
             println!(
                 "{} events appended to the lake ({} already there, {} dead letters left to the store)",
@@ -106,6 +102,66 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         dead_letters = summary.written.dead_letters,
         "Stopped cleanly."
     );
+    Ok(())
+}
+
+/// `aggregate --every`: a run now, then one every `every` (counted from each start). A signal stops it between
+/// runs, or once the current run is over (a second one at once).
+async fn aggregate_every(
+    args: forgecast::cli::AggregateArgs,
+    every: std::time::Duration,
+) -> anyhow::Result<()> {
+    let stop = tokio_util::sync::CancellationToken::new();
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if stop_signal().await {
+                tracing::info!(
+                    component = "aggregate",
+                    "Stopping once the current run is over (Ctrl-C again to force)."
+                );
+                stop.cancel();
+            }
+            if stop_signal().await {
+                tracing::warn!(component = "aggregate", "Forced stop.");
+                std::process::exit(130);
+            }
+        });
+    }
+    let mut next = tokio::time::Instant::now();
+    while !stop.is_cancelled() {
+        match aggregate::run(args.clone()).await {
+            Ok(report) => tracing::info!(
+                component = "aggregate",
+                rows = report.rows,
+                "{}",
+                report.summary()
+            ),
+            Err(e) => tracing::error!(
+                component = "aggregate",
+                error = format!("{e:#}"),
+                "The history run failed; the next one comes on time."
+            ),
+        }
+        let now = tokio::time::Instant::now();
+        // A run longer than the period skips the starts it overran.
+        while next <= now {
+            next += every;
+        }
+        if stop.is_cancelled() {
+            break;
+        }
+        tracing::info!(
+            component = "aggregate",
+            in_s = (next - now).as_secs(),
+            "Next history run scheduled."
+        );
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = tokio::time::sleep_until(next) => {}
+        }
+    }
+    tracing::info!(component = "aggregate", "Stopped.");
     Ok(())
 }
 

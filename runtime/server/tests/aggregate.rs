@@ -321,3 +321,60 @@ async fn the_history_loads_into_mongodb_with_its_cached_repositories() {
     assert!(!output.status.success());
     assert!(text(&output).contains("--lake is needed with --store mongo"));
 }
+
+#[test]
+fn every_runs_on_schedule_until_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake_dir = dir.path().join("lake");
+    lake(&lake_dir);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_forgecast"))
+        .args(["aggregate", "--no-import", "--every", "2s", "--lake"])
+        .arg(&lake_dir)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut said = Vec::new();
+    let mut runs = 0;
+    while runs < 2 {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no second run; the log:\n{}", said.join("\n")));
+        runs += usize::from(line.contains("history rows in"));
+        said.push(line);
+    }
+    assert!(
+        said.iter()
+            .any(|l| l.contains("Next history run scheduled")),
+        "{}",
+        said.join("\n")
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    said.extend(rx.iter());
+    assert!(status.success(), "{}", said.join("\n"));
+    assert!(
+        said.last().is_some_and(|l| l.contains("Stopped.")),
+        "{}",
+        said.join("\n")
+    );
+}

@@ -90,6 +90,22 @@ pub fn read_rows(path: &Path) -> anyhow::Result<Vec<AggregateRow>> {
     Ok(rows)
 }
 
+impl Report {
+    /// One line saying what was done.
+    pub fn summary(&self) -> String {
+        let loaded = if self.imported {
+            "loaded into the store"
+        } else {
+            "not loaded (--no-import)"
+        };
+        format!(
+            "{} history rows in {}, {loaded}",
+            self.rows,
+            self.out.display()
+        )
+    }
+}
+
 /// Computes (and, unless told not to, loads) the history of the lake.
 pub async fn run(args: AggregateArgs) -> anyhow::Result<Report> {
     let store_path = args.data_dir.join("forgecast.sqlite");
