@@ -93,6 +93,33 @@ fn history(lake: &Path, data: &Path) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// Waits (a minute at most) for a log line containing `needle`.
+fn wait_for_line(log: &std::sync::mpsc::Receiver<String>, needle: &str) {
+    loop {
+        let line = log
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+        if line.contains(needle) {
+            return;
+        }
+    }
+}
+
+/// Waits for a process to exit by itself, `limit` at most (then kills it and fails).
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("a process did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn wait_for_lines(lake: &Path, at_least: usize, limit: Duration) {
     let started = Instant::now();
     while lake_lines(lake).len() < at_least {
@@ -109,17 +136,19 @@ fn the_archive_keeps_every_event_through_a_crash_and_its_lake_gives_the_same_his
     let kafka = Service::kafka();
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let (mut first, _log) = archive(&kafka, &lake, &[]);
+    let (mut first, log) = archive(&kafka, &lake, &[]);
+    wait_for_line(&log, "Archiving the pipeline topics");
 
     // A second archive on the same lake is refused, saying why.
-    let refused = Command::new(env!("CARGO_BIN_EXE_forgecast"))
-        .args(["archive", "--kafka-brokers", &kafka.brokers(), "--lake"])
-        .arg(&lake)
-        .output()
-        .unwrap();
-    assert!(!refused.status.success());
-    let said = String::from_utf8_lossy(&refused.stderr);
-    assert!(said.contains("one per lake"), "{said}");
+    let (mut refused, said) = archive(&kafka, &lake, &[]);
+    let status = wait_exit(&mut refused, Duration::from_secs(30));
+    assert!(!status.success());
+    let said: Vec<String> = said.iter().collect();
+    assert!(
+        said.iter().any(|l| l.contains("one per lake")),
+        "{}",
+        said.join("\n")
+    );
 
     let brokers = kafka.brokers();
     let store_dir = dir.path().join("store");
@@ -149,24 +178,8 @@ fn the_archive_keeps_every_event_through_a_crash_and_its_lake_gives_the_same_his
         "the kill came after the end of the stream"
     );
     let (mut second, log) = archive(&kafka, &lake, &["--idle-exit", "8"]);
-    let started = Instant::now();
-    while producer.child.try_wait().unwrap().is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(180),
-            "the replay did not finish"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let status = loop {
-        if let Some(status) = second.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(240),
-            "the archive did not stop once idle"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    wait_exit(&mut producer.child, Duration::from_secs(180));
+    let status = wait_exit(&mut second, Duration::from_secs(60));
     assert!(status.success());
     let said: Vec<String> = log.try_iter().collect();
     assert!(
