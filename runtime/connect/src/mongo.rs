@@ -27,7 +27,6 @@ use mongodb::bson::{Bson, Document, doc};
 use mongodb::error::{TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
-use sha2::{Digest, Sha256};
 
 /// Events written in one transaction: enough to amortise the round trips, few enough that a transaction
 /// stays small (under a megabyte of events) and a conflict repeats little work. Transactions cost more than
@@ -470,23 +469,6 @@ fn repo_meta(doc: &Document) -> RepoMeta {
     }
 }
 
-/// The `_id` of a dead letter: the same letter delivered twice is kept once.
-fn letter_id(letter: &DeadLetter) -> String {
-    let mut hash = Sha256::new();
-    for part in [
-        letter.stage.as_str(),
-        &letter.error,
-        letter.script.as_deref().unwrap_or(""),
-        letter.version.as_deref().unwrap_or(""),
-        letter.origin.as_deref().unwrap_or(""),
-        &letter.raw,
-    ] {
-        hash.update((part.len() as u64).to_le_bytes());
-        hash.update(part.as_bytes());
-    }
-    format!("{:x}", hash.finalize())
-}
-
 impl Store for MongoStore {
     async fn write_events(&self, events: Vec<Arc<Event>>) -> Result<WriteOutcome, StoreError> {
         let events: Vec<&Event> = events.iter().map(|e| &**e).collect();
@@ -567,7 +549,7 @@ impl Store for MongoStore {
             .iter()
             .map(|l| {
                 doc! {
-                    "_id": letter_id(l),
+                    "_id": DeadLetter::digest(l),
                     "at": at,
                     "stage": &l.stage,
                     "error": &l.error,
@@ -681,23 +663,5 @@ mod tests {
             "mongodb://…@db:27017/?replicaSet=rs0"
         );
         assert_eq!(redact("mongodb://db:27017"), "mongodb://db:27017");
-    }
-
-    #[test]
-    fn a_dead_letter_has_one_id_whatever_the_delivery() {
-        let letter = DeadLetter {
-            stage: "route".into(),
-            error: "boom".into(),
-            script: None,
-            version: None,
-            origin: Some("a.json:1".into()),
-            raw: "{".into(),
-        };
-        assert_eq!(letter_id(&letter), letter_id(&letter.clone()));
-        let other = DeadLetter {
-            origin: Some("a.json:2".into()),
-            ..letter.clone()
-        };
-        assert_ne!(letter_id(&letter), letter_id(&other));
     }
 }

@@ -579,6 +579,12 @@ async fn dead_letters_and_reloads_are_kept<S: Store>(store: S) {
         .await
         .unwrap();
     assert_eq!(store.dead_letter_count().await.unwrap(), 3);
+    // Delivered again (a consumer that died before committing): kept once.
+    store
+        .write_dead_letters(vec![letter(2), letter(3), letter(4)])
+        .await
+        .unwrap();
+    assert_eq!(store.dead_letter_count().await.unwrap(), 4);
     for (at, hash) in [(10, "h1"), (20, "h2"), (30, "h3")] {
         store
             .record_reload(ScriptReload {

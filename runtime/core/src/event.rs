@@ -8,7 +8,6 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use crate::time::parse_timestamp;
 
@@ -61,8 +60,9 @@ struct Head<'a> {
     org: Option<Login<'a>>,
     #[serde(borrow)]
     created_at: Cow<'a, str>,
+    /// Of the payload, only the language of a pull request's base repository.
     #[serde(borrow, default)]
-    payload: Option<&'a RawValue>,
+    payload: Option<PayloadLanguage<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -77,30 +77,98 @@ struct Name<'a> {
     name: Cow<'a, str>,
 }
 
-/// The part of a pull request payload that names the base repository's language.
-#[derive(Deserialize)]
-struct PullRequestPayload<'a> {
-    #[serde(borrow)]
-    pull_request: Option<PullRequest<'a>>,
+/// Where a pull request payload names the base repository's language.
+const LANGUAGE_PATH: &[&str] = &["pull_request", "base", "repo", "language"];
+
+/// Of a payload, the language of a pull request's base repository, read while the line is parsed (the payload
+/// is gone through once). A value of another shape anywhere along the path reads as no language, never as an
+/// error: the event stays valid.
+struct PayloadLanguage<'a>(Option<Cow<'a, str>>);
+
+/// Reads the text at `path` inside one value, or nothing.
+struct PathSeed {
+    path: &'static [&'static str],
 }
 
-#[derive(Deserialize)]
-struct PullRequest<'a> {
-    #[serde(borrow)]
-    base: Option<Base<'a>>,
+impl<'de> serde::de::DeserializeSeed<'de> for PathSeed {
+    type Value = Option<Cow<'de, str>>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
 }
 
-#[derive(Deserialize)]
-struct Base<'a> {
-    #[serde(borrow)]
-    repo: Option<Language<'a>>,
+impl<'de> serde::de::Visitor<'de> for PathSeed {
+    type Value = Option<Cow<'de, str>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            match self.path.split_first() {
+                Some((first, rest)) if *first == key.0 => {
+                    found = map.next_value_seed(PathSeed { path: rest })?;
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+        Ok(self.path.is_empty().then_some(Cow::Borrowed(text)))
+    }
+
+    fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(self.path.is_empty().then(|| Cow::Owned(text.to_string())))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
 }
 
-#[derive(Deserialize)]
-struct Language<'a> {
-    #[serde(borrow)]
-    language: Option<Cow<'a, str>>,
+impl<'de: 'a, 'a> Deserialize<'de> for PayloadLanguage<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let seed = PathSeed {
+            path: LANGUAGE_PATH,
+        };
+        Ok(PayloadLanguage(serde::de::DeserializeSeed::deserialize(
+            seed, d,
+        )?))
+    }
 }
+
+/// A string value, borrowed from the line unless it has escapes.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
 
 /// GH Archive writes ids as strings; some exports write numbers. Both are accepted.
 fn id_text<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Cow<'a, str>, D::Error> {
@@ -153,7 +221,9 @@ impl<'a> EventFields<'a> {
         let created_at = parse_timestamp(&head.created_at)
             .ok_or_else(|| EventError::Timestamp(head.created_at.to_string()))?;
         let language = match head.payload {
-            Some(payload) if head.kind.starts_with("PullRequest") => pull_request_language(payload),
+            Some(payload) if head.kind.starts_with("PullRequest") => {
+                payload.0.filter(|l| !l.is_empty())
+            }
             _ => None,
         };
         Ok(EventFields {
@@ -216,12 +286,6 @@ impl Event {
 /// Whether a login belongs to an automation account by GitHub's naming conventions.
 pub fn is_bot_login(login: &str) -> bool {
     login.ends_with("[bot]") || login.ends_with("-bot") || login.ends_with("_bot")
-}
-
-fn pull_request_language<'a>(payload: &'a RawValue) -> Option<Cow<'a, str>> {
-    let parsed: PullRequestPayload<'a> = serde_json::from_str(payload.get()).ok()?;
-    let language = parsed.pull_request?.base?.repo?.language?;
-    (!language.is_empty()).then_some(language)
 }
 
 #[cfg(test)]

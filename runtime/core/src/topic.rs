@@ -80,6 +80,26 @@ pub struct DeadLetter {
     pub raw: String,
 }
 
+impl DeadLetter {
+    /// The letter's identity, a SHA-256 of every field: the same letter delivered twice is stored once.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        for part in [
+            self.stage.as_str(),
+            &self.error,
+            self.script.as_deref().unwrap_or(""),
+            self.version.as_deref().unwrap_or(""),
+            self.origin.as_deref().unwrap_or(""),
+            &self.raw,
+        ] {
+            hash.update((part.len() as u64).to_le_bytes());
+            hash.update(part.as_bytes());
+        }
+        format!("{:x}", hash.finalize())
+    }
+}
+
 impl Record {
     /// A record carrying an event.
     pub fn event(topic: Arc<str>, key: Option<Arc<str>>, event: Arc<Event>) -> Record {
@@ -112,5 +132,23 @@ mod tests {
         assert!(validate_topic("..").is_err());
         assert!(validate_topic("gh raw").unwrap_err().contains("' '"));
         assert!(validate_topic(&"x".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn a_dead_letter_has_one_id_whatever_the_delivery() {
+        let letter = DeadLetter {
+            stage: "route".into(),
+            error: "boom".into(),
+            script: None,
+            version: None,
+            origin: Some("a.json:1".into()),
+            raw: "{".into(),
+        };
+        assert_eq!(letter.digest(), letter.clone().digest());
+        let other = DeadLetter {
+            origin: Some("a.json:2".into()),
+            ..letter.clone()
+        };
+        assert_ne!(letter.digest(), other.digest());
     }
 }

@@ -26,7 +26,15 @@ use forgecast_core::{DeadLetter, Event};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Layout version of the SQLite file, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
+
+/// What brings an older layout to this one, by the version it starts from.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    2,
+    // A dead letter's digest (`DeadLetter::digest`), unique: a letter delivered twice is kept once. Rows kept
+    // before have none (NULLs are distinct in a unique index).
+    "ALTER TABLE dead_letters ADD COLUMN digest TEXT;",
+)];
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
@@ -61,8 +69,10 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     script TEXT,
     version TEXT,
     origin TEXT,
-    raw TEXT NOT NULL
+    raw TEXT NOT NULL,
+    digest TEXT
 );
+CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_digest ON dead_letters (digest);
 CREATE TABLE IF NOT EXISTS repos (
     name TEXT PRIMARY KEY,
     found INTEGER NOT NULL,
@@ -162,9 +172,30 @@ impl SqliteStore {
             )
             .map_err(|e| open_failed(e.to_string()))?;
         if tables > 0 && version != SCHEMA_VERSION {
-            return Err(open_failed(format!(
-                "the store has layout version {version}, this forgecast uses {SCHEMA_VERSION}; move the data directory away to start afresh"
-            )));
+            let steps: Vec<&str> = MIGRATIONS
+                .iter()
+                .filter(|(from, _)| *from >= version)
+                .map(|(_, sql)| *sql)
+                .collect();
+            let reachable = MIGRATIONS.iter().any(|(from, _)| *from == version);
+            if !writer || !reachable || version > SCHEMA_VERSION {
+                return Err(open_failed(format!(
+                    "the store has layout version {version}, this forgecast uses {SCHEMA_VERSION}{}",
+                    if reachable && version < SCHEMA_VERSION {
+                        "; start `forgecast up` on it once to bring it up to date"
+                    } else {
+                        "; move the data directory away to start afresh"
+                    }
+                )));
+            }
+            conn.execute_batch(&format!("BEGIN; {} COMMIT;", steps.join(" ")))
+                .map_err(|e| open_failed(format!("cannot bring the layout up to date: {e}")))?;
+            tracing::info!(
+                component = "store",
+                from = version,
+                to = SCHEMA_VERSION,
+                "Store layout brought up to date."
+            );
         }
         conn.execute_batch(SCHEMA)
             .map_err(|e| open_failed(e.to_string()))?;
@@ -458,15 +489,23 @@ impl Store for SqliteStore {
             {
                 let mut insert = tx
                     .prepare_cached(
-                        "INSERT INTO dead_letters (at, stage, error, script, version, origin, raw)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        "INSERT OR IGNORE INTO dead_letters
+                         (at, stage, error, script, version, origin, raw, digest)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                     )
                     .map_err(&err)?;
                 let at = now_unix();
                 for l in &letters {
                     insert
                         .execute(params![
-                            at, l.stage, l.error, l.script, l.version, l.origin, l.raw
+                            at,
+                            l.stage,
+                            l.error,
+                            l.script,
+                            l.version,
+                            l.origin,
+                            l.raw,
+                            l.digest()
                         ])
                         .map_err(&err)?;
                 }
@@ -627,6 +666,54 @@ mod tests {
             r#"{{"id":"{id}","type":"PushEvent","actor":{{"login":"a"}},"repo":{{"name":"{repo}"}},"created_at":"2025-01-01T15:00:00Z"}}"#
         );
         Arc::new(Event::parse(&line).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_store_of_the_previous_layout_is_brought_up_to_date_by_its_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let letter = |n: u32| {
+            Arc::new(DeadLetter {
+                stage: "parse".into(),
+                error: "not JSON".into(),
+                script: None,
+                version: None,
+                origin: Some(format!("h.json:{n}")),
+                raw: "{".into(),
+            })
+        };
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            store.write_events(vec![event("1", "o/a")]).await.unwrap();
+            store.write_dead_letters(vec![letter(1)]).await.unwrap();
+        }
+        // Back to layout 2, as an older forgecast left it: no digest column.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP INDEX dead_letters_digest; ALTER TABLE dead_letters DROP COLUMN digest; PRAGMA user_version = 2;",
+        )
+        .unwrap();
+        drop(conn);
+
+        let Err(refused) = SqliteStore::open_alongside(&path) else {
+            panic!("a reader brought the layout up to date");
+        };
+        let refused = refused.to_string();
+        assert!(
+            refused.contains("start `forgecast up` on it once"),
+            "{refused}"
+        );
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.event_count().await.unwrap(), 1);
+        store
+            .write_dead_letters(vec![letter(1), letter(2), letter(2)])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.dead_letter_count().await.unwrap(),
+            3,
+            "the old letter (no digest) kept, the new one once"
+        );
     }
 
     #[tokio::test]
