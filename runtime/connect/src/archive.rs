@@ -1,5 +1,6 @@
 //! A lake that any bus consumer can append to: GH Archive-format hour files, `<lake>/YYYY/MM/DD/HH.json`, the
-//! layout of the embedded store's lake, so the history engines read both alike.
+//! layout of the embedded store's lake, so the history engines read both alike. Hours that are over are
+//! compressed (`HH.json.gz`, as GH Archive publishes them) by [`LakeAppender::compress_closed`].
 //!
 //! Delivery is at least once: lines are appended and synced before the consumer commits its offsets, so a
 //! crash can write an event twice but never lose one; the history engines count each event id once. A line cut
@@ -134,6 +135,72 @@ impl LakeAppender {
     }
 }
 
+impl LakeAppender {
+    /// Compresses every plain hour file whose hour ended before `before` (Unix seconds) into a gzip file beside
+    /// it (`HH.json.gz`, or `HH-2.json.gz`, … when one is there already: events that came after the hour was
+    /// compressed), then removes the plain file. Returns the files written, relative to the lake. A crash
+    /// between the two steps leaves both files, whose events the history engines count once.
+    pub fn compress_closed(&mut self, before: i64) -> io::Result<Vec<String>> {
+        let mut written = Vec::new();
+        for path in crate::gharchive::hour_files(&self.dir)? {
+            let Ok(name) = path.strip_prefix(&self.dir) else {
+                continue;
+            };
+            let name = name.to_string_lossy().into_owned();
+            let Some(start) = name.strip_suffix(".json").and_then(hour_start) else {
+                continue;
+            };
+            if start + 3_600 <= before {
+                written.push(self.compress(&name)?);
+            }
+        }
+        Ok(written)
+    }
+
+    fn compress(&mut self, name: &str) -> io::Result<String> {
+        self.open.remove(name);
+        let plain = self.dir.join(name);
+        let bytes = fs::read(&plain)?;
+        // Whole lines only: a line a crash cut short is left out, as appending would have cut it.
+        let end = bytes
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |at| at + 1);
+        let stem = name.strip_suffix(".json").unwrap_or(name);
+        let target = (1..)
+            .map(|n| match n {
+                1 => format!("{stem}.json.gz"),
+                n => format!("{stem}-{n}.json.gz"),
+            })
+            .find(|candidate| !self.dir.join(candidate).exists())
+            .expect("a free name");
+        let temporary = self.dir.join(format!("{target}.tmp"));
+        let mut encoder =
+            flate2::write::GzEncoder::new(File::create(&temporary)?, flate2::Compression::new(6));
+        encoder.write_all(&bytes[..end])?;
+        encoder.finish()?.sync_all()?;
+        fs::rename(&temporary, self.dir.join(&target))?;
+        sync_parent(&self.dir.join(&target))?;
+        fs::remove_file(&plain)?;
+        sync_parent(&plain)?;
+        Ok(target)
+    }
+}
+
+/// The start, in Unix seconds, of the hour a lake file stands for (`2024/01/01/05`).
+fn hour_start(stem: &str) -> Option<i64> {
+    chrono::NaiveDateTime::parse_from_str(&format!("{stem}:00"), "%Y/%m/%d/%H:%M")
+        .ok()
+        .map(|t| t.and_utc().timestamp())
+}
+
+fn sync_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
 /// Cuts a file back to the end of its last whole line (bytes after it are the start of a line a crash cut).
 fn cut_partial_line(file: &mut File) -> io::Result<()> {
     let len = file.metadata()?.len();
@@ -199,6 +266,52 @@ mod tests {
             read(dir.path(), "2024/01/01/01.json"),
             format!("{}\n", b.raw)
         );
+    }
+
+    #[test]
+    fn hours_that_are_over_are_compressed_and_late_events_get_a_file_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut lake = LakeAppender::open(dir.path()).unwrap();
+        let (a, b, c) = (
+            event("1", "2024-01-01T00:10:00Z"),
+            event("2", "2024-01-01T00:20:00Z"),
+            event("3", "2024-01-01T01:05:00Z"),
+        );
+        lake.append([&a, &b, &c]).unwrap();
+        let one = DateTime::parse_from_rfc3339("2024-01-01T01:00:00Z")
+            .unwrap()
+            .timestamp();
+        assert_eq!(
+            lake.compress_closed(one).unwrap(),
+            ["2024/01/01/00.json.gz"]
+        );
+        let gunzip = |name: &str| {
+            let mut text = String::new();
+            flate2::read::MultiGzDecoder::new(File::open(dir.path().join(name)).unwrap())
+                .read_to_string(&mut text)
+                .unwrap();
+            text
+        };
+        assert_eq!(
+            gunzip("2024/01/01/00.json.gz"),
+            format!("{}\n{}\n", a.raw, b.raw)
+        );
+        assert!(!dir.path().join("2024/01/01/00.json").exists());
+        assert!(
+            dir.path().join("2024/01/01/01.json").exists(),
+            "the next hour is not over"
+        );
+
+        // A late event for the compressed hour: a plain file again, compressed under a name of its own.
+        let late = event("4", "2024-01-01T00:59:00Z");
+        lake.append([&late]).unwrap();
+        assert_eq!(
+            lake.compress_closed(one).unwrap(),
+            ["2024/01/01/00-2.json.gz"]
+        );
+        assert_eq!(gunzip("2024/01/01/00-2.json.gz"), format!("{}\n", late.raw));
+        let files = crate::gharchive::hour_files(dir.path()).unwrap();
+        assert_eq!(files.len(), 3, "{files:?}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `forgecast archive`: the lake of the distributed mode. A consumer group of its own reads every pipeline
 //! topic and appends each event to GH Archive hour files ([`LakeAppender`]); the Spark history job (and
 //! `forgecast aggregate`) read them. Offsets are committed only once the lines are on disk; a disk that
-//! refuses writes is retried with backoff, the offsets left uncommitted meanwhile.
+//! refuses writes is retried with backoff, the offsets left uncommitted meanwhile. Hours that have been over
+//! for `--compress-after` are compressed, as GH Archive publishes them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +25,9 @@ const BATCH: usize = 32_768;
 /// How often progress is logged.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
+/// How often hours that are over are looked for, to compress them.
+const COMPRESS_EVERY: Duration = Duration::from_secs(60);
+
 /// What an archive run did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Report {
@@ -33,6 +37,8 @@ pub struct Report {
     pub repeated: u64,
     /// Records that were not events (dead letters), left to the store.
     pub skipped: u64,
+    /// Hour files compressed.
+    pub compressed: u64,
 }
 
 /// Runs until `closing` is cancelled (then takes what the group has fetched, commits and returns), or until
@@ -89,6 +95,8 @@ pub async fn run(
 
     let mut report = Report::default();
     let mut logged = Instant::now();
+    let mut compressed = Instant::now();
+    compress(&appender, args.compress_after, &mut report).await;
     let mut since_log = 0u64;
     loop {
         let batch = match subscription.next_batch(BATCH).await {
@@ -144,6 +152,39 @@ pub async fn run(
             );
             (logged, since_log) = (Instant::now(), 0);
         }
+        if compressed.elapsed() >= COMPRESS_EVERY {
+            compress(&appender, args.compress_after, &mut report).await;
+            compressed = Instant::now();
+        }
     }
+    compress(&appender, args.compress_after, &mut report).await;
     Ok(report)
+}
+
+/// Compresses the hour files whose hour has been over for `after`. A failure is logged and tried again later:
+/// the plain files stay readable meanwhile.
+async fn compress(
+    appender: &Arc<std::sync::Mutex<LakeAppender>>,
+    after: Duration,
+    report: &mut Report,
+) {
+    let before = chrono::Utc::now().timestamp() - after.as_secs() as i64;
+    let appender = appender.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let mut appender = appender.lock().unwrap_or_else(|e| e.into_inner());
+        appender.compress_closed(before)
+    })
+    .await
+    .map_err(std::io::Error::other)
+    .and_then(|done| done);
+    match done {
+        Ok(files) if !files.is_empty() => {
+            report.compressed += files.len() as u64;
+            tracing::info!(component = "archive", files = files.len(), last = %files.last().map(String::as_str).unwrap_or(""), "Hours that are over compressed.");
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(component = "archive", error = %e, "Could not compress the hours that are over; trying again later.")
+        }
+    }
 }

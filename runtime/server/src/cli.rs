@@ -56,6 +56,9 @@ pub struct ArchiveArgs {
     /// Stop once no event has come for this many seconds (for one-off runs); by default it runs until stopped.
     #[arg(long, value_name = "SECONDS")]
     pub idle_exit: Option<u64>,
+    /// Compress an hour file (HH.json → HH.json.gz) once its hour has been over for this long.
+    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = parse_duration)]
+    pub compress_after: std::time::Duration,
 }
 
 /// Which engine computes the history.

@@ -36,8 +36,8 @@ fn main() -> ExitCode {
         },
         Command::Archive(args) => runtime.block_on(run_archive(args)).map(|report| {
             println!(
-                "{} events appended to the lake ({} already there, {} dead letters left to the store)",
-                report.events, report.repeated, report.skipped
+                "{} events appended to the lake ({} already there, {} dead letters left to the store), {} hour files compressed",
+                report.events, report.repeated, report.skipped, report.compressed
             );
             true
         }),
