@@ -9,27 +9,13 @@ use std::time::Duration;
 use forgecast_connect::embedded::{EmbeddedBus, SqliteStore};
 use forgecast_connect::kafka::{KafkaBus, KafkaConfig};
 use forgecast_connect::mongo::MongoStore;
-use forgecast_connect::replay::{SAMPLES, sample_text};
+use forgecast_connect::replay::sample_lines;
 use forgecast_core::aggregate::{AggregateQuery, AggregateRow, Dimension, Granularity};
 use forgecast_core::bus::{Bus, Subscription, TopicFilter};
 use forgecast_core::store::{RepoMeta, ScriptReload, Store};
 use forgecast_core::{DeadLetter, Event, Record, RecordBody};
 use forgecast_testkit::{shared_kafka, shared_mongo, unique_name};
 use serde_json::Value;
-
-/// The bundled real events, in file order.
-fn sample_lines() -> Vec<String> {
-    SAMPLES
-        .iter()
-        .flat_map(|(name, bytes)| {
-            sample_text(name, bytes)
-                .unwrap()
-                .lines()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
 
 fn sample_events(n: usize) -> Vec<Arc<Event>> {
     sample_lines()

@@ -2,7 +2,7 @@
 //! tree gives, and lines damaged byte by byte (truncated, a byte replaced by a quote, a bracket, a backslash, a
 //! control character, …) are refused exactly when `serde_json` refuses them, or else read alike.
 
-use forgecast_connect::replay::{SAMPLES, sample_text};
+use forgecast_connect::replay::sample_lines;
 use forgecast_core::EventFields;
 use forgecast_core::time::parse_timestamp;
 use serde_json::Value;
@@ -59,22 +59,9 @@ fn parsed(line: &str) -> Option<Fields> {
     ))
 }
 
-fn lines() -> Vec<String> {
-    SAMPLES
-        .iter()
-        .flat_map(|(name, bytes)| {
-            sample_text(name, bytes)
-                .unwrap()
-                .lines()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
 #[test]
 fn every_bundled_event_reads_as_a_json_tree_says() {
-    let lines = lines();
+    let lines = sample_lines();
     assert!(lines.len() > 3_000);
     let mut languages = 0;
     for line in &lines {
@@ -91,7 +78,7 @@ fn damaged_lines_are_refused_exactly_when_serde_json_refuses_them() {
     let replacements: &[u8] = b"\"\\{}[],:0 \x01x-e.";
     let mut refused = 0;
     let mut compared = 0;
-    for line in lines().iter().step_by(101) {
+    for line in sample_lines().iter().step_by(101) {
         let bytes = line.as_bytes();
         for at in (0..bytes.len()).step_by(61) {
             let mut cut = line.clone();

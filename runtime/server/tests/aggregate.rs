@@ -327,28 +327,13 @@ fn every_runs_on_schedule_until_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let lake_dir = dir.path().join("lake");
     lake(&lake_dir);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_forgecast"))
-        .args(["aggregate", "--no-import", "--every", "2s", "--lake"])
-        .arg(&lake_dir)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
+    let (mut child, rx, _) = support::spawn_logged(
+        Command::new(env!("CARGO_BIN_EXE_forgecast"))
+            .args(["aggregate", "--no-import", "--every", "2s", "--lake"])
+            .arg(&lake_dir)
+            .arg("--data-dir")
+            .arg(dir.path().join("data")),
+    );
     let mut said = Vec::new();
     let mut runs = 0;
     while runs < 2 {

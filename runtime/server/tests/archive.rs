@@ -8,13 +8,12 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use forgecast_testkit::Service;
-use support::{input_events, scripts, start};
+use support::{input_events, scripts, spawn_logged, start};
 
 /// Starts `forgecast archive` on `lake`; its log lines are collected into the returned receiver.
 fn archive(
@@ -22,25 +21,14 @@ fn archive(
     lake: &Path,
     extra: &[&str],
 ) -> (Child, std::sync::mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_forgecast"))
-        .args(["archive", "--kafka-brokers", &kafka.brokers(), "--lake"])
-        .arg(lake)
-        .args(extra)
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG")
-        .env_remove("FORGECAST_ARCHIVE_GROUP")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    (child, rx)
+    let (child, log, _) = spawn_logged(
+        Command::new(env!("CARGO_BIN_EXE_forgecast"))
+            .args(["archive", "--kafka-brokers", &kafka.brokers(), "--lake"])
+            .arg(lake)
+            .args(extra)
+            .env_remove("FORGECAST_ARCHIVE_GROUP"),
+    );
+    (child, log)
 }
 
 /// Every line of every hour file under `lake`, with the file it is in.

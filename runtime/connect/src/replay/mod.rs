@@ -53,6 +53,20 @@ pub fn sample_text(name: &str, bytes: &[u8]) -> std::io::Result<String> {
     Ok(text)
 }
 
+/// Every line of the bundled samples, in file order.
+pub fn sample_lines() -> Vec<String> {
+    SAMPLES
+        .iter()
+        .flat_map(|(name, bytes)| {
+            sample_text(name, bytes)
+                .expect("the bundled samples decompress")
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// How the replay runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReplayConfig {

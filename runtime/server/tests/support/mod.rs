@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use forgecast_connect::replay::{SAMPLES, sample_text};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -110,22 +109,11 @@ impl Drop for Up {
     }
 }
 
-/// Starts `forgecast up` on a free port with `scripts`, `data` and further `args`.
-pub fn start(scripts: &Path, data: &Path, args: &[&str]) -> Up {
-    start_with_env(scripts, data, args, &[])
-}
-
-/// As [`start`], with environment variables.
-pub fn start_with_env(scripts: &Path, data: &Path, args: &[&str], env: &[(&str, &str)]) -> Up {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_forgecast"))
-        .args(["up", "--listen", "127.0.0.1:0", "--scripts"])
-        .arg(scripts)
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
+/// Starts `command` with its stderr read line by line: each line goes to the receiver and is kept in the text.
+pub fn spawn_logged(command: &mut Command) -> (Child, mpsc::Receiver<String>, Arc<Mutex<String>>) {
+    let mut child = command
         .env("NO_COLOR", "1")
         .env_remove("RUST_LOG")
-        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -140,6 +128,25 @@ pub fn start_with_env(scripts: &Path, data: &Path, args: &[&str], env: &[(&str, 
             let _ = tx.send(line);
         }
     });
+    (child, log, all)
+}
+
+/// Starts `forgecast up` on a free port with `scripts`, `data` and further `args`.
+pub fn start(scripts: &Path, data: &Path, args: &[&str]) -> Up {
+    start_with_env(scripts, data, args, &[])
+}
+
+/// As [`start`], with environment variables.
+pub fn start_with_env(scripts: &Path, data: &Path, args: &[&str], env: &[(&str, &str)]) -> Up {
+    let (child, log, all) = spawn_logged(
+        Command::new(env!("CARGO_BIN_EXE_forgecast"))
+            .args(["up", "--listen", "127.0.0.1:0", "--scripts"])
+            .arg(scripts)
+            .arg("--data-dir")
+            .arg(data)
+            .args(args)
+            .envs(env.iter().copied()),
+    );
     let mut up = Up {
         child,
         url: String::new(),
@@ -308,14 +315,9 @@ pub async fn get_json(url: &str) -> Value {
 
 /// The bundled input (what a one-pass replay plays), read with plain JSON trees: an implementation independent of the pipeline's parser.
 pub fn input_events() -> Vec<Value> {
-    SAMPLES
+    forgecast_connect::replay::sample_lines()
         .iter()
-        .flat_map(|(name, bytes)| {
-            let text = sample_text(name, bytes).unwrap();
-            text.lines()
-                .map(|l| serde_json::from_str::<Value>(l).unwrap())
-                .collect::<Vec<_>>()
-        })
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .collect()
 }
 
