@@ -160,7 +160,8 @@ pub async fn run(args: AggregateArgs) -> anyhow::Result<Report> {
     tracing::info!(component = "aggregate", engine = name, lake = %lake.display(), "Computing the history.");
     match args.engine {
         Engine::Embedded => {
-            let (rows, lines) = embedded::history(&lake, &known)?;
+            // Seconds of work on every core: the runtime's other tasks (signals) move to another thread.
+            let (rows, lines) = tokio::task::block_in_place(|| embedded::history(&lake, &known))?;
             tracing::info!(
                 component = "aggregate",
                 events = lines.events,
