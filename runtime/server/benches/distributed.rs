@@ -10,7 +10,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{rate, replay_config};
+use common::{rate, replay_config, time_writes};
 use forgecast::config::{BusPlan, SourcePlan, StorePlan, UpPlan};
 use forgecast::pipeline::Pipeline;
 use forgecast_connect::kafka::{KafkaBus, KafkaConfig};
@@ -132,12 +132,8 @@ async fn main() {
     let mongo_store = MongoStore::connect(&mongo.mongo_uri(), "bench_alone")
         .await
         .unwrap();
-    let started = Instant::now();
-    for chunk in all.chunks(32_768) {
-        mongo_store.write_events(chunk.to_vec()).await.unwrap();
-    }
     println!(
         "  MongoDB store alone             {}",
-        rate(events, started.elapsed())
+        rate(events, time_writes(&mongo_store, &all).await)
     );
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{rate, replay_config};
+use common::{rate, replay_config, time_writes};
 use forgecast::config::{BusPlan, SourcePlan, StorePlan, UpPlan};
 use forgecast::metrics::Metrics;
 use forgecast::pipeline::Pipeline;
@@ -111,14 +111,9 @@ async fn main() {
             .collect();
         write_batches.push(batch);
     }
-    // The writer takes up to 32,768 records at a time; write in batches of that size.
     let flat: Vec<Arc<Event>> = write_batches.into_iter().flatten().collect();
-    let started = Instant::now();
-    for chunk in flat.chunks(32_768) {
-        store.write_events(chunk.to_vec()).await.unwrap();
-    }
     println!(
         "  SQLite store alone      {}",
-        rate(events, started.elapsed())
+        rate(events, time_writes(&store, &flat).await)
     );
 }

@@ -111,23 +111,15 @@ async fn aggregate_every(
     args: forgecast::cli::AggregateArgs,
     every: std::time::Duration,
 ) -> anyhow::Result<()> {
-    let stop = tokio_util::sync::CancellationToken::new();
-    {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            if stop_signal().await {
-                tracing::info!(
-                    component = "aggregate",
-                    "Stopping once the current run is over (Ctrl-C again to force)."
-                );
-                stop.cancel();
-            }
-            if stop_signal().await {
-                tracing::warn!(component = "aggregate", "Forced stop.");
-                std::process::exit(130);
-            }
-        });
-    }
+    let (stop, force) = stops(
+        "aggregate",
+        "Stopping once the current run is over (Ctrl-C again to force).",
+    );
+    tokio::spawn(async move {
+        force.cancelled().await;
+        tracing::warn!(component = "aggregate", "Forced stop.");
+        std::process::exit(130);
+    });
     let mut next = tokio::time::Instant::now();
     while !stop.is_cancelled() {
         match aggregate::run(args.clone()).await {
@@ -168,25 +160,10 @@ async fn aggregate_every(
 /// The archive until a signal: the first one stops it after the batches fetched, a second one stops waiting on a
 /// failing disk.
 async fn run_archive(args: forgecast::cli::ArchiveArgs) -> anyhow::Result<archive::Report> {
-    let (closing, abort) = (
-        tokio_util::sync::CancellationToken::new(),
-        tokio_util::sync::CancellationToken::new(),
+    let (closing, abort) = stops(
+        "archive",
+        "Stopping: appending what was fetched (Ctrl-C again to force).",
     );
-    {
-        let (closing, abort) = (closing.clone(), abort.clone());
-        tokio::spawn(async move {
-            if stop_signal().await {
-                tracing::info!(
-                    component = "archive",
-                    "Stopping: appending what was fetched (Ctrl-C again to force)."
-                );
-                closing.cancel();
-            }
-            if stop_signal().await {
-                abort.cancel();
-            }
-        });
-    }
     let report = archive::run(args, closing, abort).await?;
     tracing::info!(
         component = "archive",
@@ -195,6 +172,32 @@ async fn run_archive(args: forgecast::cli::ArchiveArgs) -> anyhow::Result<archiv
         "Stopped cleanly."
     );
     Ok(report)
+}
+
+/// Two tokens for a command that stops in two steps: the first signal cancels the first token (after logging
+/// `saying`), a second signal the second one.
+fn stops(
+    component: &'static str,
+    saying: &'static str,
+) -> (
+    tokio_util::sync::CancellationToken,
+    tokio_util::sync::CancellationToken,
+) {
+    let (first, second) = (
+        tokio_util::sync::CancellationToken::new(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let (on_first, on_second) = (first.clone(), second.clone());
+    tokio::spawn(async move {
+        if stop_signal().await {
+            tracing::info!(component, "{saying}");
+            on_first.cancel();
+        }
+        if stop_signal().await {
+            on_second.cancel();
+        }
+    });
+    (first, second)
 }
 
 /// Ctrl-C, or SIGTERM as `docker stop` and Kubernetes send it; `false` if no signal can be awaited.

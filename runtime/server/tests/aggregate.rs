@@ -265,28 +265,11 @@ async fn the_history_loads_into_mongodb_with_its_cached_repositories() {
     assert!(output.status.success(), "{}", text(&output));
     let computed = rows(&data.join("history/embedded.jsonl"));
     // Every computed row is in MongoDB, the cached repository's language and topic included.
-    let mut held = Rows::new();
-    for granularity in [Granularity::Month, Granularity::Quarter, Granularity::Year] {
-        for dimension in Dimension::ALL {
-            let query = AggregateQuery {
-                granularity,
-                dimension,
-                from: i64::MIN,
-                to: i64::MAX,
-            };
-            for row in store.aggregates(query).await.unwrap() {
-                held.insert(
-                    (
-                        granularity.as_str().to_string(),
-                        row.bucket,
-                        dimension.as_str().to_string(),
-                        row.key,
-                    ),
-                    row.count,
-                );
-            }
-        }
-    }
+    let held = support::stored_rows(
+        &store,
+        &[Granularity::Month, Granularity::Quarter, Granularity::Year],
+    )
+    .await;
     assert_eq!(held, computed);
     assert!(
         held.keys()

@@ -79,11 +79,6 @@ impl Lake {
             .collect())
     }
 
-    /// The file an event created at `unix` seconds belongs to.
-    pub(super) fn file_for(unix: i64) -> String {
-        crate::archive::hour_file(unix)
-    }
-
     fn end(&self, file: &str) -> u64 {
         self.ends.get(file).copied().unwrap_or(0)
     }

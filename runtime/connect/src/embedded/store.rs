@@ -315,7 +315,7 @@ fn write_events(inner: &mut Inner, events: &[Arc<Event>]) -> Result<WriteOutcome
             // Consecutive events mostly share an hour: name its file once.
             let hour = e.created_at.div_euclid(3600);
             if last_file.as_ref().is_none_or(|(h, _)| *h != hour) {
-                last_file = Some((hour, Lake::file_for(e.created_at)));
+                last_file = Some((hour, crate::archive::hour_file(e.created_at)));
             }
             let file = &last_file.as_ref().expect("set just above").1;
             let changed = insert

@@ -1,8 +1,11 @@
 //! What the benchmarks share: the replay configuration and the rate line.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use forgecast_connect::replay::ReplayConfig;
+use forgecast_core::Event;
+use forgecast_core::store::Store;
 
 /// `events/s (n events in t s)`.
 pub fn rate(events: u64, took: Duration) -> String {
@@ -21,4 +24,13 @@ pub fn replay_config(events: u64) -> ReplayConfig {
         limit: Some(events),
         batch: 512,
     }
+}
+
+/// How long `store` takes to write `events` in batches of the store writer's size (32,768 records).
+pub async fn time_writes<S: Store>(store: &S, events: &[Arc<Event>]) -> Duration {
+    let started = Instant::now();
+    for chunk in events.chunks(32_768) {
+        store.write_events(chunk.to_vec()).await.unwrap();
+    }
+    started.elapsed()
 }

@@ -347,24 +347,49 @@ pub fn expected_totals(events: &[Value]) -> BTreeMap<(&'static str, String), u64
     totals
 }
 
+/// Every counter the store holds at `granularities`: (granularity, bucket, dimension, key) → count.
+pub async fn stored_rows<S: forgecast_core::store::Store>(
+    store: &S,
+    granularities: &[forgecast_core::aggregate::Granularity],
+) -> BTreeMap<(String, i64, String, String), u64> {
+    use forgecast_core::aggregate::{AggregateQuery, Dimension};
+    let mut rows = BTreeMap::new();
+    for &granularity in granularities {
+        for dimension in Dimension::ALL {
+            let query = AggregateQuery {
+                granularity,
+                dimension,
+                from: i64::MIN,
+                to: i64::MAX,
+            };
+            for row in store.aggregates(query).await.unwrap() {
+                let at = (
+                    granularity.as_str().to_string(),
+                    row.bucket,
+                    dimension.as_str().to_string(),
+                    row.key,
+                );
+                rows.insert(at, row.count);
+            }
+        }
+    }
+    rows
+}
+
 /// Per-key totals, summed over buckets, of every dimension the store counts at `granularity`: what
 /// [`expected_totals`] computes from the input.
 pub async fn stored_totals<S: forgecast_core::store::Store>(
     store: &S,
     granularity: forgecast_core::aggregate::Granularity,
 ) -> BTreeMap<(&'static str, String), u64> {
-    use forgecast_core::aggregate::{AggregateQuery, Dimension};
+    use forgecast_core::aggregate::Dimension;
     let mut totals = BTreeMap::new();
-    for dimension in Dimension::ALL {
-        let query = AggregateQuery {
-            granularity,
-            dimension,
-            from: i64::MIN,
-            to: i64::MAX,
-        };
-        for row in store.aggregates(query).await.unwrap() {
-            *totals.entry((dimension.as_str(), row.key)).or_insert(0) += row.count;
-        }
+    for ((_, _, dimension, key), count) in stored_rows(store, &[granularity]).await {
+        let dimension = Dimension::ALL
+            .into_iter()
+            .find(|d| d.as_str() == dimension)
+            .expect("a known dimension");
+        *totals.entry((dimension.as_str(), key)).or_insert(0) += count;
     }
     totals
 }
