@@ -303,6 +303,59 @@ async fn pages_are_followed_to_the_end_or_the_page_cap() {
 }
 
 #[tokio::test]
+async fn a_next_link_to_another_server_is_not_followed_and_gets_no_token() {
+    // The other server would collect whatever is sent to it.
+    let thief = Replay::default();
+    let thief_base = thief.serve().await;
+    let replay = Replay::default();
+    let first = events(0, 3);
+    replay.answer(
+        "/events?per_page=3",
+        vec![Answer::json(200, page(&first)).header(
+            "link",
+            format!(r#"<{thief_base}/steal?page=2&secret=1>; rel="next""#),
+        )],
+    );
+    let base = replay.serve().await;
+    let (items, counts, statuses) = poll(
+        &base,
+        vec![query("feed", "/events", &[("per_page", "3")], 3600, 5)],
+        |_, statuses| ran(statuses, &["feed"]),
+    )
+    .await;
+    assert_eq!(event_ids(&items).len(), 3, "the first page is kept");
+    assert!(
+        thief.received().is_empty(),
+        "a request left for another server: {:?}",
+        thief.received()
+    );
+    assert_eq!(
+        counts.lock().unwrap()[&("feed".into(), "link_refused".into())],
+        1
+    );
+    let outcome = statuses[0].last_outcome.clone().unwrap();
+    assert!(outcome.contains("next-page link refused"), "{outcome}");
+    assert!(!outcome.contains("secret"), "{outcome}");
+
+    // Asked directly, the client refuses to send the token off the configured API, over http or https.
+    let client = GithubClient::new(config(&base)).unwrap();
+    let no_params = BTreeMap::new();
+    for url in [
+        format!("{thief_base}/steal?page=2"),
+        "https://127.0.0.1:1/steal".to_string(),
+    ] {
+        let request = GetRequest {
+            path: &url,
+            params: &no_params,
+            etag: None,
+        };
+        let err = client.get(&request, &|_| {}).await.unwrap_err();
+        assert!(matches!(err, FetchError::Foreign { .. }), "{err:?}");
+    }
+    assert!(thief.received().is_empty());
+}
+
+#[tokio::test]
 async fn the_feed_is_polled_conditionally_and_repeats_are_dropped() {
     let replay = Replay::default();
     let first = events(0, 6);
@@ -736,6 +789,29 @@ mod enrichment {
                 .as_deref(),
             Some("Rust")
         );
+    }
+
+    #[tokio::test]
+    async fn a_repository_name_that_github_cannot_have_given_is_not_requested() {
+        let replay = Replay::default();
+        replay.answer(
+            "/repos/a/one",
+            vec![Answer::json(
+                200,
+                r#"{"full_name":"a/one","language":"Go"}"#,
+            )],
+        );
+        let base = replay.serve().await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
+        let names = ["x/../../admin/secret?", "a/one?x=1", "a/b/c", "a/one"];
+        let stats = enrich(&base, &store, EnrichConfig::default(), &names, |s| {
+            s.invalid + s.fetched >= 4
+        })
+        .await;
+        assert_eq!((stats.invalid, stats.fetched), (3, 1), "{stats:?}");
+        let paths: Vec<String> = replay.received().into_iter().map(|r| r.path).collect();
+        assert_eq!(paths, ["/repos/a/one"]);
     }
 
     #[tokio::test]

@@ -8,6 +8,8 @@
 //!   otherwise at least a minute, then backs off exponentially with jitter.
 //! - Server errors (5xx), timeouts and refused connections: retried with exponential backoff and jitter.
 //! - The search API's 30 requests per minute: requests to `/search/` wait for room in a one-minute window.
+//! - The token goes to the configured API only: a full URL (from a `Link` header) is requested only when its
+//!   scheme, host and port are the base URL's ([`GithubClient::is_api_url`]); any other is refused unsent.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -119,6 +121,14 @@ pub enum FetchError {
         /// GitHub's message.
         message: String,
     },
+    /// A full URL outside the configured API, which would receive the token: refused, nothing sent.
+    #[error("{url}: not on the configured GitHub API ({base}); the request is not sent")]
+    Foreign {
+        /// The URL without its query string.
+        url: String,
+        /// The configured API base.
+        base: String,
+    },
     /// Still failing after every attempt.
     #[error("{path}: gave up after {attempts} attempts; last: {last}")]
     GaveUp {
@@ -188,6 +198,29 @@ pub fn next_link(link: &str) -> Option<String> {
     })
 }
 
+/// A URL without its query string and fragment, fit for a log line.
+pub fn without_query(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}
+
+/// A repository's API path, `/repos/{owner}/{name}`, when `full_name` is a name GitHub could have given:
+/// an owner of letters, digits, `-` and `_`, a name of those and `.`, neither too long, nothing else.
+/// A name from an event is data from anyone: this keeps it inside the one path it is meant for.
+pub fn repo_path(full_name: &str) -> Option<String> {
+    let (owner, name) = full_name.split_once('/')?;
+    let owner_ok = (1..=39).contains(&owner.len())
+        && owner
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let name_ok = (1..=100).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    (owner_ok && name_ok).then(|| format!("/repos/{}/{}", encode(owner), encode(name)))
+}
+
 /// A factor in [0.8, 1.2) that spreads retries of many clients apart.
 fn jitter() -> f64 {
     let nanos = std::time::SystemTime::now()
@@ -230,6 +263,20 @@ impl GithubClient {
             rate: Mutex::new(RateState::default()),
             searches: tokio::sync::Mutex::new(VecDeque::new()),
         })
+    }
+
+    /// Whether `url` is on the configured API: same scheme, host and port as the base URL. Only such URLs are
+    /// requested, since every request carries the token.
+    pub fn is_api_url(&self, url: &str) -> bool {
+        let (Ok(base), Ok(url)) = (
+            reqwest::Url::parse(&self.config.base_url),
+            reqwest::Url::parse(url),
+        ) else {
+            return false;
+        };
+        base.scheme() == url.scheme()
+            && base.host_str() == url.host_str()
+            && base.port_or_known_default() == url.port_or_known_default()
     }
 
     /// The rate-limit state now.
@@ -336,6 +383,13 @@ impl GithubClient {
     ) -> Attempt {
         let builder = if request.path.starts_with("http://") || request.path.starts_with("https://")
         {
+            if !self.is_api_url(request.path) {
+                observe("foreign_url");
+                return Attempt::Fatal(FetchError::Foreign {
+                    url: without_query(request.path).to_string(),
+                    base: self.config.base_url.clone(),
+                });
+            }
             self.http.get(request.path)
         } else {
             let url = format!(
@@ -496,6 +550,54 @@ mod tests {
             Some("https://api.github.com/repositories/1000/issues?per_page=3&page=3")
         );
         assert_eq!(next_link(r#"<https://x/?page=1>; rel="first""#), None);
+    }
+
+    #[test]
+    fn only_urls_of_the_configured_api_are_followed() {
+        let client = GithubClient::new(ClientConfig::default()).unwrap();
+        assert!(client.is_api_url("https://api.github.com/repositories/1/issues?page=2"));
+        assert!(client.is_api_url("https://API.github.com:443/x"));
+        for foreign in [
+            "http://api.github.com/x",
+            "https://api.github.com:8443/x",
+            "https://evil.example/x",
+            "https://api.github.com.evil.example/x",
+            "http://127.0.0.1:9/steal?page=2",
+            "not a url",
+        ] {
+            assert!(!client.is_api_url(foreign), "{foreign}");
+        }
+        assert_eq!(without_query("http://h/steal?token=1#x"), "http://h/steal");
+    }
+
+    #[test]
+    fn repository_names_are_checked_and_encoded() {
+        assert_eq!(
+            repo_path("rust-lang/rust").as_deref(),
+            Some("/repos/rust-lang/rust")
+        );
+        assert_eq!(
+            repo_path("user_emu/dot.name_-x").as_deref(),
+            Some("/repos/user_emu/dot.name_-x")
+        );
+        for bad in [
+            "x/../../admin/secret?",
+            "x/..",
+            "x/.",
+            "noslash",
+            "/name",
+            "owner/",
+            "a/b/c",
+            "owner/na me",
+            "owner/name?x=1",
+            "owner/name#frag",
+            "own%2Fer/name",
+            "ünïcode/name",
+        ] {
+            assert_eq!(repo_path(bad), None, "{bad}");
+        }
+        assert_eq!(repo_path(&format!("{}/x", "a".repeat(40))), None);
+        assert_eq!(repo_path(&format!("a/{}", "x".repeat(101))), None);
     }
 
     #[test]

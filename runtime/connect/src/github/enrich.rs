@@ -4,7 +4,8 @@
 //! itself. The enricher fetches `GET /repos/{owner}/{name}` through the same polite client as the queries,
 //! caches the answer in the store with its ETag and fetch time, refreshes it (conditionally) once it is older
 //! than `stale_after`, remembers 404s, and spends only a share of the rate budget: it waits while fewer than
-//! `(1 - share) × limit` requests are left in the window, which leaves the rest to the queries.
+//! `(1 - share) × limit` requests are left in the window, which leaves the rest to the queries. Names are
+//! checked against what GitHub allows before they become a request path; others are counted and skipped.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -61,6 +62,8 @@ pub struct EnrichStats {
     pub held_back: u64,
     /// Names dropped because the queue was full.
     pub dropped: u64,
+    /// Names that are not a valid `owner/name`: never looked up.
+    pub invalid: u64,
 }
 
 /// Whether the enricher may send a request, given the rate state and its share.
@@ -144,7 +147,17 @@ impl<S: Store> Enricher<S> {
         change(&mut self.stats.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
-    fn take(&self, queue: &mut Queue, name: String) {
+    fn take(&self, queue: &mut Queue, name: String, observe: &super::poller::Observe) {
+        if super::client::repo_path(&name).is_none() {
+            // Names come from events, that is from anyone: one that is not a repository name is not requested.
+            self.count(|s| s.invalid += 1);
+            observe("enrich", "invalid_name");
+            tracing::debug!(
+                component = "enrich",
+                "A repository name that GitHub cannot have given is skipped."
+            );
+            return;
+        }
         // Every event names its repository: a busy repository known fresh here is not looked up again.
         if queue
             .fresh
@@ -167,14 +180,14 @@ impl<S: Store> Enricher<S> {
         let mut queue = Queue::default();
         loop {
             while let Ok(name) = names.try_recv() {
-                self.take(&mut queue, name);
+                self.take(&mut queue, name, &observe);
             }
             self.count(|s| s.queued = queue.pending.len() as u64);
             if queue.pending.is_empty() {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     next = names.recv() => match next {
-                        Some(name) => self.take(&mut queue, name),
+                        Some(name) => self.take(&mut queue, name, &observe),
                         None => return,
                     },
                 }
@@ -219,7 +232,9 @@ impl<S: Store> Enricher<S> {
             self.count(|s| s.cached += 1);
             return cached.map(|c| c.fetched_at);
         }
-        let path = format!("/repos/{name}");
+        let Some(path) = super::client::repo_path(name) else {
+            return None;
+        };
         let params = Default::default();
         let etag = cached
             .as_ref()

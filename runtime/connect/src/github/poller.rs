@@ -1,6 +1,7 @@
 //! The REST poller: runs the queries of `scripts/queries/*.rhai` on their schedules.
 //!
-//! Each query is fetched page by page (following `Link: rel="next"`, up to its `max_pages`), its first page
+//! Each query is fetched page by page (following `Link: rel="next"` while it stays on the configured API, up to
+//! its `max_pages`), its first page
 //! conditionally (ETag), and again after `every` seconds, or after `X-Poll-Interval` if GitHub asks for longer.
 //! Items of event endpoints (paths ending in `/events`) become events; events already seen in an earlier poll
 //! are dropped by id. The query list is read again before every round, so an edited query script changes the
@@ -267,7 +268,16 @@ impl Poller {
                         }
                     }
                     match next {
-                        Some(link) => url = link,
+                        Some(link) if self.client.is_api_url(&link) => url = link,
+                        Some(link) => {
+                            // Every request carries the token: a link elsewhere is not followed.
+                            observe(&query.name, "link_refused");
+                            tracing::warn!(component = "github", query = %query.name, page, link = super::client::without_query(&link), "GitHub's next-page link leaves the configured API; paging stops here.");
+                            outcome = format!(
+                                "{fresh} items in {page} page(s); next-page link refused (not on the configured API)"
+                            );
+                            break;
+                        }
                         None => break,
                     }
                 }
