@@ -40,6 +40,8 @@ async fn whole(events: u64, bus: BusPlan, store: StorePlan) -> Duration {
         enrich_share: 0.2,
         bus,
         store,
+        bounds: Default::default(),
+        http: Default::default(),
     };
     let pipeline = Pipeline::start(&plan).await.unwrap();
     let started = Instant::now();

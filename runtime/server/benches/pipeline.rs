@@ -63,6 +63,8 @@ async fn main() {
         enrich_share: 0.2,
         bus: BusPlan::Embedded,
         store: StorePlan::Embedded,
+        bounds: Default::default(),
+        http: Default::default(),
     };
     let started = Instant::now();
     let pipeline = Pipeline::start(&plan).await.unwrap();

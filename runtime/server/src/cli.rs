@@ -133,6 +133,9 @@ pub struct UpArgs {
     /// Share of the GitHub rate limit that repository enrichment may use, 0 to 1 [default: 0.2]
     #[arg(long, env = "FORGECAST_ENRICH_SHARE", value_name = "SHARE")]
     pub enrich_share: Option<f64>,
+    /// Host names the HTTP server answers to besides localhost and IP addresses, comma-separated; `*` for any
+    #[arg(long, env = "FORGECAST_ALLOWED_HOSTS", value_name = "NAMES")]
+    pub allowed_hosts: Option<String>,
     /// Bus and store.
     #[command(flatten)]
     pub backend: BackendArgs,

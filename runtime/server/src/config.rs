@@ -54,6 +54,51 @@ pub struct FileConfig {
     pub limits: Option<Limits>,
     /// Rescan the scripts at least this often, in milliseconds.
     pub script_poll_ms: Option<u64>,
+    /// Host names the HTTP server answers to, besides `localhost` and IP addresses (`*`: any).
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Bounds on what scripts and clients can make the process hold.
+    pub bounds: Option<Bounds>,
+}
+
+/// Bounds on what scripts and HTTP clients can make a running pipeline hold, whatever they send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Bounds {
+    /// Distinct topics routing may publish to (the dead-letter topic not counted); an event routed to a new
+    /// topic past this is dead-lettered. On Kafka each topic is created, so this also bounds the topics made.
+    pub max_topics: usize,
+    /// Series per metric label that scripts or clients choose (topic, script, query); past it they count as `other`.
+    pub max_metric_series: usize,
+    /// `forgecast tap` clients connected at once; more get 503.
+    pub max_tap_clients: usize,
+    /// Names in one `keys` parameter of `/api/trends`.
+    pub max_trend_keys: usize,
+    /// Bytes of one JSON answer of the costly routes (`/api/trends`).
+    pub max_response_bytes: usize,
+    /// Costly requests (`/api/trends`) computed at once; more wait up to ten seconds, then get 503.
+    pub max_heavy_requests: usize,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds {
+            max_topics: 64,
+            max_metric_series: 256,
+            max_tap_clients: 8,
+            max_trend_keys: 100,
+            max_response_bytes: 2 << 20,
+            max_heavy_requests: 4,
+        }
+    }
+}
+
+/// Who may reach what over HTTP.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpPlan {
+    /// `FORGECAST_ADMIN_TOKEN`: without it, admin routes (`/api/tap`) answer loopback clients only.
+    pub admin_token: Option<String>,
+    /// Host names answered besides `localhost` and IP addresses; `*` answers any (no DNS-rebinding check).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// A setting that cannot work, named.
@@ -147,6 +192,10 @@ pub struct UpPlan {
     pub bus: BusPlan,
     /// The store.
     pub store: StorePlan,
+    /// Bounds on what scripts and clients can make the process hold.
+    pub bounds: Bounds,
+    /// Who may reach what over HTTP.
+    pub http: HttpPlan,
 }
 
 impl UpPlan {
@@ -329,6 +378,48 @@ pub fn plan(args: UpArgs) -> Result<UpPlan, ConfigError> {
         }
         watch.poll = Duration::from_millis(ms);
     }
+    let bounds = file.bounds.unwrap_or_default();
+    for (setting, value) in [
+        ("bounds.max_topics", bounds.max_topics),
+        ("bounds.max_metric_series", bounds.max_metric_series),
+        ("bounds.max_tap_clients", bounds.max_tap_clients),
+        ("bounds.max_trend_keys", bounds.max_trend_keys),
+        ("bounds.max_response_bytes", bounds.max_response_bytes),
+        ("bounds.max_heavy_requests", bounds.max_heavy_requests),
+    ] {
+        if value == 0 {
+            return Err(invalid(setting, "must be at least 1"));
+        }
+    }
+    let allowed_hosts: Vec<String> = match args.allowed_hosts {
+        Some(list) => list.split(',').map(str::to_string).collect(),
+        None => file.allowed_hosts.unwrap_or_default(),
+    }
+    .into_iter()
+    .map(|h| h.trim().to_ascii_lowercase())
+    .filter(|h| !h.is_empty())
+    .collect();
+    if let Some(bad) = allowed_hosts.iter().find(|h| {
+        h.as_str() != "*"
+            && !h
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    }) {
+        return Err(invalid(
+            "allowed_hosts",
+            format!("{bad:?} is not a host name (no port, no scheme)"),
+        ));
+    }
+    let admin_token = std::env::var("FORGECAST_ADMIN_TOKEN")
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty());
+    if admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+        return Err(invalid(
+            "FORGECAST_ADMIN_TOKEN",
+            "is shorter than 16 characters; use a long random value",
+        ));
+    }
     Ok(UpPlan {
         scripts,
         data_dir,
@@ -339,6 +430,11 @@ pub fn plan(args: UpArgs) -> Result<UpPlan, ConfigError> {
         enrich_share,
         bus,
         store,
+        bounds,
+        http: HttpPlan {
+            admin_token,
+            allowed_hosts,
+        },
     })
 }
 

@@ -67,7 +67,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let stop_http = tokio_util::sync::CancellationToken::new();
     let server = {
         let stop = stop_http.clone();
-        let app = http::router(pipeline.shared().clone());
+        let guard = std::sync::Arc::new(http::Guard::new(plan.http.clone(), plan.bounds));
+        let app = http::router(pipeline.shared().clone(), guard)
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
         tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(stop.cancelled_owned())

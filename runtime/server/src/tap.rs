@@ -24,13 +24,21 @@ pub async fn run(args: TapArgs) -> anyhow::Result<()> {
         args.url.trim_end_matches('/'),
         args.topic
     );
-    let mut response = forgecast_connect::http::client()
-        .get(&url)
+    let mut request = forgecast_connect::http::client().get(&url);
+    if let Some(token) = std::env::var("FORGECAST_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    {
+        request = request.bearer_auth(token.trim());
+    }
+    let mut response = request
         .send()
         .await
         .with_context(|| format!("cannot reach forgecast at {}", args.url))?;
     if !response.status().is_success() {
-        bail!("{url} answered {}", response.status());
+        let status = response.status();
+        let reason = response.text().await.unwrap_or_default();
+        bail!("{url} answered {status}: {}", reason.trim());
     }
     eprintln!("Tapping {} at {} (Ctrl-C to stop)…", args.topic, args.url);
     let mut printed = 0u64;

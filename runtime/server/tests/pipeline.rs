@@ -38,6 +38,8 @@ fn plan(scripts: &Path, data: &Path, replay: ReplayConfig) -> UpPlan {
         enrich_share: 0.2,
         bus: BusPlan::Embedded,
         store: StorePlan::Embedded,
+        bounds: Default::default(),
+        http: Default::default(),
     }
 }
 

@@ -11,9 +11,13 @@
 //! | `GET /api/sources` | the GitHub source: rate-limit state (`limit`, `remaining`, `reset`, `paused_until`, `paused_for`), each query's schedule and last outcome, and what repository enrichment did |
 //! | `GET /api/scripts` | each script: id, file, status, hash, loaded-at, last refusal |
 //! | `GET /api/scripts/reloads` | the last 100 reload decisions, newest first |
-//! | `GET /api/tap?topic=T` | server-sent events: every record routed to `T` (`gh.raw.*` prefixes, `*` for all) |
+//! | `GET /api/tap?topic=T` | server-sent events: every record routed to `T` (`gh.raw.*` prefixes, `*` for all); admin route |
+//!
+//! Every route passes [`guard`] first: allowed `Host` names, browser protections on every answer, and for admin
+//! routes the admin token (or loopback without one).
 
 mod dashboard;
+pub mod guard;
 mod live;
 mod tap;
 mod trends;
@@ -24,28 +28,40 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router, middleware};
 use forgecast_core::bus::Bus;
 use forgecast_core::store::Store;
 
 use crate::pipeline::Shared;
 
+pub use guard::Guard;
 pub use tap::{Tapped, topic_matches};
 
-/// The application router.
-pub fn router(shared: Arc<Shared>) -> Router {
+/// The application router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: admin routes
+/// look at the client's address.
+pub fn router(shared: Arc<Shared>, guard: Arc<Guard>) -> Router {
+    let admin =
+        Router::new()
+            .route("/api/tap", get(tap::tap))
+            .route_layer(middleware::from_fn_with_state(
+                guard.clone(),
+                guard::admin_only,
+            ));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/scripts", get(scripts))
         .route("/api/scripts/reloads", get(reloads))
-        .route("/api/tap", get(tap::tap))
         .route("/api/live", get(live::live))
         .route("/api/sources", get(sources))
         .route("/api/trends", get(trends::trends))
         .route("/", get(dashboard::page))
         .route("/assets/{file}", get(dashboard::asset))
+        .merge(admin)
+        .layer(Extension(guard.clone()))
+        .layer(middleware::from_fn_with_state(guard, guard::check_host))
+        .layer(middleware::from_fn(guard::protect))
         .with_state(shared)
 }
 

@@ -4,14 +4,17 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::{Query, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use forgecast_core::time::format_timestamp;
 use forgecast_core::{Record, RecordBody};
 use futures_util::stream::{self, Stream};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
+use super::Guard;
 use crate::pipeline::Shared;
 
 #[derive(Deserialize)]
@@ -84,27 +87,44 @@ pub fn topic_matches(pattern: &str, topic: &str) -> bool {
 
 pub(super) async fn tap(
     State(shared): State<Arc<Shared>>,
+    Extension(guard): Extension<Arc<Guard>>,
     Query(query): Query<TapQuery>,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+) -> Response {
+    // The slot travels with the stream and is given back when the client goes away.
+    let slot = match guard.tap_slot() {
+        Ok(slot) => slot,
+        Err(refusal) => return refusal,
+    };
     let receiver = shared.tap.subscribe();
     let pattern = query.topic;
-    let events = stream::unfold((receiver, pattern), |(mut receiver, pattern)| async move {
-        loop {
-            let event = match receiver.recv().await {
-                Ok(record) if topic_matches(&pattern, &record.topic) => {
-                    let body =
-                        serde_json::to_string(&Tapped::from_record(&record)).unwrap_or_default();
-                    SseEvent::default().event("record").data(body)
-                }
-                Ok(_) => continue,
-                Err(RecvError::Lagged(n)) => {
-                    SseEvent::default().event("skipped").data(n.to_string())
-                }
-                Err(RecvError::Closed) => return None,
-            };
-            return Some((Ok(event), (receiver, pattern)));
-        }
-    });
+    stream_records(receiver, pattern, slot).into_response()
+}
+
+fn stream_records(
+    receiver: tokio::sync::broadcast::Receiver<Record>,
+    pattern: String,
+    slot: super::guard::TapSlot,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let events = stream::unfold(
+        (receiver, pattern, slot),
+        |(mut receiver, pattern, slot)| async move {
+            loop {
+                let event = match receiver.recv().await {
+                    Ok(record) if topic_matches(&pattern, &record.topic) => {
+                        let body = serde_json::to_string(&Tapped::from_record(&record))
+                            .unwrap_or_default();
+                        SseEvent::default().event("record").data(body)
+                    }
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(n)) => {
+                        SseEvent::default().event("skipped").data(n.to_string())
+                    }
+                    Err(RecvError::Closed) => return None,
+                };
+                return Some((Ok(event), (receiver, pattern, slot)));
+            }
+        },
+    );
     Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(10)))
 }
 

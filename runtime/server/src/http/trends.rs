@@ -19,9 +19,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use axum::Json;
+use axum::Extension;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Datelike, NaiveDate};
 use forgecast_core::aggregate::{
@@ -30,6 +30,8 @@ use forgecast_core::aggregate::{
 use forgecast_core::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 
+use super::Guard;
+use super::guard::refuse;
 use crate::pipeline::Shared;
 
 /// Event types with a language history series.
@@ -463,14 +465,44 @@ pub async fn compute(
 
 pub(super) async fn trends(
     State(shared): State<Arc<Shared>>,
+    Extension(guard): Extension<Arc<Guard>>,
     query: Result<Query<TrendsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(Query(query)) = query else {
         let help = "unknown or malformed parameter; use dimension, metric, granularity, from, to, keys, focus\n";
         return (StatusCode::BAD_REQUEST, help).into_response();
     };
+    let bounds = *guard.bounds();
+    if let Some(keys) = &query.keys {
+        let asked = keys.split(',').filter(|k| !k.trim().is_empty()).count();
+        if asked > bounds.max_trend_keys {
+            let message = format!(
+                "`keys` names {asked} series; at most {} (bounds.max_trend_keys)",
+                bounds.max_trend_keys
+            );
+            return refuse(StatusCode::BAD_REQUEST, message);
+        }
+    }
+    let _turn = match guard.heavy_turn().await {
+        Ok(turn) => turn,
+        Err(refusal) => return refusal,
+    };
     match compute(&shared, query).await {
-        Ok(Ok(trends)) => Json(trends).into_response(),
+        Ok(Ok(trends)) => {
+            let body = match serde_json::to_vec(&trends) {
+                Ok(body) => body,
+                Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            };
+            if body.len() > bounds.max_response_bytes {
+                let message = format!(
+                    "the answer would be {} bytes; at most {} (bounds.max_response_bytes): ask for fewer keys or years",
+                    body.len(),
+                    bounds.max_response_bytes
+                );
+                return refuse(StatusCode::BAD_REQUEST, message);
+            }
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
         Ok(Err(message)) => (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }
