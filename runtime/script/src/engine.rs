@@ -2,7 +2,8 @@
 //!
 //! Scripts get no file, network or process access: module imports resolve nowhere, `eval` is disabled, and the
 //! registered API is pure functions over values. A call that runs away is stopped by the operation limit or,
-//! whichever comes first, by a wall-clock deadline checked from Rhai's progress callback.
+//! whichever comes first, by a wall-clock deadline checked from Rhai's progress callback, which also stops a
+//! call holding more memory than `max_call_bytes` (see [`crate::memory`]).
 
 use std::cell::{Cell, RefCell};
 use std::sync::{Arc, OnceLock};
@@ -31,6 +32,9 @@ pub struct Limits {
     pub max_array_size: usize,
     /// Largest object map a script may build.
     pub max_map_size: usize,
+    /// Memory one call may hold, in bytes, whatever it builds it of (counted when the binary installs
+    /// [`crate::memory::CountingAllocator`], as `forgecast` does).
+    pub max_call_bytes: usize,
     /// Wall-clock time per call, in milliseconds.
     pub deadline_ms: u64,
 }
@@ -44,6 +48,7 @@ impl Default for Limits {
             max_string_size: 1 << 20,
             max_array_size: 10_000,
             max_map_size: 10_000,
+            max_call_bytes: 32 << 20,
             deadline_ms: 100,
         }
     }
@@ -57,6 +62,8 @@ struct Current {
     script: Arc<str>,
     version: Arc<str>,
     deadline: Instant,
+    memory: crate::memory::Counted,
+    max_bytes: isize,
 }
 
 thread_local! {
@@ -89,12 +96,19 @@ fn script_now() -> i64 {
 pub(crate) struct CallScope(());
 
 impl CallScope {
-    pub(crate) fn enter(script: &Arc<str>, version: &Arc<str>, deadline: Duration) -> CallScope {
+    pub(crate) fn enter(
+        script: &Arc<str>,
+        version: &Arc<str>,
+        deadline: Duration,
+        max_bytes: usize,
+    ) -> CallScope {
         CURRENT.with(|c| {
             *c.borrow_mut() = Some(Current {
                 script: script.clone(),
                 version: version.clone(),
                 deadline: Instant::now() + deadline,
+                memory: crate::memory::Counted::start(),
+                max_bytes: isize::try_from(max_bytes).unwrap_or(isize::MAX),
             })
         });
         CallScope(())
@@ -116,6 +130,8 @@ fn with_current<R>(f: impl FnOnce(&str, &str) -> R) -> R {
 
 /// Text the progress callback stops a call with; recognised again in [`crate::script::CallError`].
 pub(crate) const DEADLINE_TEXT: &str = "deadline exceeded";
+/// Text the progress callback stops a call holding too much memory with.
+pub(crate) const MEMORY_TEXT: &str = "memory limit exceeded";
 
 /// A configured Rhai engine together with its limits.
 pub struct ScriptEngine {
@@ -138,15 +154,16 @@ impl ScriptEngine {
             .set_strict_variables(true)
             .disable_symbol("eval");
         engine.on_progress(|ops| {
-            if ops % CLOCK_EVERY_OPS != 0 {
-                return None;
-            }
-            let late = CURRENT.with(|c| {
-                c.borrow()
-                    .as_ref()
-                    .is_some_and(|cur| Instant::now() > cur.deadline)
-            });
-            late.then(|| Dynamic::from(DEADLINE_TEXT))
+            CURRENT.with(|c| {
+                let current = c.borrow();
+                let cur = current.as_ref()?;
+                // Memory at every operation (one operation can build a large string); the clock less often.
+                if cur.memory.held() > cur.max_bytes {
+                    return Some(Dynamic::from(MEMORY_TEXT));
+                }
+                (ops % CLOCK_EVERY_OPS == 0 && Instant::now() > cur.deadline)
+                    .then(|| Dynamic::from(DEADLINE_TEXT))
+            })
         });
         engine.on_print(|text| {
             with_current(
@@ -205,8 +222,11 @@ impl EventView {
     }
 
     fn tree(&self) -> &serde_json::Value {
+        // The runtime parses the event for the script: not memory the script built.
         self.tree.get_or_init(|| {
-            serde_json::from_str(&self.event.raw).unwrap_or(serde_json::Value::Null)
+            crate::memory::uncounted(|| {
+                serde_json::from_str(&self.event.raw).unwrap_or(serde_json::Value::Null)
+            })
         })
     }
 

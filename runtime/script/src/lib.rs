@@ -2,6 +2,7 @@
 //!
 //! - [`engine`]: the engine builder with its always-on limits and the small API scripts see, including the
 //!   read-only [`engine::EventView`] that hands events to scripts without copying them into Rhai maps.
+//! - [`memory`]: the counting allocator that bounds the memory one script call holds.
 //! - [`role`]: which entry point a script must define, decided by where the file lives.
 //! - [`output`]: turning what a script returns into typed values, naming the bad field when it is wrong.
 //! - [`script`]: one compiled, validated script version, and the calls into it.
@@ -12,6 +13,7 @@
 pub mod cases;
 pub mod engine;
 pub mod host;
+pub mod memory;
 pub mod output;
 pub mod role;
 pub mod script;

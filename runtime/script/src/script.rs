@@ -8,7 +8,7 @@ use std::time::Duration;
 use rhai::{AST, CallFnOptions, Dynamic, EvalAltResult, FuncArgs, Scope};
 use sha2::{Digest, Sha256};
 
-use crate::engine::{CallScope, DEADLINE_TEXT, EventView, ScriptEngine, line_col};
+use crate::engine::{CallScope, DEADLINE_TEXT, EventView, MEMORY_TEXT, ScriptEngine, line_col};
 use crate::output::{Features, QuerySpec, RetrainDecision, RouteDecision, features_from_dynamic};
 use crate::role::Role;
 
@@ -172,7 +172,12 @@ impl Script {
 
     fn call(&self, engine: &ScriptEngine, args: impl FuncArgs) -> Result<Dynamic, CallError> {
         let deadline = Duration::from_millis(engine.limits().deadline_ms);
-        let _scope = CallScope::enter(&self.id, &self.hash, deadline);
+        let _scope = CallScope::enter(
+            &self.id,
+            &self.hash,
+            deadline,
+            engine.limits().max_call_bytes,
+        );
         let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
         engine
             .rhai()
@@ -187,6 +192,14 @@ impl Script {
                 let inner = innermost(&err);
                 let (line, col) = line_col(inner.position());
                 let message = match inner {
+                    EvalAltResult::ErrorTerminated(token, _)
+                        if token.clone().into_string().ok().as_deref() == Some(MEMORY_TEXT) =>
+                    {
+                        format!(
+                            "{MEMORY_TEXT}: held more than {} bytes",
+                            engine.limits().max_call_bytes
+                        )
+                    }
                     EvalAltResult::ErrorTerminated(..) => {
                         format!(
                             "{DEADLINE_TEXT}: ran longer than {} ms",

@@ -5,7 +5,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use forgecast_core::Event;
+use forgecast_script::memory::CountingAllocator;
 use forgecast_script::{EventView, Limits, Script, ScriptEngine};
+
+// As in the `forgecast` binary: the memory a call holds is counted.
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 const EVENT: &str = r#"{"id":"1","type":"PushEvent","actor":{"login":"a"},"repo":{"name":"o/r"},"created_at":"2015-01-01T15:00:00Z"}"#;
 
@@ -116,6 +121,45 @@ fn the_engine_keeps_working_after_a_runaway_call() {
     let stuck = routing(&engine, "loop { }");
     let fine = routing(&engine, r#""gh.raw.push""#);
     assert!(stuck.route(&engine, event()).is_err());
+    assert_eq!(
+        &*fine.route(&engine, event()).unwrap().topics[0],
+        "gh.raw.push"
+    );
+}
+
+#[test]
+fn a_call_cannot_hold_more_than_its_memory_bound_however_it_spreads_it() {
+    let engine = ScriptEngine::new(Limits {
+        max_call_bytes: 8 << 20,
+        ..Limits::default()
+    });
+    // Each value is within the string and map limits; together they are 37 MB (and 75 MB with 1 MB strings).
+    let half_mega = r#"let s = "x"; for i in 0..19 { s += s; }"#;
+    for (how, body) in [
+        (
+            "map filled by index",
+            format!(
+                r#"{half_mega} let m = #{{}}; for i in 0..75 {{ m["k" + i] = s + i; }} "gh.raw.x""#
+            ),
+        ),
+        (
+            "variables",
+            format!(
+                r#"{half_mega} let a = s + 1; let b = s + 2; let c = s + 3; let d = s + 4; let e = s + 5; let f = s + 6; let g = s + 7; let h = s + 8; let j = s + 9; let k = s + 10; let l = s + 11; let n = s + 12; let o = s + 13; let p = s + 14; let q = s + 15; let r = s + 16; let t = s + 17; "gh.raw.x""#
+            ),
+        ),
+    ] {
+        let err = routing(&engine, &body).route(&engine, event()).unwrap_err();
+        assert!(
+            err.message.contains("memory limit exceeded"),
+            "{how}: {err}"
+        );
+    }
+    // Ordinary calls are untouched, and the engine keeps working.
+    let fine = routing(
+        &engine,
+        r#"let m = #{}; for i in 0..100 { m["k" + i] = "v" + i; } "gh.raw.push""#,
+    );
     assert_eq!(
         &*fine.route(&engine, event()).unwrap().topics[0],
         "gh.raw.push"
