@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use flate2::read::MultiGzDecoder;
 use forgecast::metrics::Metrics;
 use forgecast::pipeline::route::route_batch;
-use forgecast_connect::gharchive::{Decoded, Lines, decode, parse_lines, read_lines};
+use forgecast_connect::gharchive::{
+    Decoded, Lines, MAX_LINE_BYTES, decode, parse_lines, read_lines,
+};
 use forgecast_script::host::check_dir;
 use forgecast_script::{Script, ScriptEngine};
 
@@ -46,7 +48,7 @@ fn main() {
     drop(sink);
 
     let started = Instant::now();
-    let decoded = decode(&bytes[..], "bench", 1024, |_| true).unwrap();
+    let decoded = decode(&bytes[..], "bench", 1024, MAX_LINE_BYTES, |_| true).unwrap();
     let events = decoded.events();
     rate("decode alone", events, started.elapsed());
 
@@ -68,11 +70,13 @@ fn main() {
     let router = std::thread::spawn(move || {
         let mut records = 0u64;
         for batch in rx {
-            records += route_batch(&engine, &routing, batch, &metrics).len() as u64;
+            records += route_batch(&engine, &routing, batch, &metrics, &topics).len() as u64;
         }
         records
     });
-    decode(&bytes[..], "bench", 1024, |batch| tx.send(batch).is_ok()).unwrap();
+    decode(&bytes[..], "bench", 1024, MAX_LINE_BYTES, |batch| {
+        tx.send(batch).is_ok()
+    }).unwrap();
     drop(tx);
     let records = router.join().unwrap();
     assert_eq!(records, events);
@@ -89,11 +93,11 @@ fn split(bytes: &[u8], engine: ScriptEngine, routing: Script, events: u64) {
         let mut records = 0u64;
         for chunk in rx {
             let batch = parse_lines("bench", chunk, &mut decoded);
-            records += route_batch(&engine, &routing, batch, &metrics).len() as u64;
+            records += route_batch(&engine, &routing, batch, &metrics, &topics).len() as u64;
         }
         records
     });
-    read_lines(bytes, 1024, |chunk| tx.send(chunk).is_ok()).unwrap();
+    read_lines(bytes, 1024, MAX_LINE_BYTES, |chunk| tx.send(chunk).is_ok()).unwrap();
     drop(tx);
     assert_eq!(parser.join().unwrap(), events);
     rate("inflate | parse + route", events, started.elapsed());

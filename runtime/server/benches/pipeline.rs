@@ -14,7 +14,7 @@ use common::{rate, replay_config, time_writes};
 use forgecast::config::{BusPlan, SourcePlan, StorePlan, UpPlan};
 use forgecast::metrics::Metrics;
 use forgecast::pipeline::Pipeline;
-use forgecast::pipeline::route::route_batch;
+use forgecast::pipeline::route::{TopicCap, route_batch};
 use forgecast_connect::embedded::SqliteStore;
 use forgecast_connect::replay::Replay;
 use forgecast_core::Event;
@@ -90,10 +90,11 @@ async fn main() {
     let (loaded, _) = check_dir(&engine, &scripts);
     let routing = loaded.iter().find(|s| s.id() == "routing").unwrap();
     let metrics = Metrics::new();
+    let topics = TopicCap::new(64);
     let started = Instant::now();
     let mut routed = Vec::with_capacity(batches.len());
     for batch in batches {
-        routed.push(route_batch(&engine, routing, batch, &metrics));
+        routed.push(route_batch(&engine, routing, batch, &metrics, &topics));
     }
     println!(
         "  routing script alone    {}",

@@ -3,7 +3,9 @@
 //! Hours are decoded one after the other as they download, fed to the pipeline, and recorded as done in
 //! `<data-dir>/backfill.done` only once every event of the hour is stored, so an interrupted backfill resumes
 //! where it stopped and never skips an hour it did not finish. An hour that cannot be downloaded is retried,
-//! then reported; the others go on.
+//! then reported; the others go on. An hour whose file is damaged (a gzip cut short) keeps the lines before the
+//! damage and is recorded as partial with the count kept: a local file is not read again, since its bytes stay
+//! as they are, while a download is retried first, since the damage may have happened on the way.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -11,7 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use forgecast_connect::gharchive::{self, Decoded, Hour, HourError, HourSource, Lines};
+use forgecast_connect::gharchive::{self, Decoded, Hour, HourError, HourSource, Lines, LinesError};
 use forgecast_core::source::Incoming;
 use forgecast_script::Limits;
 use forgecast_script::watch::WatchConfig;
@@ -38,7 +40,9 @@ pub struct Report {
     pub missing: Vec<Hour>,
     /// Hours that failed after retries, with the reason.
     pub failed: Vec<(Hour, String)>,
-    /// Events and malformed lines of the hours done.
+    /// Hours whose file is damaged, with the events kept (those before the damage) and the reason.
+    pub partial: Vec<(Hour, u64, String)>,
+    /// Events and malformed lines of the hours done and partial.
     pub decoded: Decoded,
     /// Events stored for the first time.
     pub stored: u64,
@@ -48,21 +52,30 @@ fn done_file(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("backfill.done")
 }
 
+/// The hours recorded as done; a line is an hour, followed by a note for a partial one.
 fn read_done(data_dir: &Path) -> anyhow::Result<BTreeSet<String>> {
     match std::fs::read_to_string(done_file(data_dir)) {
-        Ok(text) => Ok(text.lines().map(str::to_string).collect()),
+        Ok(text) => Ok(text
+            .lines()
+            .filter_map(|line| line.split_whitespace().next())
+            .map(str::to_string)
+            .collect()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
         Err(e) => Err(e).context("cannot read the list of finished hours"),
     }
 }
 
-fn mark_done(data_dir: &Path, hour: Hour) -> anyhow::Result<()> {
+/// Records `hour` as done, with `note` after it when it is partial.
+fn mark_done(data_dir: &Path, hour: Hour, note: Option<&str>) -> anyhow::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(done_file(data_dir))
         .context("cannot record a finished hour")?;
-    writeln!(file, "{hour}")?;
+    match note {
+        Some(note) => writeln!(file, "{hour} partial: {}", note.replace('\n', " "))?,
+        None => writeln!(file, "{hour}")?,
+    }
     file.sync_data()?;
     Ok(())
 }
@@ -73,14 +86,25 @@ async fn settle(shared: &Shared, items: u64) {
     }
 }
 
+/// What one attempt at an hour did.
+struct Attempt {
+    /// Counts of what was fed: the whole file, or the lines before it failed.
+    decoded: Decoded,
+    /// Items fed to the pipeline.
+    fed: u64,
+    /// How it ended.
+    result: Result<(), HourError>,
+}
+
 /// Decodes one hour into the pipeline, inflating on one thread and parsing on another (inflating is the
-/// slowest step). Returns the hour's counts, or the error; either way with how many items were fed.
+/// slowest step).
 async fn feed_hour(
     source: &HourSource,
     hour: Hour,
     client: &reqwest::Client,
     feed: &mpsc::Sender<Vec<Incoming>>,
-) -> (Result<Decoded, HourError>, u64) {
+    max_line: usize,
+) -> Attempt {
     let name = hour.file_name();
     let failed = |reason: String| HourError::Failed {
         name: name.clone(),
@@ -88,11 +112,19 @@ async fn feed_hour(
     };
     let reader = match gharchive::open(source, hour, client).await {
         Ok(reader) => reader,
-        Err(e) => return (Err(e), 0),
+        Err(e) => {
+            return Attempt {
+                decoded: Decoded::default(),
+                fed: 0,
+                result: Err(e),
+            };
+        }
     };
     let (lines_tx, lines_rx) = std::sync::mpsc::sync_channel::<Lines>(16);
     let inflate = tokio::task::spawn_blocking(move || {
-        gharchive::read_lines(reader, BATCH, |chunk| lines_tx.send(chunk).is_ok())
+        gharchive::read_lines(reader, BATCH, max_line, |chunk| {
+            lines_tx.send(chunk).is_ok()
+        })
     });
     let parse = {
         let (feed, name) = (feed.clone(), name.clone());
@@ -112,12 +144,27 @@ async fn feed_hour(
     let inflated = inflate.await;
     let (decoded, fed) = match parse.await {
         Ok(parsed) => parsed,
-        Err(e) => return (Err(failed(e.to_string())), 0),
+        Err(e) => {
+            return Attempt {
+                decoded: Decoded::default(),
+                fed: 0,
+                result: Err(failed(e.to_string())),
+            };
+        }
     };
-    match inflated {
-        Ok(Ok(())) => (Ok(decoded), fed),
-        Ok(Err(e)) => (Err(failed(e.to_string())), fed),
-        Err(e) => (Err(failed(e.to_string())), fed),
+    let result = match inflated {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e @ LinesError::Damaged { .. })) => Err(HourError::Damaged {
+            name: name.clone(),
+            reason: e.to_string(),
+        }),
+        Ok(Err(e)) => Err(failed(e.to_string())),
+        Err(e) => Err(failed(e.to_string())),
+    };
+    Attempt {
+        decoded,
+        fed,
+        result,
     }
 }
 
@@ -178,36 +225,58 @@ pub async fn run(args: BackfillArgs) -> anyhow::Result<Report> {
         let outcome = loop {
             // Items of a failed attempt were fed too (the store ignores events it already holds): count them,
             // so that waiting for this hour to settle also waits for them.
-            let (result, fed) = feed_hour(&source, hour, &client, &feed).await;
-            fed_total += fed;
-            match result {
-                Err(HourError::Failed { reason, .. }) if attempt < ATTEMPTS => {
+            let tried = feed_hour(&source, hour, &client, &feed, args.max_line_bytes).await;
+            fed_total += tried.fed;
+            let again = match &tried.result {
+                Err(HourError::Failed { reason, .. }) => Some(reason),
+                // A local file's bytes stay as they are; a download may have been damaged on its way.
+                Err(HourError::Damaged { reason, .. }) if matches!(source, HourSource::Url(_)) => {
+                    Some(reason)
+                }
+                _ => None,
+            };
+            match again {
+                Some(reason) if attempt < ATTEMPTS => {
                     tracing::warn!(component = "backfill", hour = %hour, attempt, error = %reason, "Hour failed; retrying.");
                     tokio::time::sleep(Duration::from_secs(2u64.pow(attempt))).await;
                     attempt += 1;
                 }
-                other => break other,
+                _ => break tried,
             }
         };
-        match outcome {
-            Ok(decoded) => {
+        let kept = outcome.decoded.events() + outcome.decoded.malformed;
+        match outcome.result {
+            Ok(()) => {
                 settle(&shared, fed_total).await;
-                mark_done(&args.data_dir, hour)?;
-                report.decoded.add(&decoded);
+                mark_done(&args.data_dir, hour, None)?;
+                report.decoded.add(&outcome.decoded);
                 report.done.push(hour);
+            }
+            Err(HourError::Damaged { name, reason }) if kept > 0 => {
+                let events = outcome.decoded.events();
+                tracing::warn!(component = "backfill", hour = %hour, events, error = %reason, "{name} is damaged; the events before the damage were kept, the rest of the hour is lost.");
+                settle(&shared, fed_total).await;
+                let note = format!("{events} events kept, {reason}");
+                mark_done(&args.data_dir, hour, Some(&note))?;
+                report.decoded.add(&outcome.decoded);
+                report.partial.push((hour, events, reason));
             }
             Err(HourError::Missing(name)) => {
                 tracing::warn!(component = "backfill", hour = %hour, "{name} is not in the archive; skipped.");
                 report.missing.push(hour);
             }
-            Err(e @ HourError::Failed { .. }) => {
+            Err(e @ (HourError::Failed { .. } | HourError::Damaged { .. })) => {
                 tracing::error!(component = "backfill", hour = %hour, error = %e, "Hour failed; it will be tried again next run.");
                 report.failed.push((hour, e.to_string()));
             }
         }
         let rate = report.decoded.events() as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        let partial = match report.partial.len() {
+            0 => String::new(),
+            n => format!(", {n} hours partial"),
+        };
         bar.set_message(format!(
-            "{} events, {rate:.0} events/s",
+            "{} events, {rate:.0} events/s{partial}",
             report.decoded.events()
         ));
         bar.inc(1);
@@ -219,17 +288,22 @@ pub async fn run(args: BackfillArgs) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// Prints the summary; returns whether every hour was done or skipped.
+/// Prints the summary; returns whether every hour was done whole or skipped.
 pub fn print(report: &Report) -> bool {
     println!(
-        "Backfill: {} hours done, {} skipped (done before), {} missing, {} failed",
+        "Backfill: {} hours done, {} skipped (done before), {} missing, {} failed, {} partial",
         report.done.len(),
         report.skipped,
         report.missing.len(),
-        report.failed.len()
+        report.failed.len(),
+        report.partial.len()
     );
+    let too_long = match report.decoded.too_long {
+        0 => String::new(),
+        n => format!(" ({n} longer than the line limit)"),
+    };
     println!(
-        "{} events decoded, {} new in the store, {} malformed lines sent to dead letters",
+        "{} events decoded, {} new in the store, {} malformed lines sent to dead letters{too_long}",
         report.decoded.events(),
         report.stored,
         report.decoded.malformed
@@ -245,5 +319,11 @@ pub fn print(report: &Report) -> bool {
     for (hour, reason) in &report.failed {
         println!("failed: {hour}: {reason}");
     }
-    report.failed.is_empty() && report.missing.is_empty()
+    for (hour, events, reason) in &report.partial {
+        println!(
+            "partial: {}: {events} events kept, {reason}",
+            hour.file_name()
+        );
+    }
+    report.failed.is_empty() && report.missing.is_empty() && report.partial.is_empty()
 }

@@ -8,6 +8,11 @@ use forgecast::cli::{Cli, Command, UpArgs};
 use forgecast::pipeline::Pipeline;
 use forgecast::{aggregate, archive, backfill, check, config, http, logging, tap};
 
+// Counts what each thread holds, so that a script call is stopped at its memory bound (`limits.max_call_bytes`).
+#[global_allocator]
+static ALLOCATOR: forgecast_script::memory::CountingAllocator =
+    forgecast_script::memory::CountingAllocator;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init();

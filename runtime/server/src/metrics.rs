@@ -1,4 +1,11 @@
 //! The Prometheus metrics of a running pipeline, served at `GET /metrics`.
+//!
+//! Label values that scripts or clients choose (topics, script ids, query names) are bounded per label: past
+//! `bounds.max_metric_series` distinct values, new ones are counted under `other`, so `/metrics` stays small
+//! whatever a script does.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -53,6 +60,38 @@ pub struct RequestLabel {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
+/// The value a label takes past its bound.
+pub const OTHER: &str = "other";
+
+/// The distinct values one label has taken, up to a bound.
+#[derive(Debug)]
+struct SeriesCap {
+    max: usize,
+    seen: Mutex<HashSet<String>>,
+}
+
+impl SeriesCap {
+    fn new(max: usize) -> SeriesCap {
+        SeriesCap {
+            max,
+            seen: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// `value`, or [`OTHER`] once the label has `max` other values.
+    fn value(&self, value: &str) -> String {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.contains(value) {
+            return value.to_string();
+        }
+        if seen.len() >= self.max {
+            return OTHER.to_string();
+        }
+        seen.insert(value.to_string());
+        value.to_string()
+    }
+}
+
 /// Every metric of the pipeline.
 pub struct Metrics {
     registry: Registry,
@@ -80,6 +119,9 @@ pub struct Metrics {
     pub bus_produce_errors: Gauge,
     /// Produce requests the bus client retried on its own.
     pub bus_produce_retries: Gauge,
+    topics: SeriesCap,
+    scripts: SeriesCap,
+    queries: SeriesCap,
 }
 
 fn call_time_histogram() -> Histogram {
@@ -88,8 +130,14 @@ fn call_time_histogram() -> Histogram {
 }
 
 impl Metrics {
-    /// Creates and registers every metric.
+    /// Creates and registers every metric, with the default bound on label values.
     pub fn new() -> Metrics {
+        Metrics::with_series_cap(crate::config::Bounds::default().max_metric_series)
+    }
+
+    /// Creates and registers every metric; each label chosen by scripts or clients takes at most `max_series`
+    /// values.
+    pub fn with_series_cap(max_series: usize) -> Metrics {
         let mut registry = Registry::with_prefix("forgecast");
         let events_in = Family::default();
         let events_out = Family::default();
@@ -172,6 +220,31 @@ impl Metrics {
             duplicates,
             store_retries,
             github_requests,
+            topics: SeriesCap::new(max_series),
+            scripts: SeriesCap::new(max_series),
+            queries: SeriesCap::new(max_series),
+        }
+    }
+
+    /// The label of `topic`, within the bound.
+    pub fn topic(&self, topic: &str) -> TopicLabel {
+        TopicLabel {
+            topic: self.topics.value(topic),
+        }
+    }
+
+    /// The label of script `id`, within the bound.
+    pub fn script(&self, id: &str) -> ScriptLabel {
+        ScriptLabel {
+            script: self.scripts.value(id),
+        }
+    }
+
+    /// The label of a GitHub request of `query` with outcome `status`, within the bound.
+    pub fn request(&self, query: &str, status: &str) -> RequestLabel {
+        RequestLabel {
+            query: self.queries.value(query),
+            status: status.to_string(),
         }
     }
 
@@ -200,5 +273,36 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_chosen_by_scripts_are_bounded() {
+        let metrics = Metrics::with_series_cap(3);
+        for i in 0..1000 {
+            metrics
+                .events_in
+                .get_or_create(&metrics.topic(&format!("gh.t{i}")))
+                .inc();
+        }
+        let text = metrics.render();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("forgecast_events_in_total{"))
+            .count();
+        assert_eq!(series, 4, "three topics and `other`:\n{text}");
+        assert!(
+            text.contains("forgecast_events_in_total{topic=\"other\"} 997"),
+            "{text}"
+        );
+        assert_eq!(
+            metrics.topic("gh.t1").topic,
+            "gh.t1",
+            "a known value keeps its series"
+        );
     }
 }

@@ -119,6 +119,20 @@ async fn routes_are_guarded_and_bounded() {
     );
     drop((second, again));
 
+    // The bound on routing's topics shows beside the routing script.
+    let scripts = support::get_json(&format!("{url}/api/scripts")).await;
+    let routing = scripts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "routing")
+        .unwrap();
+    assert_eq!(routing["topics"]["max"], 64, "{routing}");
+    assert!(
+        routing["topics"]["used"].as_u64().unwrap() >= 1,
+        "{routing}"
+    );
+
     // `keys` is bounded, and the answer names the limit.
     let many: Vec<String> = (0..6).map(|i| format!("Lang{i}")).collect();
     let too_many = client()

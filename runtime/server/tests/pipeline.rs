@@ -209,6 +209,44 @@ async fn a_runaway_script_dead_letters_its_events_and_the_rest_flows() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_naming_ever_new_topics_is_held_to_the_bound() {
+    // One new topic per event: without a bound, as many topics and metric series as events.
+    let scripts = tempfile::tempdir().unwrap();
+    fs::write(
+        scripts.path().join("routing.rhai"),
+        "fn route(event) { \"gh.each.\" + event.id }\n",
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut plan = plan(scripts.path(), data.path(), once());
+    plan.bounds.max_topics = 64;
+    plan.bounds.max_metric_series = 64;
+    let (shared, summary) = run_to_end(&plan).await;
+    let input = input_events();
+    assert!(input.len() > 200);
+    let over = input.len() as u64 - 64;
+    assert_eq!(shared.store.event_count().await.unwrap(), 64);
+    assert_eq!(summary.written.dead_letters, over);
+    let status = shared.topics.status();
+    assert_eq!(
+        (status.used, status.max, status.refused_events),
+        (64, 64, over)
+    );
+
+    let db = rusqlite::Connection::open(data.path().join("forgecast.sqlite")).unwrap();
+    let error: String = db
+        .query_row("SELECT error FROM dead_letters LIMIT 1", [], |r| r.get(0))
+        .unwrap();
+    assert!(error.contains("bounds.max_topics"), "{error}");
+    let metrics = shared.metrics.render();
+    let series = metrics
+        .lines()
+        .filter(|l| l.starts_with("forgecast_events_in_total{"))
+        .count();
+    assert!(series <= 66, "{series} series of events_in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reloading_routing_under_a_steady_stream_loses_and_duplicates_nothing() {
     let scripts = tempfile::tempdir().unwrap();
     let file = scripts.path().join("routing.rhai");

@@ -84,7 +84,21 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn scripts(State(shared): State<Arc<Shared>>) -> Response {
-    Json(shared.host.statuses()).into_response()
+    let topics = shared.topics.status();
+    let list: Vec<serde_json::Value> = shared
+        .host
+        .statuses()
+        .into_iter()
+        .map(|status| {
+            let mut value = serde_json::to_value(status).unwrap_or_default();
+            // The bound on topics is what the routing script can run into: shown beside it.
+            if value["id"] == "routing" {
+                value["topics"] = serde_json::to_value(topics).unwrap_or_default();
+            }
+            value
+        })
+        .collect();
+    Json(list).into_response()
 }
 
 async fn sources(State(shared): State<Arc<Shared>>) -> Response {

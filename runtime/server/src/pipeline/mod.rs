@@ -76,6 +76,8 @@ pub struct Shared {
     pub reloads_accepted: AtomicU64,
     /// Script versions refused since start.
     pub reloads_refused: AtomicU64,
+    /// The distinct topics routing may publish to.
+    pub topics: route::TopicCap,
 }
 
 /// What `GET /api/sources` shows of the GitHub source.
@@ -199,7 +201,7 @@ impl Pipeline {
             }
         };
         load_history(&store).await?;
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::with_series_cap(plan.bounds.max_metric_series));
         let shared = Arc::new(Shared {
             host: Arc::new(host),
             store,
@@ -214,6 +216,7 @@ impl Pipeline {
             github: Mutex::new(None),
             reloads_accepted: AtomicU64::new(0),
             reloads_refused: AtomicU64::new(0),
+            topics: route::TopicCap::new(plan.bounds.max_topics),
         });
         record_reloads(&shared);
 
@@ -498,10 +501,7 @@ fn github_observer(shared: &Arc<Shared>) -> forgecast_connect::github::poller::O
     Arc::new(move |query: &str, status: &str| {
         metrics
             .github_requests
-            .get_or_create(&crate::metrics::RequestLabel {
-                query: query.to_string(),
-                status: status.to_string(),
-            })
+            .get_or_create(&metrics.request(query, status))
             .inc();
     })
 }

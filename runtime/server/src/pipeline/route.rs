@@ -1,25 +1,84 @@
 //! The routing stage: every event through `route(event)`, onto the topics it names.
 //!
 //! An event the script fails on (an error, a limit, a bad return value) goes to the dead-letter topic with the
-//! error, the script id and the version; the stage goes on with the next event.
+//! error, the script id and the version; the stage goes on with the next event. So does an event routed to a
+//! new topic once routing has used its bound of distinct topics ([`TopicCap`]): a script cannot make the
+//! process (and, on Kafka, the broker) hold an unbounded number of topics.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use forgecast_connect::backend::AnyBus;
 use forgecast_core::bus::Bus;
 use forgecast_core::source::Incoming;
+use forgecast_core::topic::DEAD_LETTER;
 use forgecast_core::{DeadLetter, Record};
 use forgecast_script::{EventView, Script, ScriptEngine};
+use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use super::backoff::retry;
-use crate::metrics::{Metrics, ScriptLabel, StageLabel, TopicLabel};
+use crate::metrics::{Metrics, StageLabel};
+
+/// The distinct topics routing may publish to, and those it has.
+#[derive(Debug)]
+pub struct TopicCap {
+    max: usize,
+    known: Mutex<HashSet<Arc<str>>>,
+    refused: AtomicU64,
+}
+
+/// What `GET /api/scripts` shows of the bound, beside the routing script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TopicsStatus {
+    /// Distinct topics routed to so far (the dead-letter topic not counted).
+    pub used: usize,
+    /// The bound (`bounds.max_topics`).
+    pub max: usize,
+    /// Events dead-lettered because they named a new topic past the bound.
+    pub refused_events: u64,
+}
+
+impl TopicCap {
+    /// At most `max` distinct topics.
+    pub fn new(max: usize) -> TopicCap {
+        TopicCap {
+            max,
+            known: Mutex::new(HashSet::new()),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether records may go to `topic`: one seen before, or a new one while there is room.
+    fn admit(&self, topic: &Arc<str>) -> bool {
+        if &**topic == DEAD_LETTER {
+            return true;
+        }
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if known.contains(topic) {
+            return true;
+        }
+        if known.len() >= self.max {
+            return false;
+        }
+        known.insert(topic.clone());
+        true
+    }
+
+    /// The bound and its use.
+    pub fn status(&self) -> TopicsStatus {
+        TopicsStatus {
+            used: self.known.lock().unwrap_or_else(|e| e.into_inner()).len(),
+            max: self.max,
+            refused_events: self.refused.load(Ordering::Relaxed),
+        }
+    }
+}
 
 /// Routes one batch with one script version; returns the records to publish.
 pub fn route_batch(
@@ -27,11 +86,12 @@ pub fn route_batch(
     routing: &Script,
     batch: Vec<Incoming>,
     metrics: &Metrics,
+    topics: &TopicCap,
 ) -> Vec<Record> {
     let mut records = Vec::with_capacity(batch.len());
-    let timing = metrics.script_seconds.get_or_create_owned(&ScriptLabel {
-        script: routing.id().to_string(),
-    });
+    let timing = metrics
+        .script_seconds
+        .get_or_create_owned(&metrics.script(routing.id()));
     for item in batch {
         match item {
             Incoming::Event(event) => {
@@ -40,6 +100,25 @@ pub fn route_batch(
                 timing.observe(started.elapsed().as_secs_f64());
                 match decision {
                     Ok(decision) => {
+                        if let Some(over) = decision.topics.iter().find(|t| !topics.admit(t)) {
+                            let refused = topics.refused.fetch_add(1, Ordering::Relaxed) + 1;
+                            let error = format!(
+                                "routed to {over:?}, a new topic past the bound of {} distinct topics (bounds.max_topics)",
+                                topics.max
+                            );
+                            if refused == 1 || refused % 10_000 == 0 {
+                                tracing::warn!(component = "route", script = %routing.id(), version = %routing.hash(), topic = %over, max_topics = topics.max, refused, "Routing reached its bound of distinct topics; events naming new topics go to dead letters.");
+                            }
+                            records.push(Record::dead_letter(DeadLetter {
+                                stage: "route".into(),
+                                error,
+                                script: Some(routing.id().to_string()),
+                                version: Some(routing.hash().to_string()),
+                                origin: None,
+                                raw: event.raw.to_string(),
+                            }));
+                            continue;
+                        }
                         let key = decision
                             .key
                             .unwrap_or_else(|| Arc::from(event.repo.as_str()));
@@ -79,9 +158,7 @@ fn count(records: &[Record], metrics: &Metrics) {
     for (topic, n) in per_topic {
         metrics
             .events_in
-            .get_or_create(&TopicLabel {
-                topic: topic.to_string(),
-            })
+            .get_or_create(&metrics.topic(topic))
             .inc_by(n);
     }
     for (stage, n) in dead {
@@ -110,7 +187,13 @@ pub fn spawn(
             let routing = scripts
                 .routing()
                 .expect("a routing script stays live once loaded");
-            let records = route_batch(shared.host.engine(), routing, batch, &shared.metrics);
+            let records = route_batch(
+                shared.host.engine(),
+                routing,
+                batch,
+                &shared.metrics,
+                &shared.topics,
+            );
             routed += records.len() as u64;
             if shared.tap.receiver_count() > 0 {
                 for record in &records {

@@ -15,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use super::backoff::retry;
-use crate::metrics::TopicLabel;
 
 /// Records taken from the bus at once.
 const BATCH: usize = 32_768;
@@ -103,9 +102,7 @@ pub async fn run(
         for (topic, n) in per_topic {
             metrics
                 .events_out
-                .get_or_create(&TopicLabel {
-                    topic: topic.to_string(),
-                })
+                .get_or_create(&metrics.topic(&topic))
                 .inc_by(n);
         }
     }
