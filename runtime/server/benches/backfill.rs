@@ -76,7 +76,8 @@ fn main() {
     });
     decode(&bytes[..], "bench", 1024, MAX_LINE_BYTES, |batch| {
         tx.send(batch).is_ok()
-    }).unwrap();
+    })
+    .unwrap();
     drop(tx);
     let records = router.join().unwrap();
     assert_eq!(records, events);

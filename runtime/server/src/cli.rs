@@ -234,6 +234,15 @@ pub struct BackfillArgs {
         default_value = ".forgecast"
     )]
     pub data_dir: PathBuf,
+    /// Longest line read from an hour file; a longer one goes to the dead letters (its first KB) unread.
+    #[arg(
+        long,
+        env = "FORGECAST_MAX_LINE_BYTES",
+        value_name = "BYTES",
+        default_value_t = forgecast_connect::gharchive::MAX_LINE_BYTES,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    pub max_line_bytes: usize,
     /// Bus and store.
     #[command(flatten)]
     pub backend: BackendArgs,

@@ -1,10 +1,11 @@
 //! `forgecast backfill` on GH Archive hour files from a directory and from a local HTTP server: counts per
-//! event type match the files, finished hours are skipped on the next run, and a corrupted line is
-//! dead-lettered with its file and line while the rest goes on.
+//! event type match the files, finished hours are skipped on the next run, a corrupted line is
+//! dead-lettered with its file and line while the rest goes on, a line over the length limit is dead-lettered
+//! by its head without being held whole, and a file cut short keeps the lines before the cut.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -82,16 +83,44 @@ fn run(data: &Path, args: &[&str], source: &[&str]) -> Output {
         .unwrap()
 }
 
-fn dead_letters(data: &Path) -> Vec<(String, String)> {
+/// Origin, error and raw line of each dead letter.
+fn dead_letters(data: &Path) -> Vec<(String, String, String)> {
     let db = rusqlite::Connection::open(data.join("forgecast.sqlite")).unwrap();
     let mut select = db
-        .prepare("SELECT origin, error FROM dead_letters ORDER BY seq")
+        .prepare("SELECT origin, error, raw FROM dead_letters ORDER BY seq")
         .unwrap();
     select
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .unwrap()
         .map(Result::unwrap)
         .collect()
+}
+
+/// Ids of the stored events.
+fn stored_ids(data: &Path) -> BTreeSet<String> {
+    let db = rusqlite::Connection::open(data.join("forgecast.sqlite")).unwrap();
+    let mut select = db.prepare("SELECT id FROM events").unwrap();
+    select
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn id_of(line: &str) -> String {
+    let event: serde_json::Value = serde_json::from_str(line).unwrap();
+    event["id"].as_str().unwrap().to_string()
+}
+
+/// The largest resident size of the children this test process has waited for, in bytes.
+fn children_peak_memory() -> u64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        assert_eq!(libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage), 0);
+        usage
+    };
+    usage.ru_maxrss as u64 * 1024
 }
 
 fn event_count(data: &Path) -> u64 {
@@ -176,6 +205,123 @@ fn a_corrupted_line_is_dead_lettered_with_file_and_line_and_the_rest_is_stored()
     );
 }
 
+#[test]
+fn a_line_over_the_limit_is_dead_lettered_by_its_head_and_never_held_whole() {
+    const LIMIT: usize = 1 << 20;
+    const LONG: usize = 64 << 20;
+    let hours = tempfile::tempdir().unwrap();
+    let text = sample_text(SAMPLES[0].0, SAMPLES[0].1).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // Gzip members concatenate into one stream: the long line is one small member of 1 MiB of `x` repeated,
+    // so neither this test nor the file holds it whole.
+    let mut file = gzip(&format!("{}\n", lines[..10].join("\n")));
+    let filler = gzip(&"x".repeat(1 << 20));
+    for _ in 0..LONG >> 20 {
+        file.extend_from_slice(&filler);
+    }
+    file.extend(gzip(&format!("\n{}\n", lines[10..].join("\n"))));
+    fs::write(hours.path().join("2024-01-01-0.json.gz"), &file).unwrap();
+
+    let data = tempfile::tempdir().unwrap();
+    let output = run(
+        data.path(),
+        &[
+            "--from",
+            "2024-01-01T00",
+            "--to",
+            "2024-01-01T00",
+            "--max-line-bytes",
+            &LIMIT.to_string(),
+        ],
+        &["--source-dir", hours.path().to_str().unwrap()],
+    );
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}");
+    assert!(
+        children_peak_memory() < LONG as u64,
+        "backfill grew to {} MB on a line of {} MB",
+        children_peak_memory() >> 20,
+        LONG >> 20
+    );
+    assert!(
+        out.contains("1 malformed lines sent to dead letters (1 longer than the line limit)"),
+        "{out}"
+    );
+    assert_eq!(
+        stored_ids(data.path()),
+        lines.iter().map(|l| id_of(l)).collect(),
+        "every event before and after the long line is stored"
+    );
+    let letters = dead_letters(data.path());
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let (origin, error, raw) = &letters[0];
+    assert_eq!(origin, "2024-01-01-0.json.gz:11");
+    assert!(
+        error.contains(&LIMIT.to_string()) && error.contains(&LONG.to_string()),
+        "the error names the limit and the length: {error}"
+    );
+    assert_eq!(*raw, "x".repeat(1024), "only the line's first KB is kept");
+}
+
+#[test]
+fn a_file_cut_short_keeps_every_line_before_the_cut_and_is_reported_partial() {
+    let hours = tempfile::tempdir().unwrap();
+    let text = sample_text(SAMPLES[0].0, SAMPLES[0].1).unwrap();
+    let lines: Vec<&str> = text.lines().take(300).collect();
+    let whole = gzip(&format!("{}\n", lines.join("\n")));
+    let cut = &whole[..whole.len() / 2];
+    fs::write(hours.path().join("2024-01-01-0.json.gz"), cut).unwrap();
+    // What an independent inflater gets out of the cut file before it fails: the lines ended before the cut.
+    let mut inflated = Vec::new();
+    let failed = flate2::read::MultiGzDecoder::new(cut).read_to_end(&mut inflated);
+    assert!(failed.is_err(), "a cut gzip fails to inflate");
+    let kept = inflated.iter().filter(|b| **b == b'\n').count();
+    assert!(kept > 50 && kept < 300, "{kept} lines before the cut");
+
+    let data = tempfile::tempdir().unwrap();
+    let dir = hours.path().to_str().unwrap();
+    let hour = ["--from", "2024-01-01T00", "--to", "2024-01-01T00"];
+    let output = run(data.path(), &hour, &["--source-dir", dir]);
+    let out = stdout(&output);
+    assert!(
+        !output.status.success(),
+        "lost lines are reported in the exit status\n{out}"
+    );
+    assert!(
+        out.contains("0 hours done, 0 skipped (done before), 0 missing, 0 failed, 1 partial"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "partial: 2024-01-01-0.json.gz: {kept} events kept, damaged after line {kept}"
+        )),
+        "{out}"
+    );
+    assert!(
+        !out.contains("retrying"),
+        "a local file is not retried\n{out}"
+    );
+    assert_eq!(
+        stored_ids(data.path()),
+        lines[..kept].iter().map(|l| id_of(l)).collect(),
+        "every line before the cut is stored"
+    );
+    let done = fs::read_to_string(data.path().join("backfill.done")).unwrap();
+    assert!(
+        done.starts_with(&format!("2024-01-01T00 partial: {kept} events kept")),
+        "{done}"
+    );
+
+    // The damage does not go away: the next run skips the hour.
+    let again = run(data.path(), &hour, &["--source-dir", dir]);
+    assert!(again.status.success(), "{}", stdout(&again));
+    assert!(
+        stdout(&again).contains("0 hours done, 1 skipped"),
+        "{}",
+        stdout(&again)
+    );
+}
+
 /// Serves a directory over HTTP on loopback, 404 for files it does not have.
 fn serve(dir: PathBuf) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -234,6 +380,34 @@ fn an_http_backfill_streams_the_hours_and_reports_missing_ones() {
         event_count(data.path()),
         expected(&texts).values().sum::<u64>()
     );
+}
+
+#[test]
+fn a_download_cut_short_is_retried_then_kept_as_partial() {
+    let hours = tempfile::tempdir().unwrap();
+    let text = sample_text(SAMPLES[0].0, SAMPLES[0].1).unwrap();
+    let whole = gzip(&text);
+    fs::write(
+        hours.path().join("2024-01-01-0.json.gz"),
+        &whole[..whole.len() / 2],
+    )
+    .unwrap();
+    let url = serve(hours.path().to_path_buf());
+    let data = tempfile::tempdir().unwrap();
+    let output = run(
+        data.path(),
+        &["--from", "2024-01-01T00", "--to", "2024-01-01T00"],
+        &["--source-url", &url],
+    );
+    let out = stdout(&output);
+    assert!(!output.status.success(), "{out}");
+    assert_eq!(
+        out.matches("retrying").count(),
+        2,
+        "a download is tried three times\n{out}"
+    );
+    assert!(out.contains("0 failed, 1 partial"), "{out}");
+    assert!(event_count(data.path()) > 0, "{out}");
 }
 
 #[test]
