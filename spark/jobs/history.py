@@ -14,7 +14,10 @@ lake and compares every row:
 Output: JSON lines `{"granularity", "bucket" (Unix seconds), "dimension", "key", "count"}`, sorted, written
 to a temporary file and renamed, so that running the job twice on the same lake changes nothing.
 
-usage: history.py --lake DIR --out FILE [--repos FILE] [--master local[2]]
+Input: every hour file under `--lake`, or, with `--files`, the files a JSON list names: `forgecast aggregate` gives
+the store's own lake that way, each file cut at the store's last commit (Spark reads files whole).
+
+usage: history.py --lake DIR --out FILE [--files FILE] [--repos FILE] [--master local[2]]
 """
 import argparse
 import json
@@ -58,13 +61,18 @@ def session(master: str = "local[2]") -> SparkSession:
     return spark
 
 
-def events(spark: SparkSession, lake: str, repos: str | None) -> DataFrame:
-    """The lake's events, one row per id, with the columns the counts need."""
-    # GH Archive's *.json.gz, and the runtime's own lake of *.json.
-    raw = (
-        spark.read.option("recursiveFileLookup", "true").option("pathGlobFilter", "*.{json,json.gz}")
-        .schema(SCHEMA).json(lake)
-    )
+def events(spark: SparkSession, lake: str, repos: str | None, files: list[str] | None = None) -> DataFrame:
+    """The lake's events (or those of `files`), one row per id, with the columns the counts need."""
+    if files is None:
+        # GH Archive's *.json.gz, and the runtime's own lake of *.json.
+        raw = (
+            spark.read.option("recursiveFileLookup", "true").option("pathGlobFilter", "*.{json,json.gz}")
+            .schema(SCHEMA).json(lake)
+        )
+    elif files:
+        raw = spark.read.schema(SCHEMA).json(files)
+    else:
+        raw = spark.createDataFrame([], SCHEMA)
     login = F.col("actor.login")
     payload_language = F.when(F.col("type").startswith("PullRequest"), F.col("payload.pull_request.base.repo.language"))
     df = (
@@ -133,10 +141,10 @@ def counts(df: DataFrame) -> DataFrame:
     return result
 
 
-def run(spark: SparkSession, lake: str, out: str, repos: str | None = None) -> int:
-    """Computes the counters of `lake` into `out`; returns how many rows were written."""
+def run(spark: SparkSession, lake: str, out: str, repos: str | None = None, files: list[str] | None = None) -> int:
+    """Computes the counters of `lake` (or of `files`) into `out`; returns how many rows were written."""
     started = time.time()
-    df = events(spark, lake, repos).cache()
+    df = events(spark, lake, repos, files).cache()
     total = df.count()
     rows = sorted(
         (r["granularity"], r["bucket"], r["dimension"], r["key"], r["count"]) for r in counts(df).collect()
@@ -157,16 +165,22 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lake", required=True, help="directory of GH Archive hour files (searched recursively)")
     parser.add_argument("--out", required=True, help="JSON lines file of the counters")
+    parser.add_argument("--files", help="JSON list of the hour files to read instead of every file under --lake")
     parser.add_argument("--repos", help="JSON lines of {name, language}: the repository metadata cache")
     parser.add_argument("--master", default="local[2]")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.lake):
         print(f"history: --lake {args.lake} is not a directory", file=sys.stderr)
         return 2
-    print(f"history: starting Spark ({args.master}) on {args.lake}", flush=True)
+    files = None
+    if args.files:
+        with open(args.files, encoding="utf-8") as f:
+            files = json.load(f)
+    scope = args.lake if files is None else f"{len(files)} files of {args.lake}"
+    print(f"history: starting Spark ({args.master}) on {scope}", flush=True)
     spark = session(args.master)
     try:
-        run(spark, args.lake, args.out, args.repos)
+        run(spark, args.lake, args.out, args.repos, files)
     finally:
         spark.stop()
     return 0

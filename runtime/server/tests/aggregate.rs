@@ -1,5 +1,6 @@
 //! `forgecast aggregate` on a lake of the bundled real events: the runtime's own engine and the Spark job give
-//! the same rows, running again changes nothing, and the rows reach the store.
+//! the same rows, running again changes nothing, the rows reach the store, and only what the store committed
+//! of its own lake is counted.
 //!
 //! Needs a Python with PySpark: `tools/test.sh` installs one and names it in `FORGECAST_SPARK_PYTHON`.
 
@@ -14,7 +15,8 @@ use std::process::{Command, Output};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use forgecast_connect::embedded::SqliteStore;
-use forgecast_connect::replay::{SAMPLES, sample_text};
+use forgecast_connect::replay::{SAMPLES, sample_lines, sample_text};
+use forgecast_core::Event;
 use forgecast_core::store::{RepoMeta, Store};
 
 type Rows = BTreeMap<(String, i64, String, String), u64>;
@@ -208,6 +210,91 @@ fn both_engines_read_the_lake_the_runtime_wrote() {
     assert_eq!(
         events, 3872,
         "every replayed event, from the store's own lake"
+    );
+}
+
+/// A store of 1,000 events of one hour, then what a `kill -9` of its writer between the lake's sync and SQLite's
+/// commit leaves: whole event lines no row points at after the hour file's committed end (the last one cut
+/// short), and a file of the next hour that nothing committed points into. Returns the events stored.
+async fn store_with_uncommitted_tails(data: &Path) -> u64 {
+    let lines = sample_lines();
+    let store = SqliteStore::open(&data.join("forgecast.sqlite")).unwrap();
+    let events: Vec<_> = lines[..1_000]
+        .iter()
+        .map(|l| std::sync::Arc::new(Event::parse(l).unwrap()))
+        .collect();
+    store.write_events(events).await.unwrap();
+    let stored = store.event_count().await.unwrap();
+    drop(store);
+    let hours = SqliteStore::lake_path(&data.join("forgecast.sqlite")).join("2015/01/01");
+    let mut hour = fs::OpenOptions::new()
+        .append(true)
+        .open(hours.join("15.json"))
+        .unwrap();
+    for line in &lines[1_000..1_024] {
+        writeln!(hour, "{line}").unwrap();
+    }
+    write!(hour, "{}", &lines[1_000][..100]).unwrap();
+    fs::write(hours.join("16.json"), format!("{}\n", lines[1_001])).unwrap();
+    stored
+}
+
+/// Events counted in the year rows of a counts file.
+fn year_total(rows: &Rows) -> u64 {
+    rows.iter()
+        .filter(|((g, _, d, _), _)| g == "year" && d == "all")
+        .map(|(_, n)| n)
+        .sum()
+}
+
+fn aggregate_own_lake(data: &Path, engine: &str) -> Rows {
+    let output = Command::new(env!("CARGO_BIN_EXE_forgecast"))
+        .args(["aggregate", "--engine", engine, "--no-import", "--data-dir"])
+        .arg(data)
+        .args(["--spark-python", &spark_python_or_none(), "--spark-job"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spark/jobs/history.py"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    rows(&data.join(format!("history/{engine}.jsonl")))
+}
+
+/// The Python for the Spark job, for the tests that need it; another name for those that do not.
+fn spark_python_or_none() -> String {
+    std::env::var("FORGECAST_SPARK_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_engine_reads_the_store_s_lake_only_up_to_what_was_committed() {
+    let data = tempfile::tempdir().unwrap();
+    let stored = store_with_uncommitted_tails(data.path()).await;
+    let lake = SqliteStore::lake_path(&data.path().join("forgecast.sqlite"));
+    let before = fs::read(lake.join("2015/01/01/15.json")).unwrap();
+    let ours = aggregate_own_lake(data.path(), "embedded");
+    assert_eq!(
+        year_total(&ours),
+        stored,
+        "the events the store holds, not the lines its lake's files hold"
+    );
+    assert_eq!(
+        fs::read(lake.join("2015/01/01/15.json")).unwrap(),
+        before,
+        "the reader leaves the tail to the writer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spark_reads_the_store_s_lake_only_up_to_what_was_committed() {
+    spark_python();
+    let data = tempfile::tempdir().unwrap();
+    let stored = store_with_uncommitted_tails(data.path()).await;
+    let theirs = aggregate_own_lake(data.path(), "spark");
+    assert_eq!(year_total(&theirs), stored);
+    assert_eq!(theirs, aggregate_own_lake(data.path(), "embedded"));
+    assert!(
+        !data.path().join("history/committed").exists(),
+        "the copies of committed parts are removed after the job"
     );
 }
 

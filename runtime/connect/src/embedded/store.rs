@@ -201,20 +201,7 @@ impl SqliteStore {
             .map_err(|e| open_failed(e.to_string()))?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(|e| open_failed(e.to_string()))?;
-        let committed = {
-            let mut select = conn
-                .prepare(
-                    "SELECT raw_file, max(raw_offset + raw_len + 1) FROM events GROUP BY raw_file",
-                )
-                .map_err(|e| open_failed(e.to_string()))?;
-            let rows = select
-                .query_map([], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-                })
-                .map_err(|e| open_failed(e.to_string()))?;
-            rows.collect::<Result<HashMap<_, _>, _>>()
-                .map_err(|e| open_failed(e.to_string()))?
-        };
+        let committed = committed_ends(&conn).map_err(|e| open_failed(e.to_string()))?;
         let repos_known = conn
             .query_row("SELECT EXISTS (SELECT 1 FROM repos)", [], |r| {
                 r.get::<_, bool>(0)
@@ -263,6 +250,17 @@ impl SqliteStore {
             reason: e.to_string(),
         })?
     }
+}
+
+/// Where each file of the lake ends as committed (its last event's line end), by its path under the lake.
+fn committed_ends(conn: &Connection) -> rusqlite::Result<HashMap<String, u64>> {
+    let mut select = conn.prepare_cached(
+        "SELECT raw_file, max(raw_offset + raw_len + 1) FROM events GROUP BY raw_file",
+    )?;
+    let rows = select.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+    })?;
+    rows.collect()
 }
 
 impl SqliteStore {
@@ -629,6 +627,14 @@ impl SqliteStore {
         .await
     }
 
+    /// Where each file of the lake ends as committed, by its path under the lake (`2025/01/01/15.json`); a file
+    /// absent has nothing committed. A reader of the lake stops there: bytes past it are a write in progress, or
+    /// what a crash left between the lake's sync and the commit, which only the writer cuts off.
+    pub async fn committed_lake(&self) -> Result<HashMap<String, u64>, StoreError> {
+        self.with_conn(|conn| committed_ends(conn).map_err(failed("committed_lake")))
+            .await
+    }
+
     /// The JSON of one stored event.
     pub async fn event_raw(&self, id: String) -> Result<Option<String>, StoreError> {
         self.with_inner(move |inner| {
@@ -839,6 +845,27 @@ mod tests {
 
         drop(writer);
         SqliteStore::open(&path).expect("the lock goes with the writer");
+    }
+
+    #[tokio::test]
+    async fn a_reader_alongside_learns_where_each_lake_file_was_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let writer = SqliteStore::open(&path).unwrap();
+        writer
+            .write_events(vec![event("1", "o/a"), event("2", "o/b")])
+            .await
+            .unwrap();
+        let hour = SqliteStore::lake_path(&path).join("2025/01/01/15.json");
+        let committed = std::fs::metadata(&hour).unwrap().len();
+        let mut bytes = std::fs::read(&hour).unwrap();
+        bytes.extend_from_slice(b"{\"pending\":1}\n");
+        std::fs::write(&hour, &bytes).unwrap();
+        let reader = SqliteStore::open_alongside(&path).unwrap();
+        assert_eq!(
+            reader.committed_lake().await.unwrap(),
+            HashMap::from([("2025/01/01/15.json".to_string(), committed)])
+        );
     }
 
     #[tokio::test]

@@ -8,18 +8,17 @@
 
 use std::collections::VecDeque;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use anyhow::Context;
-use forgecast_connect::gharchive::{self, inflate::Inflater};
+use forgecast_connect::gharchive::inflate::Inflater;
 use forgecast_core::EventFields;
 use forgecast_core::aggregate::{AggregateRow, RepoFacts};
 use forgecast_core::history::{History, SeenIds};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::Repos;
+use super::{Input, Repos};
 
 /// Bytes of lines counted as one piece: big enough that locking the set of ids once per piece costs nothing,
 /// small enough that the pieces of one file spread over the cores.
@@ -45,7 +44,7 @@ struct Piece {
 /// What is left to do, shared by the threads.
 #[derive(Default)]
 struct Work {
-    files: Vec<PathBuf>,
+    files: Vec<Input>,
     pieces: VecDeque<Piece>,
     /// Files read or being read whose pieces are not all counted.
     in_memory: usize,
@@ -81,7 +80,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// What a thread does next.
 enum Next {
     Count(Piece),
-    Read(PathBuf),
+    Read(Input),
     Stop,
 }
 
@@ -109,9 +108,12 @@ impl Shared<'_> {
         }
     }
 
-    /// Reads (and inflates) `file` and queues its pieces.
-    fn read(&self, file: &Path, inflater: &mut Inflater) -> anyhow::Result<()> {
-        let raw = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    /// Reads (and inflates) `input` and queues its pieces.
+    fn read(&self, input: &Input, inflater: &mut Inflater) -> anyhow::Result<()> {
+        let file = &input.path;
+        let raw = input
+            .read()
+            .with_context(|| format!("cannot read {}", file.display()))?;
         let bytes = if file.to_string_lossy().ends_with(".gz") {
             let mut text = lock(&self.spare).pop().unwrap_or_default();
             inflater
@@ -243,10 +245,11 @@ fn facts<'a>(repos: &'a Repos, name: &str) -> RepoFacts<'a> {
     }
 }
 
-/// The history of the hour files under `lake`, on one thread per core.
-pub(super) fn history(lake: &Path, repos: &Repos) -> anyhow::Result<(Vec<AggregateRow>, Lines)> {
-    let mut files = gharchive::hour_files(lake)
-        .with_context(|| format!("cannot read the lake {}", lake.display()))?;
+/// The history of the hour files `inputs` (sorted), on one thread per core.
+pub(super) fn history(
+    mut files: Vec<Input>,
+    repos: &Repos,
+) -> anyhow::Result<(Vec<AggregateRow>, Lines)> {
     files.reverse(); // taken from the end: oldest first
     let bar = ProgressBar::new(files.len() as u64);
     bar.set_style(
@@ -278,8 +281,8 @@ pub(super) fn history(lake: &Path, repos: &Repos) -> anyhow::Result<(Vec<Aggrega
                     loop {
                         match shared.next() {
                             Next::Count(piece) => shared.count(piece, &mut mine, &mut lines),
-                            Next::Read(file) => {
-                                if let Err(e) = shared.read(&file, &mut inflater) {
+                            Next::Read(input) => {
+                                if let Err(e) = shared.read(&input, &mut inflater) {
                                     shared.fail();
                                     return Err(e);
                                 }

@@ -4,17 +4,22 @@
 //! Both engines read the same inputs (the lake's hour files and the repository languages and topics the store
 //! has cached, exported to `<data-dir>/history/repos.jsonl`) and write the same JSON lines, so their results can
 //! be compared row by row. Loading sets the counters to the computed values: running again changes nothing.
+//!
+//! The store's own lake is read alongside its writer, which may be appending, or may have been killed between
+//! the lake's sync and SQLite's commit: each of its files is read only up to the end the store committed, as
+//! SQLite records it when the run starts ([`Input`]).
 
 mod embedded;
 mod spark;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use forgecast_connect::backend::AnyStore;
 use forgecast_connect::embedded::SqliteStore;
+use forgecast_connect::gharchive;
 use forgecast_connect::mongo::MongoStore;
 use forgecast_core::aggregate::{AggregateRow, Dimension, Granularity};
 use forgecast_core::store::Store;
@@ -45,6 +50,79 @@ pub struct Report {
 
 /// What the store's cache knows of repositories: name → (language, topics).
 type Repos = HashMap<String, (Option<String>, Vec<String>)>;
+
+/// One hour file for an engine to read, and how much of it.
+#[derive(Debug, Clone)]
+struct Input {
+    path: PathBuf,
+    /// For a file of the store's own lake, the end the store committed: bytes past it are not events yet (a write
+    /// in progress, or a crash's leftovers, which only the writer cuts off). `None`: the whole file.
+    committed: Option<u64>,
+}
+
+impl Input {
+    /// The bytes to count: the whole file, or its committed part.
+    fn read(&self) -> std::io::Result<Vec<u8>> {
+        match self.committed {
+            None => std::fs::read(&self.path),
+            Some(end) => {
+                let mut bytes = Vec::with_capacity(end as usize);
+                std::fs::File::open(&self.path)?
+                    .take(end)
+                    .read_to_end(&mut bytes)?;
+                Ok(bytes)
+            }
+        }
+    }
+}
+
+/// The hour files under `lake`. Given the committed ends of the store's own lake, its plain files are read only
+/// up to them and those with nothing committed not at all; compressed ones, which the store never writes, whole.
+fn inputs(lake: &Path, committed: Option<&HashMap<String, u64>>) -> anyhow::Result<Vec<Input>> {
+    let files = gharchive::hour_files(lake)
+        .with_context(|| format!("cannot read the lake {}", lake.display()))?;
+    let mut inputs = Vec::with_capacity(files.len());
+    let (mut tails, mut tail_bytes) = (0u64, 0u64);
+    for path in files {
+        let end = match committed {
+            Some(ends) if path.extension().is_some_and(|e| e == "json") => {
+                let relative = path.strip_prefix(lake).unwrap_or(&path).to_string_lossy();
+                Some(ends.get(relative.as_ref()).copied().unwrap_or(0))
+            }
+            _ => None,
+        };
+        if let Some(end) = end {
+            let len = std::fs::metadata(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .len();
+            if len > end {
+                tails += 1;
+                tail_bytes += len - end;
+            }
+            if end == 0 {
+                continue;
+            }
+        }
+        inputs.push(Input {
+            path,
+            committed: end,
+        });
+    }
+    if tails > 0 {
+        tracing::info!(
+            component = "aggregate",
+            files = tails,
+            bytes = tail_bytes,
+            "Bytes past the store's last commit in some hour files (a write in progress, or what a crash left) are left out."
+        );
+    }
+    Ok(inputs)
+}
+
+/// Whether `a` and `b` are the same existing directory.
+fn same_dir(a: &Path, b: &Path) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
+}
 
 fn write_rows(out: &Path, rows: &[AggregateRow]) -> anyhow::Result<()> {
     let temporary = out.with_extension("jsonl.tmp");
@@ -126,6 +204,14 @@ pub async fn run(args: AggregateArgs) -> anyhow::Result<Report> {
             AnyStore::Mongo(MongoStore::connect(&args.mongo_uri, &args.mongo_db).await?)
         }
     };
+    // A snapshot of what the store committed of its own lake, taken before any file is looked at.
+    let committed = match &store {
+        AnyStore::Sqlite(sqlite) if same_dir(&lake, &SqliteStore::lake_path(&store_path)) => {
+            Some(sqlite.committed_lake().await?)
+        }
+        _ => None,
+    };
+    let inputs = inputs(&lake, committed.as_ref())?;
     let history_dir = args.data_dir.join("history");
     std::fs::create_dir_all(&history_dir)?;
     let known: Repos = store
@@ -161,7 +247,7 @@ pub async fn run(args: AggregateArgs) -> anyhow::Result<Report> {
     match args.engine {
         Engine::Embedded => {
             // Seconds of work on every core: the runtime's other tasks (signals) move to another thread.
-            let (rows, lines) = tokio::task::block_in_place(|| embedded::history(&lake, &known))?;
+            let (rows, lines) = tokio::task::block_in_place(|| embedded::history(inputs, &known))?;
             tracing::info!(
                 component = "aggregate",
                 events = lines.events,
@@ -170,7 +256,11 @@ pub async fn run(args: AggregateArgs) -> anyhow::Result<Report> {
             );
             write_rows(&out, &rows)?
         }
-        Engine::Spark => spark::run(&args, &lake, &repos, &out)?,
+        Engine::Spark => {
+            // The job lists a lake itself; the store's own is given file by file, each cut at its commit.
+            let own = committed.is_some().then_some(inputs.as_slice());
+            spark::run(&args, &lake, own, &repos, &out)?
+        }
     }
     let rows = read_rows(&out)?;
     let count = rows.len();

@@ -1,18 +1,27 @@
 //! The Spark engine: `spark/jobs/history.py` run by the Python that has PySpark, its output in this
 //! process's log.
+//!
+//! Spark reads files whole. The store's own lake is therefore given to the job file by file: a file whose
+//! length is its committed end in place, a file with bytes past its commit (a write in progress, a crash's
+//! leftovers) through a copy of its committed part under `<data-dir>/history/committed/`, removed after the job.
+//! A file the writer appends to while the job runs may still be read further than the snapshot: those bytes are
+//! synced events that the writer commits a moment later, but a crash in between would count them.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
 
+use super::Input;
 use crate::cli::AggregateArgs;
 
-/// Runs the Spark job, its output in this process's log.
+/// Runs the Spark job on `lake`, or on the files `own` of the store's own lake, its output in this process's log.
 pub(super) fn run(
     args: &AggregateArgs,
     lake: &Path,
+    own: Option<&[Input]>,
     repos: &Path,
     out: &Path,
 ) -> anyhow::Result<()> {
@@ -22,10 +31,56 @@ pub(super) fn run(
             args.spark_job.display()
         );
     }
-    let mut child = Command::new(&args.spark_python)
-        .arg(&args.spark_job)
-        .arg("--lake")
-        .arg(lake)
+    let history = args.data_dir.join("history");
+    let (copies, list) = (history.join("committed"), history.join("files.json"));
+    let clean = || {
+        let _ = std::fs::remove_dir_all(&copies);
+        let _ = std::fs::remove_file(&list);
+    };
+    clean();
+    let mut job = Command::new(&args.spark_python);
+    job.arg(&args.spark_job).arg("--lake").arg(lake);
+    if let Some(inputs) = own {
+        let files = committed_files(lake, inputs, &copies)?;
+        std::fs::write(&list, serde_json::to_vec(&files)?)
+            .with_context(|| format!("cannot write {}", list.display()))?;
+        job.arg("--files").arg(&list);
+    }
+    let ran = run_job(args, job, repos, out);
+    clean();
+    ran
+}
+
+/// The files of the store's own lake as the job reads them: in place when whole files are committed, else a
+/// copy of the committed part under `copies`.
+fn committed_files(lake: &Path, inputs: &[Input], copies: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let path = &input.path;
+        let mut file =
+            File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let end = match input.committed {
+            Some(end) if file.metadata()?.len() > end => end,
+            _ => {
+                files.push(path.clone());
+                continue;
+            }
+        };
+        let copy = copies.join(path.strip_prefix(lake).unwrap_or(path));
+        if let Some(parent) = copy.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut to =
+            File::create(&copy).with_context(|| format!("cannot write {}", copy.display()))?;
+        std::io::copy(&mut (&mut file).take(end), &mut to)
+            .with_context(|| format!("cannot copy {} to {}", path.display(), copy.display()))?;
+        files.push(copy);
+    }
+    Ok(files)
+}
+
+fn run_job(args: &AggregateArgs, mut job: Command, repos: &Path, out: &Path) -> anyhow::Result<()> {
+    let mut child = job
         .arg("--repos")
         .arg(repos)
         .arg("--out")
