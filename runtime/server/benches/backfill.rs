@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use flate2::read::MultiGzDecoder;
 use forgecast::metrics::Metrics;
-use forgecast::pipeline::route::route_batch;
+use forgecast::pipeline::route::{TopicCap, route_batch};
 use forgecast_connect::gharchive::{
     Decoded, Lines, MAX_LINE_BYTES, decode, parse_lines, read_lines,
 };
@@ -65,6 +65,7 @@ fn main() {
         events,
     );
     let metrics = Metrics::new();
+    let topics = TopicCap::new(64);
     let started = Instant::now();
     let (tx, rx) = std::sync::mpsc::sync_channel(64);
     let router = std::thread::spawn(move || {
@@ -87,6 +88,7 @@ fn main() {
 /// Inflating on one thread, parsing and routing on another: the way `forgecast backfill` runs.
 fn split(bytes: &[u8], engine: ScriptEngine, routing: Script, events: u64) {
     let metrics = Metrics::new();
+    let topics = TopicCap::new(64);
     let started = Instant::now();
     let (tx, rx) = std::sync::mpsc::sync_channel::<Lines>(64);
     let parser = std::thread::spawn(move || {

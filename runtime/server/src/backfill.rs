@@ -200,6 +200,8 @@ pub async fn run(args: BackfillArgs) -> anyhow::Result<Report> {
         enrich_share: 0.0,
         bus,
         store,
+        bounds: crate::config::Bounds::default(),
+        http: crate::config::HttpPlan::default(),
     };
     let mut pipeline = Pipeline::start(&plan).await?;
     let feed = pipeline.take_feed().expect("a feed pipeline has a feed");
