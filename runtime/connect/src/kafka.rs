@@ -124,6 +124,8 @@ struct Counters {
     produce_retries: AtomicU64,
     /// Lag per group, summed over the partitions its members here own.
     lag: Mutex<HashMap<String, u64>>,
+    /// Each subscription's group and its offsets received but not committed.
+    uncommitted: Mutex<Vec<(String, std::sync::Weak<Mutex<HashMap<(String, i32), i64>>>)>>,
 }
 
 /// Receives the producer's statistics.
@@ -408,7 +410,17 @@ impl Bus for KafkaBus {
         if self.inner.closed.is_cancelled() {
             return Err(BusError::Closed);
         }
-        let offsets = Arc::new(Mutex::new(HashMap::new()));
+        let offsets: Offsets = Arc::new(Mutex::new(HashMap::new()));
+        {
+            let mut all = self
+                .inner
+                .counters
+                .uncommitted
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            all.retain(|(_, o)| o.strong_count() > 0);
+            all.push((group.to_string(), Arc::downgrade(&offsets)));
+        }
         let assigned = Arc::new(AtomicBool::new(false));
         let commits = Arc::new(AtomicU64::new(0));
         let context = GroupContext {
@@ -464,10 +476,28 @@ impl Bus for KafkaBus {
             .map(|(g, n)| (g.clone(), *n))
             .collect();
         lag.sort();
+        let mut uncommitted = Vec::new();
+        for (group, offsets) in counters
+            .uncommitted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            if let Some(offsets) = offsets.upgrade() {
+                let offsets = offsets.lock().unwrap_or_else(|e| e.into_inner());
+                uncommitted.extend(
+                    offsets
+                        .iter()
+                        .map(|((t, p), next)| (group.clone(), t.clone(), *p, *next)),
+                );
+            }
+        }
+        uncommitted.sort();
         BusStats {
             lag,
             produce_errors: counters.produce_errors.load(Ordering::Relaxed),
             produce_retries: counters.produce_retries.load(Ordering::Relaxed),
+            uncommitted,
         }
     }
 }

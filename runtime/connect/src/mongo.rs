@@ -65,8 +65,19 @@ impl From<mongodb::error::Error> for Failure {
 }
 
 impl Failure {
+    /// Whether running the transaction again at once may succeed: a conflict with another writer. A server
+    /// that cannot be reached also carries the transient label, but is the caller's to wait for (with its
+    /// backoff, readiness and retry count), not a reason to spin here.
     fn transient(&self) -> bool {
-        matches!(self, Failure::Driver(e) if e.contains_label(TRANSIENT_TRANSACTION_ERROR))
+        use mongodb::error::ErrorKind;
+        matches!(self, Failure::Driver(e)
+        if e.contains_label(TRANSIENT_TRANSACTION_ERROR)
+            && !matches!(
+                *e.kind,
+                ErrorKind::Io(..)
+                    | ErrorKind::ConnectionPoolCleared { .. }
+                    | ErrorKind::ServerSelection { .. }
+            ))
     }
 
     fn during(self, operation: &'static str) -> StoreError {

@@ -73,6 +73,9 @@ pub struct BusStats {
     pub produce_errors: u64,
     /// Produce requests the backend's client retried on its own.
     pub produce_retries: u64,
+    /// Records this process received and has not committed yet: `(group, topic, partition, next offset)`,
+    /// one per partition that holds some. A member that dies leaves these to the group's next owner.
+    pub uncommitted: Vec<(String, String, i32, i64)>,
 }
 
 /// A member of a subscriber group.

@@ -49,6 +49,17 @@ pub struct GroupLabel {
     pub group: String,
 }
 
+/// A partition of a consumer group.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabel {
+    /// Consumer group.
+    pub group: String,
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+}
+
 /// A GitHub request label.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabel {
@@ -119,6 +130,8 @@ pub struct Metrics {
     pub bus_produce_errors: Gauge,
     /// Produce requests the bus client retried on its own.
     pub bus_produce_retries: Gauge,
+    /// Next offset of the records received and not committed yet, per partition that holds some (Kafka).
+    pub bus_uncommitted: Family<PartitionLabel, Gauge>,
     topics: SeriesCap,
     scripts: SeriesCap,
     queries: SeriesCap,
@@ -206,8 +219,15 @@ impl Metrics {
             "Produce requests the bus client retried",
             bus_produce_retries.clone(),
         );
+        let bus_uncommitted = Family::default();
+        registry.register(
+            "bus_uncommitted_next_offset",
+            "Next offset of records received and not committed yet, per partition holding some (Kafka)",
+            bus_uncommitted.clone(),
+        );
         Metrics {
             registry,
+            bus_uncommitted,
             bus_lag,
             bus_produce_errors,
             bus_produce_retries,
@@ -259,6 +279,17 @@ impl Metrics {
         }
         self.bus_produce_errors.set(stats.produce_errors as i64);
         self.bus_produce_retries.set(stats.produce_retries as i64);
+        // Only the partitions holding uncommitted records now: committed ones leave the exposition.
+        self.bus_uncommitted.clear();
+        for (group, topic, partition, next) in &stats.uncommitted {
+            self.bus_uncommitted
+                .get_or_create(&PartitionLabel {
+                    group: group.clone(),
+                    topic: self.topic(topic).topic,
+                    partition: *partition,
+                })
+                .set(*next);
+        }
     }
 
     /// The Prometheus text exposition.

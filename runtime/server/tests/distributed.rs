@@ -1,7 +1,9 @@
 //! The distributed deployment under faults: `forgecast` processes on a real Kafka broker and a real
 //! MongoDB-wire server (both on loopback, each test with its own), replaying the bundled events once. Each
-//! fault (a consumer killed with SIGKILL, the broker stopped, the database stopped) happens mid-stream; the
-//! assertions are the store's counts: every event stored once, every counter equal to the counts computed
+//! fault (a consumer killed with SIGKILL while it holds records it has not committed, the broker stopped, the
+//! database stopped) happens mid-stream, and each test first shows that the fault hit (the group's commits
+//! behind what the killed consumer held, `/readyz` failing and retries counted during the outage); the
+//! assertions are then the store's counts: every event stored once, every counter equal to the counts computed
 //! independently from the input files, and the malformed message dead-lettered once.
 
 mod support;
@@ -141,6 +143,74 @@ async fn finish_with_a_processor(cluster: &Cluster, store: &MongoStore) {
     tokio::time::sleep(Duration::from_secs(3)).await;
 }
 
+/// The text of `GET /metrics` of a running process.
+async fn metrics(up: &Up) -> String {
+    forgecast_connect::http::client()
+        .get(format!("{}/metrics", up.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of a metric line starting with `prefix` (a name with its labels), if the exposition has it.
+fn metric(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Partitions of the store writers' group holding records a process received and has not committed:
+/// `(topic, partition) -> next offset`, from its `/metrics`.
+fn uncommitted(text: &str) -> std::collections::BTreeMap<(String, i32), i64> {
+    let label = |line: &str, name: &str| -> String {
+        let at = line.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+        line[at..].split('"').next().unwrap().to_string()
+    };
+    text.lines()
+        .filter(|l| l.starts_with("forgecast_bus_uncommitted_next_offset{"))
+        .filter(|l| l.contains("group=\"forgecast-store-writer\""))
+        .map(|l| {
+            let next: i64 = l.rsplit(' ').next().unwrap().parse().unwrap();
+            (
+                (label(l, "topic"), label(l, "partition").parse().unwrap()),
+                next,
+            )
+        })
+        .collect()
+}
+
+/// The store writers' group's committed offsets of `partitions`, as the broker has them.
+fn committed(cluster: &Cluster, partitions: &[(String, i32)]) -> Vec<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    // Not subscribed, so it does not join the group: it only reads what the group committed.
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.kafka.brokers())
+        .set("group.id", "forgecast-store-writer")
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    for (topic, partition) in partitions {
+        list.add_partition(topic, *partition);
+    }
+    let answer = reader
+        .committed_offsets(list, Duration::from_secs(10))
+        .unwrap();
+    partitions
+        .iter()
+        .map(|(topic, partition)| {
+            match answer.find_partition(topic, *partition).unwrap().offset() {
+                Offset::Offset(at) => at,
+                _ => 0,
+            }
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_killed_mid_stream_loses_and_duplicates_nothing() {
     let cluster = Cluster::start();
@@ -149,20 +219,51 @@ async fn a_consumer_killed_mid_stream_loses_and_duplicates_nothing() {
     let mut consumer = cluster.forgecast("consumer", CONSUMER);
     support::wait_for_log(&consumer, "Kafka partitions assigned");
     let mut producer = cluster.forgecast("producer", PRODUCER);
-
-    // Both processes are storing: kill the processor that is not the producer, as a crash would.
     wait_for_events(&store, 300, Duration::from_secs(120)).await;
-    let stored_at_kill = store.event_count().await.unwrap();
+
+    // Freeze the database: the writers hold the batches they received and cannot store them, so cannot commit
+    // them either. The consumer's own figures say which records it holds.
+    cluster.mongo.pause();
+    let started = Instant::now();
+    let held = loop {
+        let held = uncommitted(&metrics(&consumer).await);
+        if !held.is_empty() {
+            break held;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the consumer never held uncommitted records"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     consumer.child.kill().unwrap();
     consumer.child.wait().unwrap();
+    let partitions: Vec<(String, i32)> = held.keys().cloned().collect();
+    let at_kill = committed(&cluster, &partitions);
+    let behind: Vec<usize> = (0..partitions.len())
+        .filter(|&i| at_kill[i] < held[&partitions[i]])
+        .collect();
     assert!(
-        stored_at_kill < input_events().len() as u64,
-        "the kill came after the end of the stream"
+        !behind.is_empty(),
+        "the killed consumer held received records beyond the group's commits: {held:?} vs {at_kill:?}"
     );
+    cluster.mongo.resume();
+
     let _consumer = cluster.forgecast("consumer", CONSUMER);
     wait_exit(&mut producer, Duration::from_secs(180));
     finish_with_a_processor(&cluster, &store).await;
     assert_exact(&store, 1).await;
+    // The group took those records up again from its last commit and committed past them: redelivered, and
+    // (by the counts above) stored once.
+    let at_end = committed(&cluster, &partitions);
+    for i in behind {
+        let (partition, end) = (&partitions[i], at_end[i]);
+        assert!(
+            end >= held[partition],
+            "{partition:?}: the group committed {end}, short of {}",
+            held[partition]
+        );
+    }
     let letter_origin = {
         let letters = store
             .database()
@@ -209,9 +310,31 @@ async fn a_database_stopped_mid_stream_loses_and_duplicates_nothing() {
         store.event_count().await.unwrap()
     };
     cluster.mongo.stop();
-    // Longer than the driver waits for a server (5 s in the test's URI), so writes fail and are retried.
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Longer than the driver waits for a server (5 s in the test's URI), so writes fail and are retried; the
+    // process says so while it lasts: /readyz answers 503 and the retries are counted.
+    let started = Instant::now();
+    let mut unready = false;
+    while started.elapsed() < Duration::from_secs(12) {
+        let status = forgecast_connect::http::client()
+            .get(format!("{}/readyz", producer.url))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        unready |= status == 503;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let retries = metric(&metrics(&producer).await, "forgecast_store_retries_total").unwrap_or(0.0);
     cluster.mongo.start();
+    assert!(
+        unready,
+        "/readyz never answered 503 while the database was down; log:\n{}",
+        producer.all.lock().unwrap()
+    );
+    assert!(
+        retries > 0.0,
+        "no store retry counted while the database was down"
+    );
     assert!(
         stored_at_stop < input_events().len() as u64,
         "the database stopped after the end of the stream"

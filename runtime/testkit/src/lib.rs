@@ -221,6 +221,26 @@ impl Service {
         }
     }
 
+    /// Freezes the service with SIGSTOP: its connections stay open and nothing is answered, as a server that
+    /// hangs. [`Service::resume`] thaws it.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Thaws a service frozen by [`Service::pause`].
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        if let Some(child) = &self.child {
+            // SAFETY: sending a signal to our own child, whose PID we hold and have not reaped.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, signal);
+            }
+        }
+    }
+
     /// Stops the service with SIGTERM, as an orderly shutdown, and waits for it to be gone.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
