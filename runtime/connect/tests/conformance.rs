@@ -162,22 +162,20 @@ async fn members_of_a_group_share_the_records<B: Bus>(bus: B, prefix: &str) {
     let group = format!("{prefix}-shared");
     let one = bus.subscribe(&group, filter.clone()).unwrap();
     let two = bus.subscribe(&group, filter).unwrap();
-    let events = sample_events(600);
     let topic: Arc<str> = Arc::from(format!("{prefix}.raw.all"));
-    bus.publish(
+    // Keyed records, so that they spread over the partitions a group splits.
+    let keyed = |events: &[Arc<Event>]| -> Vec<Record> {
         events
             .iter()
-            .map(|e| Record::event(topic.clone(), None, e.clone()))
-            .collect(),
-    )
-    .await
-    .unwrap();
-    // Both members poll until together they saw every record; each record is seen (at least) once.
-    let seen = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+            .map(|e| Record::event(topic.clone(), Some(Arc::from(e.id.as_str())), e.clone()))
+            .collect()
+    };
+    // Each member keeps the ids it received; both poll and commit until stopped.
+    let seen: [Arc<std::sync::Mutex<Vec<String>>>; 2] = Default::default();
     let stop = tokio_util::sync::CancellationToken::new();
     let mut tasks = Vec::new();
-    for mut member in [one, two] {
-        let (seen, stop) = (seen.clone(), stop.clone());
+    for (mut member, seen) in [one, two].into_iter().zip(seen.clone()) {
+        let stop = stop.clone();
         tasks.push(tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -192,21 +190,66 @@ async fn members_of_a_group_share_the_records<B: Bus>(bus: B, prefix: &str) {
         }));
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while seen.lock().unwrap().len() < events.len() {
+    // Warm-up until both members receive records: by then the group has settled who owns what.
+    let events = sample_events(800);
+    let (warm_up, measured) = events.split_at(200);
+    let mut offered = 0;
+    while seen.iter().any(|s| s.lock().unwrap().is_empty()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a member of the group never received anything"
+        );
+        if offered < warm_up.len() {
+            let next = (offered + 20).min(warm_up.len());
+            bus.publish(keyed(&warm_up[offered..next])).await.unwrap();
+            offered = next;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before: Vec<usize> = seen.iter().map(|s| s.lock().unwrap().len()).collect();
+    bus.publish(keyed(measured)).await.unwrap();
+    let expected: BTreeSet<String> = measured.iter().map(|e| e.id.clone()).collect();
+    let received = |i: usize| -> Vec<String> { seen[i].lock().unwrap()[before[i]..].to_vec() };
+    loop {
+        let union: BTreeSet<String> = received(0).into_iter().chain(received(1)).collect();
+        if expected.is_subset(&union) {
+            break;
+        }
         assert!(
             tokio::time::Instant::now() < deadline,
             "only {} of {} records reached the group",
-            seen.lock().unwrap().len(),
-            events.len()
+            union.intersection(&expected).count(),
+            expected.len()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // A little longer, so that a record delivered twice would show.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     stop.cancel();
     for task in tasks {
         task.await.unwrap();
     }
-    let expected: BTreeSet<String> = events.iter().map(|e| e.id.clone()).collect();
-    assert_eq!(*seen.lock().unwrap(), expected);
+    let (a, b) = (received(0), received(1));
+    let (a_set, b_set): (BTreeSet<String>, BTreeSet<String>) =
+        (a.iter().cloned().collect(), b.iter().cloned().collect());
+    assert!(
+        !a_set.is_empty() && !b_set.is_empty(),
+        "the members did not split the work: {} and {}",
+        a_set.len(),
+        b_set.len()
+    );
+    assert_eq!(
+        a_set.intersection(&b_set).count(),
+        0,
+        "a record went to both members"
+    );
+    assert_eq!(
+        a.len() + b.len(),
+        expected.len(),
+        "a record went twice to one member"
+    );
+    let union: BTreeSet<String> = a_set.union(&b_set).cloned().collect();
+    assert_eq!(union, expected);
 }
 
 async fn closing_delivers_what_is_left_then_ends<B: Bus>(bus: B, prefix: &str) {

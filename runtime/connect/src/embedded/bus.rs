@@ -1,9 +1,11 @@
 //! The in-process bus: bounded queues per subscriber group, with Kafka's topic names and group semantics.
 //!
 //! Each group receives every matching record once; members of one group share its queue, so they split the
-//! work. Queues are bounded, so a slow consumer slows the publisher instead of growing memory. Records
+//! work, at most `max` records per batch (what a publish brought beyond that waits in the group's queue for
+//! whichever member asks next). Queues are bounded, so a slow consumer slows the publisher instead of growing memory. Records
 //! published before a group subscribed are not delivered to it, as with a Kafka consumer starting at the end.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use forgecast_core::Record;
@@ -14,7 +16,8 @@ use tokio::sync::mpsc;
 /// Batches a group's queue holds before publishers wait.
 const QUEUE_BATCHES: usize = 128;
 
-type Queue = Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<Record>>>>;
+/// A group's queue: published batches, and what is left of the last one taken.
+type Queue = Arc<tokio::sync::Mutex<(mpsc::Receiver<Vec<Record>>, VecDeque<Record>)>>;
 
 /// A group's filters and the sending end of its queue.
 type Route = (Vec<TopicFilter>, mpsc::Sender<Vec<Record>>);
@@ -83,7 +86,7 @@ impl Bus for EmbeddedBus {
             });
         }
         let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
-        let queue: Queue = Arc::new(tokio::sync::Mutex::new(rx));
+        let queue: Queue = Arc::new(tokio::sync::Mutex::new((rx, VecDeque::new())));
         groups.push(Group {
             name: group.to_string(),
             filters,
@@ -106,17 +109,23 @@ pub struct EmbeddedSubscription {
 
 impl Subscription for EmbeddedSubscription {
     async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<Record>>, BusError> {
+        let max = max.max(1);
         let mut queue = self.queue.lock().await;
-        let Some(mut batch) = queue.recv().await else {
-            return Ok(None);
-        };
-        while batch.len() < max {
-            match queue.try_recv() {
-                Ok(more) => batch.extend(more),
+        let (rx, left) = &mut *queue;
+        if left.is_empty() {
+            match rx.recv().await {
+                Some(batch) => left.extend(batch),
+                None => return Ok(None),
+            }
+        }
+        while left.len() < max {
+            match rx.try_recv() {
+                Ok(more) => left.extend(more),
                 Err(_) => break,
             }
         }
-        Ok(Some(batch))
+        let take = left.len().min(max);
+        Ok(Some(left.drain(..take).collect()))
     }
 
     async fn commit(&mut self) -> Result<(), BusError> {
