@@ -69,15 +69,8 @@ impl Failure {
     /// that cannot be reached also carries the transient label, but is the caller's to wait for (with its
     /// backoff, readiness and retry count), not a reason to spin here.
     fn transient(&self) -> bool {
-        use mongodb::error::ErrorKind;
         matches!(self, Failure::Driver(e)
-        if e.contains_label(TRANSIENT_TRANSACTION_ERROR)
-            && !matches!(
-                *e.kind,
-                ErrorKind::Io(..)
-                    | ErrorKind::ConnectionPoolCleared { .. }
-                    | ErrorKind::ServerSelection { .. }
-            ))
+            if e.contains_label(TRANSIENT_TRANSACTION_ERROR) && !unreachable(e))
     }
 
     fn during(self, operation: &'static str) -> StoreError {
@@ -441,11 +434,35 @@ fn jitter(attempt: u32) -> Duration {
 }
 
 /// Commits, asking again while the server cannot say whether the commit happened.
+/// Whether the error says the server cannot be reached (rather than what it answered).
+fn unreachable(e: &mongodb::error::Error) -> bool {
+    use mongodb::error::ErrorKind;
+    matches!(
+        *e.kind,
+        ErrorKind::Io(..)
+            | ErrorKind::ConnectionPoolCleared { .. }
+            | ErrorKind::ServerSelection { .. }
+    )
+}
+
+/// Times a commit whose result is unknown is sent again while the server answers.
+const COMMIT_ATTEMPTS: u32 = 3;
+
+/// Commits, sending the commit again (as the driver's specification asks) when its result is unknown, a few times
+/// while the server answers. A server that cannot be reached is the caller's to wait for; the whole write runs
+/// again later, which stores nothing twice (it looks up which events exist inside its transaction).
 async fn commit(session: &mut ClientSession) -> Result<(), Failure> {
+    let mut attempt = 1;
     loop {
         match session.commit_transaction().await {
             Ok(()) => return Ok(()),
-            Err(e) if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT) => continue,
+            Err(e)
+                if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
+                    && !unreachable(&e)
+                    && attempt < COMMIT_ATTEMPTS =>
+            {
+                attempt += 1;
+            }
             Err(e) => return Err(Failure::Driver(e)),
         }
     }
