@@ -43,7 +43,9 @@ spark_venv="$HOME/.cache/forgecast/spark-venv"
   || "$spark_venv/bin/pip" install -q pyspark==4.3.0 pytest==9.2.0 pymongo==4.20.1 confluent-kafka==2.16.1
 export FORGECAST_SPARK_PYTHON="$spark_venv/bin/python"
 
+cargo fmt --all --check
 cargo build --workspace --all-targets --locked
+cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked -- --test-threads=2
 "$spark_venv/bin/python" -m pytest -q spark/tests
 "$tools_venv/bin/python" tools/check-k8s.py target/debug/forgecast

@@ -5,11 +5,14 @@
 //! - [`topic`]: topic names and the records that travel on the bus, dead letters included.
 //! - [`aggregate`]: which counters an event increments (time bucket × dimension × key).
 //! - [`history`]: counts per month, quarter and year over a span at once, as the batch jobs define them.
-//! - [`bus`] and [`store`]: the two backend traits, each with a short required surface, implemented in
-//!   `forgecast-connect`.
+//! - [`bus`] and [`store`]: the two backend traits, each with a short required surface, implemented by
+//!   `forgecast-embedded`, `forgecast-kafka` and `forgecast-mongo`.
 //! - [`source`]: what a source of events hands to the pipeline.
+//! - [`backoff`]: how long to wait between attempts, the one retry policy of the runtime.
+//! - [`time`]: Unix seconds and RFC 3339, as events carry them.
 
 pub mod aggregate;
+pub mod backoff;
 pub mod bus;
 pub mod event;
 pub mod history;

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::engine::{EventView, PinnedNow, ScriptEngine, json_to_dynamic};
-use crate::output::{QuerySpec, RetrainDecision, RouteDecision, features_from_dynamic};
+use crate::output::{RetrainDecision, RouteDecision, features_from_dynamic, queries_from_dynamic};
 use crate::role::Role;
 use crate::script::{Problem, Script};
 
@@ -125,8 +125,8 @@ fn run_case(
         }
         Role::Queries => {
             let got = script.queries(engine).map_err(call_failed)?;
-            let want = QuerySpec::list_from_dynamic(&expected)
-                .map_err(|e| at_case(format!("`expect`: {e}")))?;
+            let want =
+                queries_from_dynamic(&expected).map_err(|e| at_case(format!("`expect`: {e}")))?;
             (to_json(&got), to_json(&want))
         }
     };

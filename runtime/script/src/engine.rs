@@ -312,6 +312,7 @@ fn register_api(engine: &mut Engine) {
             parse_timestamp(s).map_or(Dynamic::UNIT, Dynamic::from_int)
         })
         .register_fn("format_time", |unix: i64| format_timestamp(unix))
+        .register_fn("discussion_text", discussion_text)
         .register_fn("words", |s: &str| -> Array {
             words(s).map(Dynamic::from).collect()
         })
@@ -341,6 +342,44 @@ fn register_api(engine: &mut Engine) {
 fn raw_words(s: &str) -> impl Iterator<Item = &str> + '_ {
     s.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '\''))
         .filter(|w| !w.is_empty())
+}
+
+/// What a person wrote in a comment, without what they quoted or pasted: lines quoting an earlier message
+/// (`> …`), fenced code blocks and inline code spans are removed, blank runs collapsed, the rest trimmed.
+pub fn discussion_text(s: &str) -> String {
+    let mut kept: Vec<&str> = Vec::new();
+    let mut fenced = false;
+    for line in s.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+            fenced = !fenced;
+            continue;
+        }
+        if fenced || trimmed.starts_with('>') {
+            continue;
+        }
+        kept.push(line);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut in_code = false;
+    for (i, line) in kept.iter().enumerate() {
+        if i > 0 && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        for part in line.split('`') {
+            if !in_code {
+                out.push_str(part);
+            }
+            in_code = !in_code;
+        }
+        // An unclosed backtick ends with its line.
+        in_code = false;
+    }
+    out.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Lower-cased words of a text.
@@ -384,6 +423,14 @@ mod tests {
         assert!(same_word("LGTM", "lgtm"));
         assert!(same_word("Größe", "größe"));
         assert!(!same_word("bugs", "bug"));
+    }
+
+    #[test]
+    fn discussion_text_drops_quotes_and_code() {
+        let comment = "> you said this\n> twice\n\nThanks, `cargo fmt` fixed it!\n```rust\nfn main() {}\n```\nGreat work.";
+        assert_eq!(discussion_text(comment), "Thanks,  fixed it!\nGreat work.");
+        assert_eq!(discussion_text("plain"), "plain");
+        assert_eq!(discussion_text("> only a quote"), "");
     }
 
     #[test]

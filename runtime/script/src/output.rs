@@ -43,20 +43,7 @@ pub struct RetrainDecision {
     pub reason: String,
 }
 
-/// One GitHub query from `queries()`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct QuerySpec {
-    /// Unique name, used in metrics and logs.
-    pub name: String,
-    /// REST path such as `/events` or `/search/repositories`.
-    pub path: String,
-    /// Query parameters (`q`, `per_page`, …).
-    pub params: BTreeMap<String, String>,
-    /// Seconds between runs.
-    pub every: u64,
-    /// Most pages fetched per run.
-    pub max_pages: u32,
-}
+pub use forgecast_core::source::QuerySpec;
 
 fn describe(value: &Dynamic) -> String {
     let shown = value.to_string();
@@ -147,16 +134,21 @@ fn feature(name: &str, value: &Dynamic) -> Result<FeatureValue, String> {
 }
 
 /// From `features`' result: a map of feature name → number, string or bool.
-pub fn features_from_dynamic(value: &Dynamic) -> Result<Features, String> {
+/// `None` when the script returned `()`: the record is not one the model looks at.
+pub fn features_from_dynamic(value: &Dynamic) -> Result<Option<Features>, String> {
+    if value.is_unit() {
+        return Ok(None);
+    }
     let map = value.read_lock::<Map>().ok_or_else(|| {
         format!(
-            "features returned {}; expected a map like #{{ comments: 3 }}",
+            "features returned {}; expected a map like #{{ comments: 3 }}, or () to skip the record",
             describe(value)
         )
     })?;
     map.iter()
         .map(|(name, v)| Ok((name.to_string(), feature(name, v)?)))
-        .collect()
+        .collect::<Result<Features, String>>()
+        .map(Some)
 }
 
 impl RetrainDecision {
@@ -193,89 +185,87 @@ impl RetrainDecision {
     }
 }
 
-impl QuerySpec {
-    /// From `queries`' result: an array of `#{ name, path, params, every, max_pages }` maps.
-    pub fn list_from_dynamic(value: &Dynamic) -> Result<Vec<QuerySpec>, String> {
-        let items = value.read_lock::<rhai::Array>().ok_or_else(|| {
-            format!(
-                "queries returned {}; expected an array of query maps",
-                describe(value)
-            )
-        })?;
-        let mut specs: Vec<QuerySpec> = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            let spec = QuerySpec::from_dynamic(item).map_err(|e| format!("query [{i}]: {e}"))?;
-            if specs.iter().any(|s| s.name == spec.name) {
-                return Err(format!("query [{i}]: name {:?} is used twice", spec.name));
-            }
-            specs.push(spec);
+/// From `queries`' result: an array of `#{ name, path, params, every, max_pages }` maps.
+pub fn queries_from_dynamic(value: &Dynamic) -> Result<Vec<QuerySpec>, String> {
+    let items = value.read_lock::<rhai::Array>().ok_or_else(|| {
+        format!(
+            "queries returned {}; expected an array of query maps",
+            describe(value)
+        )
+    })?;
+    let mut specs: Vec<QuerySpec> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let spec = query_from_dynamic(item).map_err(|e| format!("query [{i}]: {e}"))?;
+        if specs.iter().any(|s| s.name == spec.name) {
+            return Err(format!("query [{i}]: name {:?} is used twice", spec.name));
         }
-        Ok(specs)
+        specs.push(spec);
     }
+    Ok(specs)
+}
 
-    fn from_dynamic(value: &Dynamic) -> Result<QuerySpec, String> {
-        let map = value
-            .read_lock::<Map>()
-            .ok_or_else(|| format!("{} is not a map", describe(value)))?;
-        let text = |field: &str| -> Result<Option<String>, String> {
-            map.get(field)
-                .map(|v| {
-                    v.clone()
-                        .into_string()
-                        .map_err(|_| format!("`{field}` is {}; expected a string", describe(v)))
-                })
-                .transpose()
-        };
-        let count = |field: &str, default: i64| -> Result<i64, String> {
-            match map.get(field) {
-                None => Ok(default),
-                Some(v) => match v.as_int() {
-                    Ok(n) if n >= 1 => Ok(n),
-                    _ => Err(format!(
-                        "`{field}` is {}; expected a whole number of at least 1",
-                        describe(v)
-                    )),
-                },
-            }
-        };
-        if let Some(unknown) = map
-            .keys()
-            .find(|k| !["name", "path", "params", "every", "max_pages"].contains(&k.as_str()))
-        {
-            return Err(format!(
-                "unknown field `{unknown}`; use name, path, params, every, max_pages"
-            ));
+fn query_from_dynamic(value: &Dynamic) -> Result<QuerySpec, String> {
+    let map = value
+        .read_lock::<Map>()
+        .ok_or_else(|| format!("{} is not a map", describe(value)))?;
+    let text = |field: &str| -> Result<Option<String>, String> {
+        map.get(field)
+            .map(|v| {
+                v.clone()
+                    .into_string()
+                    .map_err(|_| format!("`{field}` is {}; expected a string", describe(v)))
+            })
+            .transpose()
+    };
+    let count = |field: &str, default: i64| -> Result<i64, String> {
+        match map.get(field) {
+            None => Ok(default),
+            Some(v) => match v.as_int() {
+                Ok(n) if n >= 1 => Ok(n),
+                _ => Err(format!(
+                    "`{field}` is {}; expected a whole number of at least 1",
+                    describe(v)
+                )),
+            },
         }
-        let name = text("name")?
-            .filter(|n| !n.is_empty())
-            .ok_or("`name` is missing")?;
-        let path = text("path")?.ok_or("`path` is missing")?;
-        if !path.starts_with('/') {
-            return Err(format!("`path` {path:?} must start with '/'"));
-        }
-        let mut params = BTreeMap::new();
-        if let Some(p) = map.get("params") {
-            let p = p
-                .read_lock::<Map>()
-                .ok_or_else(|| format!("`params` is {}; expected a map", describe(p)))?;
-            for (k, v) in p.iter() {
-                if v.is_map() || v.is_array() || v.is_unit() {
-                    return Err(format!(
-                        "`params.{k}` is {}; expected a string or number",
-                        describe(v)
-                    ));
-                }
-                params.insert(k.to_string(), v.to_string());
-            }
-        }
-        Ok(QuerySpec {
-            name,
-            path,
-            params,
-            every: count("every", 60)? as u64,
-            max_pages: count("max_pages", 1)?.min(u32::MAX as i64) as u32,
-        })
+    };
+    if let Some(unknown) = map
+        .keys()
+        .find(|k| !["name", "path", "params", "every", "max_pages"].contains(&k.as_str()))
+    {
+        return Err(format!(
+            "unknown field `{unknown}`; use name, path, params, every, max_pages"
+        ));
     }
+    let name = text("name")?
+        .filter(|n| !n.is_empty())
+        .ok_or("`name` is missing")?;
+    let path = text("path")?.ok_or("`path` is missing")?;
+    if !path.starts_with('/') {
+        return Err(format!("`path` {path:?} must start with '/'"));
+    }
+    let mut params = BTreeMap::new();
+    if let Some(p) = map.get("params") {
+        let p = p
+            .read_lock::<Map>()
+            .ok_or_else(|| format!("`params` is {}; expected a map", describe(p)))?;
+        for (k, v) in p.iter() {
+            if v.is_map() || v.is_array() || v.is_unit() {
+                return Err(format!(
+                    "`params.{k}` is {}; expected a string or number",
+                    describe(v)
+                ));
+            }
+            params.insert(k.to_string(), v.to_string());
+        }
+    }
+    Ok(QuerySpec {
+        name,
+        path,
+        params,
+        every: count("every", 60)? as u64,
+        max_pages: count("max_pages", 1)?.min(u32::MAX as i64) as u32,
+    })
 }
 
 #[cfg(test)]
@@ -317,7 +307,10 @@ mod tests {
 
     #[test]
     fn features_name_the_bad_feature() {
-        let ok = features_from_dynamic(&eval(r#"#{ n: 2, x: 0.5, s: "a", b: true }"#)).unwrap();
+        assert_eq!(features_from_dynamic(&eval("()")).unwrap(), None);
+        let ok = features_from_dynamic(&eval(r#"#{ n: 2, x: 0.5, s: "a", b: true }"#))
+            .unwrap()
+            .unwrap();
         assert_eq!(ok["n"], FeatureValue::Number(2.0));
         let err = features_from_dynamic(&eval("#{ labels: [1] }")).unwrap_err();
         assert!(err.contains("`labels`"), "{err}");
@@ -325,15 +318,14 @@ mod tests {
 
     #[test]
     fn queries_get_defaults_and_refuse_unknown_fields() {
-        let specs = QuerySpec::list_from_dynamic(&eval(
+        let specs = queries_from_dynamic(&eval(
             r#"[#{ name: "ev", path: "/events", params: #{ per_page: 100 } }]"#,
         ))
         .unwrap();
         assert_eq!(specs[0].every, 60);
         assert_eq!(specs[0].params["per_page"], "100");
-        let err =
-            QuerySpec::list_from_dynamic(&eval(r#"[#{ name: "ev", path: "/events", evry: 5 }]"#))
-                .unwrap_err();
+        let err = queries_from_dynamic(&eval(r#"[#{ name: "ev", path: "/events", evry: 5 }]"#))
+            .unwrap_err();
         assert!(err.contains("`evry`"), "{err}");
     }
 }

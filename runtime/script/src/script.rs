@@ -9,7 +9,10 @@ use rhai::{AST, CallFnOptions, Dynamic, EvalAltResult, FuncArgs, Scope};
 use sha2::{Digest, Sha256};
 
 use crate::engine::{CallScope, DEADLINE_TEXT, EventView, MEMORY_TEXT, ScriptEngine, line_col};
-use crate::output::{Features, QuerySpec, RetrainDecision, RouteDecision, features_from_dynamic};
+use crate::output::{
+    Features, QuerySpec, RetrainDecision, RouteDecision, features_from_dynamic,
+    queries_from_dynamic,
+};
 use crate::role::Role;
 
 /// A problem found in a script or its cases, located as `file:line:col`.
@@ -247,7 +250,11 @@ impl Script {
     }
 
     /// Calls `features(record)`.
-    pub fn features(&self, engine: &ScriptEngine, record: Dynamic) -> Result<Features, CallError> {
+    pub fn features(
+        &self,
+        engine: &ScriptEngine,
+        record: Dynamic,
+    ) -> Result<Option<Features>, CallError> {
         let value = self.call(engine, (record,))?;
         self.convert(value, features_from_dynamic)
     }
@@ -265,7 +272,7 @@ impl Script {
     /// Calls `queries()`.
     pub fn queries(&self, engine: &ScriptEngine) -> Result<Vec<QuerySpec>, CallError> {
         let value = self.call(engine, ())?;
-        self.convert(value, QuerySpec::list_from_dynamic)
+        self.convert(value, queries_from_dynamic)
     }
 }
 

@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 use flate2::read::MultiGzDecoder;
 use forgecast::metrics::Metrics;
 use forgecast::pipeline::route::{TopicCap, route_batch};
-use forgecast_connect::gharchive::{
-    Decoded, Lines, MAX_LINE_BYTES, decode, parse_lines, read_lines,
-};
+use forgecast_gharchive::{Decoded, Lines, MAX_LINE_BYTES, decode, parse_lines, read_lines};
 use forgecast_script::host::check_dir;
 use forgecast_script::{Script, ScriptEngine};
 

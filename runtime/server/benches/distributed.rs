@@ -11,15 +11,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{rate, replay_config, time_writes};
-use forgecast::config::{BusPlan, SourcePlan, StorePlan, UpPlan};
+use forgecast::config::{BusPlan, PipelinePlan, SourcePlan, StoragePlan, StorePlan};
 use forgecast::pipeline::Pipeline;
-use forgecast_connect::kafka::{KafkaBus, KafkaConfig};
-use forgecast_connect::mongo::MongoStore;
-use forgecast_connect::replay::Replay;
 use forgecast_core::bus::{Bus, Subscription, TopicFilter};
 use forgecast_core::source::Incoming;
 use forgecast_core::store::Store;
 use forgecast_core::{Event, Record};
+use forgecast_gharchive::replay::Replay;
+use forgecast_kafka::{KafkaBus, KafkaConfig};
+use forgecast_mongo::MongoStore;
 use forgecast_script::Limits;
 use forgecast_script::watch::WatchConfig;
 use forgecast_testkit::{Service, repo_root};
@@ -30,18 +30,18 @@ use tokio_util::sync::CancellationToken;
 /// one stored (start-up, which loads the GitHut history, excluded).
 async fn whole(events: u64, bus: BusPlan, store: StorePlan) -> Duration {
     let data = tempfile::tempdir().unwrap();
-    let plan = UpPlan {
+    let plan = PipelinePlan {
         scripts: repo_root().join("scripts"),
-        data_dir: data.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
         source: SourcePlan::Replay(replay_config(events)),
         limits: Limits::default(),
         watch: WatchConfig::default(),
         enrich_share: 0.2,
         bus,
-        store,
+        storage: StoragePlan {
+            data_dir: data.path().to_path_buf(),
+            store,
+        },
         bounds: Default::default(),
-        http: Default::default(),
     };
     let pipeline = Pipeline::start(&plan).await.unwrap();
     let started = Instant::now();

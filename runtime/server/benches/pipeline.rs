@@ -11,15 +11,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{rate, replay_config, time_writes};
-use forgecast::config::{BusPlan, SourcePlan, StorePlan, UpPlan};
+use forgecast::config::{BusPlan, PipelinePlan, SourcePlan, StoragePlan, StorePlan};
 use forgecast::metrics::Metrics;
 use forgecast::pipeline::Pipeline;
 use forgecast::pipeline::route::{TopicCap, route_batch};
-use forgecast_connect::embedded::SqliteStore;
-use forgecast_connect::replay::Replay;
 use forgecast_core::Event;
 use forgecast_core::source::Incoming;
 use forgecast_core::store::Store;
+use forgecast_embedded::SqliteStore;
+use forgecast_gharchive::replay::Replay;
 use forgecast_script::host::check_dir;
 use forgecast_script::watch::WatchConfig;
 use forgecast_script::{Limits, ScriptEngine};
@@ -53,18 +53,18 @@ async fn main() {
 
     // The whole pipeline, as `forgecast up --replay-speed 0` runs it.
     let data = tempfile::tempdir().unwrap();
-    let plan = UpPlan {
+    let plan = PipelinePlan {
         scripts: scripts.clone(),
-        data_dir: data.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
         source: SourcePlan::Replay(replay_config(events)),
         limits: Limits::default(),
         watch: WatchConfig::default(),
         enrich_share: 0.2,
         bus: BusPlan::Embedded,
-        store: StorePlan::Embedded,
+        storage: StoragePlan {
+            data_dir: data.path().to_path_buf(),
+            store: StorePlan::Embedded,
+        },
         bounds: Default::default(),
-        http: Default::default(),
     };
     let started = Instant::now();
     let pipeline = Pipeline::start(&plan).await.unwrap();

@@ -37,28 +37,22 @@ pub struct ArchiveArgs {
     /// The lake: hour files are appended under DIR/YYYY/MM/DD/HH.json (one archive per lake).
     #[arg(long, env = "FORGECAST_LAKE", value_name = "DIR")]
     pub lake: PathBuf,
-    /// Kafka bootstrap servers.
-    #[arg(
-        long,
-        env = "FORGECAST_KAFKA_BROKERS",
-        value_name = "HOST:PORT,...",
-        default_value = "127.0.0.1:9092"
-    )]
-    pub kafka_brokers: String,
-    /// The archive's own consumer group (not the store writers': a group splits the events between its members).
-    #[arg(
-        long,
-        env = "FORGECAST_ARCHIVE_GROUP",
-        value_name = "NAME",
-        default_value = "forgecast-lake"
-    )]
-    pub group: String,
+    /// The brokers.
+    #[command(flatten)]
+    pub brokers: BrokerArgs,
+    /// The archive's own consumer group (not the store writers': a group splits the events between its members)
+    /// [default: forgecast-lake]
+    #[arg(long, env = "FORGECAST_ARCHIVE_GROUP", value_name = "NAME")]
+    pub group: Option<String>,
     /// Stop once no event has come for this many seconds (for one-off runs); by default it runs until stopped.
     #[arg(long, value_name = "SECONDS")]
     pub idle_exit: Option<u64>,
     /// Compress an hour file (HH.json → HH.json.gz) once its hour has been over for this long.
     #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = parse_duration)]
     pub compress_after: std::time::Duration,
+    /// The config file.
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
 /// Which engine computes the history.
@@ -102,19 +96,88 @@ pub enum StoreKind {
     Mongo,
 }
 
+/// The config file, for every command that reads one.
+#[derive(Debug, Default, Clone, Args)]
+pub struct ConfigArgs {
+    /// Config file (TOML) with any of the settings of the flags; flags and `FORGECAST_*` variables win over it.
+    #[arg(long, env = "FORGECAST_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Where state lives and which store holds it (`up`, `backfill`, `aggregate`).
+#[derive(Debug, Default, Clone, Args)]
+pub struct StoreArgs {
+    /// Directory for the store and other state [default: .forgecast]
+    #[arg(long, env = "FORGECAST_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Store for events and aggregates [default: embedded]
+    #[arg(long, env = "FORGECAST_STORE", value_enum)]
+    pub store: Option<StoreKind>,
+    /// MongoDB connection string, for `--store mongo` [default: mongodb://127.0.0.1:27017/?replicaSet=rs0]
+    #[arg(long, env = "FORGECAST_MONGO_URI", value_name = "URI")]
+    pub mongo_uri: Option<String>,
+    /// MongoDB database [default: forgecast]
+    #[arg(long, env = "FORGECAST_MONGO_DB", value_name = "NAME")]
+    pub mongo_db: Option<String>,
+}
+
+/// The Kafka brokers (`up` and `backfill` on `--bus kafka`, `archive`).
+#[derive(Debug, Default, Clone, Args)]
+pub struct BrokerArgs {
+    /// Kafka bootstrap servers [default: 127.0.0.1:9092]
+    #[arg(long, env = "FORGECAST_KAFKA_BROKERS", value_name = "HOST:PORT,...")]
+    pub kafka_brokers: Option<String>,
+}
+
+/// Which bus carries the topics (`up`, `backfill`).
+#[derive(Debug, Default, Clone, Args)]
+pub struct BusArgs {
+    /// Bus between routing and the processors [default: embedded]
+    #[arg(long, env = "FORGECAST_BUS", value_enum)]
+    pub bus: Option<BusKind>,
+    /// The brokers, for `--bus kafka`.
+    #[command(flatten)]
+    pub brokers: BrokerArgs,
+    /// Partitions of each topic the bus creates [default: 6]
+    #[arg(long, env = "FORGECAST_KAFKA_PARTITIONS", value_name = "N")]
+    pub kafka_partitions: Option<i32>,
+    /// Replication factor of each topic the bus creates [default: 1]
+    #[arg(long, env = "FORGECAST_KAFKA_REPLICATION", value_name = "N")]
+    pub kafka_replication: Option<i32>,
+    /// Kafka consumer group of the store writer; processes in one group split the partitions [default: forgecast-store-writer]
+    #[arg(long, env = "FORGECAST_KAFKA_GROUP", value_name = "NAME")]
+    pub kafka_group: Option<String>,
+}
+
+/// The scripts (`up`, `backfill`).
+#[derive(Debug, Default, Clone, Args)]
+pub struct ScriptArgs {
+    /// Directory of the Rhai scripts [default: scripts]
+    #[arg(long, env = "FORGECAST_SCRIPTS", value_name = "DIR")]
+    pub scripts: Option<PathBuf>,
+}
+
+/// GitHub's API (`up`).
+#[derive(Debug, Default, Clone, Args)]
+pub struct GithubArgs {
+    /// GitHub API root, for GitHub Enterprise or a test server [default: https://api.github.com]
+    #[arg(long, env = "GITHUB_API_URL", value_name = "URL")]
+    pub github_api_url: Option<String>,
+    /// Share of the GitHub rate limit that repository enrichment may use, 0 to 1 [default: 0.2]
+    #[arg(long, env = "FORGECAST_ENRICH_SHARE", value_name = "SHARE")]
+    pub enrich_share: Option<f64>,
+}
+
 /// `forgecast up`. Every flag can also be set by a `FORGECAST_*` environment variable or in the config file;
 /// flags win over the environment, which wins over the file.
 #[derive(Debug, Default, Args)]
 pub struct UpArgs {
-    /// Config file (TOML) with any of the settings below.
-    #[arg(long, env = "FORGECAST_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Directory of the Rhai scripts [default: scripts]
-    #[arg(long, env = "FORGECAST_SCRIPTS", value_name = "DIR")]
-    pub scripts: Option<PathBuf>,
-    /// Directory for the store and other state [default: .forgecast]
-    #[arg(long, env = "FORGECAST_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
+    /// The config file.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The scripts.
+    #[command(flatten)]
+    pub scripts: ScriptArgs,
     /// Address of the HTTP server [default: 127.0.0.1:8080]
     #[arg(long, env = "FORGECAST_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
@@ -127,48 +190,18 @@ pub struct UpArgs {
     /// Stop after one pass over the bundled events, once everything is stored.
     #[arg(long, env = "FORGECAST_REPLAY_ONCE")]
     pub replay_once: bool,
-    /// GitHub API root, for GitHub Enterprise or a test server [default: https://api.github.com]
-    #[arg(long, env = "GITHUB_API_URL", value_name = "URL")]
-    pub github_api_url: Option<String>,
-    /// Share of the GitHub rate limit that repository enrichment may use, 0 to 1 [default: 0.2]
-    #[arg(long, env = "FORGECAST_ENRICH_SHARE", value_name = "SHARE")]
-    pub enrich_share: Option<f64>,
+    /// GitHub.
+    #[command(flatten)]
+    pub github: GithubArgs,
     /// Host names the HTTP server answers to besides localhost and IP addresses, comma-separated; `*` for any
     #[arg(long, env = "FORGECAST_ALLOWED_HOSTS", value_name = "NAMES")]
     pub allowed_hosts: Option<String>,
-    /// Bus and store.
+    /// The store.
     #[command(flatten)]
-    pub backend: BackendArgs,
-}
-
-/// Which bus and store, for `up` and `backfill`; also settable by `FORGECAST_*` variables (and, for `up`, in
-/// the config file).
-#[derive(Debug, Default, Args)]
-pub struct BackendArgs {
-    /// Bus between routing and the processors [default: embedded]
-    #[arg(long, env = "FORGECAST_BUS", value_enum)]
-    pub bus: Option<BusKind>,
-    /// Store for events and aggregates [default: embedded]
-    #[arg(long, env = "FORGECAST_STORE", value_enum)]
-    pub store: Option<StoreKind>,
-    /// Kafka bootstrap servers, for `--bus kafka` [default: 127.0.0.1:9092]
-    #[arg(long, env = "FORGECAST_KAFKA_BROKERS", value_name = "HOST:PORT,...")]
-    pub kafka_brokers: Option<String>,
-    /// Partitions of each topic the bus creates [default: 6]
-    #[arg(long, env = "FORGECAST_KAFKA_PARTITIONS", value_name = "N")]
-    pub kafka_partitions: Option<i32>,
-    /// Replication factor of each topic the bus creates [default: 1]
-    #[arg(long, env = "FORGECAST_KAFKA_REPLICATION", value_name = "N")]
-    pub kafka_replication: Option<i32>,
-    /// Kafka consumer group of the store writer; processes in one group split the partitions [default: forgecast-store-writer]
-    #[arg(long, env = "FORGECAST_KAFKA_GROUP", value_name = "NAME")]
-    pub kafka_group: Option<String>,
-    /// MongoDB connection string, for `--store mongo` [default: mongodb://127.0.0.1:27017/?replicaSet=rs0]
-    #[arg(long, env = "FORGECAST_MONGO_URI", value_name = "URI")]
-    pub mongo_uri: Option<String>,
-    /// MongoDB database [default: forgecast]
-    #[arg(long, env = "FORGECAST_MONGO_DB", value_name = "NAME")]
-    pub mongo_db: Option<String>,
+    pub store: StoreArgs,
+    /// The bus.
+    #[command(flatten)]
+    pub bus: BusArgs,
 }
 
 /// `forgecast check`.
@@ -218,34 +251,27 @@ pub struct BackfillArgs {
         default_value = "https://data.gharchive.org"
     )]
     pub source_url: String,
-    /// Directory of the Rhai scripts.
-    #[arg(
-        long,
-        env = "FORGECAST_SCRIPTS",
-        value_name = "DIR",
-        default_value = "scripts"
-    )]
-    pub scripts: PathBuf,
-    /// Directory for the store and other state, as for `up`.
-    #[arg(
-        long,
-        env = "FORGECAST_DATA_DIR",
-        value_name = "DIR",
-        default_value = ".forgecast"
-    )]
-    pub data_dir: PathBuf,
     /// Longest line read from an hour file; a longer one goes to the dead letters (its first KB) unread.
     #[arg(
         long,
         env = "FORGECAST_MAX_LINE_BYTES",
         value_name = "BYTES",
-        default_value_t = forgecast_connect::gharchive::MAX_LINE_BYTES,
+        default_value_t = forgecast_gharchive::MAX_LINE_BYTES,
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
     )]
     pub max_line_bytes: usize,
-    /// Bus and store.
+    /// The config file.
     #[command(flatten)]
-    pub backend: BackendArgs,
+    pub config: ConfigArgs,
+    /// The scripts.
+    #[command(flatten)]
+    pub scripts: ScriptArgs,
+    /// The store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The bus.
+    #[command(flatten)]
+    pub bus: BusArgs,
 }
 
 /// `forgecast aggregate`.
@@ -265,14 +291,6 @@ pub struct AggregateArgs {
     /// Where the counts are written as JSON lines [default: <data-dir>/history/<engine>.jsonl]
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Directory of the store, as for `up`.
-    #[arg(
-        long,
-        env = "FORGECAST_DATA_DIR",
-        value_name = "DIR",
-        default_value = ".forgecast"
-    )]
-    pub data_dir: PathBuf,
     /// Python with PySpark, for `--engine spark`.
     #[arg(
         long,
@@ -300,25 +318,13 @@ pub struct AggregateArgs {
     /// Write the counts without loading them into the store.
     #[arg(long)]
     pub no_import: bool,
-    /// Store to load the counts into (with `--store mongo`, give `--lake`: the lake is the embedded store's)
-    #[arg(long, env = "FORGECAST_STORE", value_enum, default_value_t = StoreKind::Embedded)]
-    pub store: StoreKind,
-    /// MongoDB connection string, for `--store mongo`.
-    #[arg(
-        long,
-        env = "FORGECAST_MONGO_URI",
-        value_name = "URI",
-        default_value = "mongodb://127.0.0.1:27017/?replicaSet=rs0"
-    )]
-    pub mongo_uri: String,
-    /// MongoDB database, for `--store mongo`.
-    #[arg(
-        long,
-        env = "FORGECAST_MONGO_DB",
-        value_name = "NAME",
-        default_value = "forgecast"
-    )]
-    pub mongo_db: String,
+    /// The config file.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The store the counts are loaded into (with `--store mongo`, give `--lake`: the lake is the embedded
+    /// store's).
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// A duration such as `90s`, `30m`, `6h` or `1d`.

@@ -1,20 +1,28 @@
-//! Settings from flags, environment and config file, merged and validated into an [`UpPlan`] before anything
-//! starts. Every mistake is reported here, by name, rather than as a failure later.
+//! Settings from flags, environment and config file, merged and validated into a plan before anything starts:
+//! one path for every command ([`up`], [`backfill`], [`aggregate`], [`archive`]), the argument groups they share
+//! turned into plans by the same functions ([`storage`], [`bus`]), every default written once ([`defaults`]).
+//! Every mistake is reported here, by name, rather than as a failure later. Backends are opened from these plans
+//! only ([`crate::backends`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use forgecast_connect::github::{ClientConfig, Token};
-use forgecast_connect::kafka::KafkaConfig;
-use forgecast_connect::replay::ReplayConfig;
+use forgecast_gharchive::replay::ReplayConfig;
+use forgecast_github::{ClientConfig, Token};
+use forgecast_kafka::KafkaConfig;
 use forgecast_script::Limits;
 use forgecast_script::watch::WatchConfig;
 use serde::Deserialize;
 
-use crate::cli::{BackendArgs, BusKind, SourceKind, StoreKind, UpArgs};
+use forgecast_gharchive::{Hour, HourSource, hours};
 
-/// The config file: the same settings as the flags of `forgecast up`, in TOML.
+use crate::cli::{
+    AggregateArgs, ArchiveArgs, BackfillArgs, BrokerArgs, BusArgs, BusKind, ConfigArgs, Engine,
+    ScriptArgs, SourceKind, StoreArgs, StoreKind, TapArgs, UpArgs,
+};
+
+/// The config file: the settings of the flags, in TOML (each command takes those it has).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
@@ -120,6 +128,17 @@ pub enum ConfigError {
         /// What is wrong, with line and column.
         reason: String,
     },
+    /// Flags that do not go together, said in a sentence that names them.
+    #[error("{0}")]
+    Usage(String),
+    /// A flag of one command (not a config-file setting) has a value that cannot work.
+    #[error("{flag}: {reason}")]
+    Flag {
+        /// The flag, as typed (`--from`).
+        flag: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// One setting has a value that cannot work.
     #[error("setting `{setting}`: {reason}")]
     Invalid {
@@ -171,15 +190,57 @@ pub enum StorePlan {
     },
 }
 
-/// A validated `forgecast up`.
-#[derive(Debug, Clone)]
-pub struct UpPlan {
-    /// Scripts directory (exists).
-    pub scripts: PathBuf,
+/// Every default of every setting, written once.
+pub mod defaults {
+    /// Directory of the Rhai scripts.
+    pub const SCRIPTS: &str = "scripts";
+    /// Directory for the store and other state.
+    pub const DATA_DIR: &str = ".forgecast";
+    /// The embedded store's file in the data directory.
+    pub const STORE_FILE: &str = "forgecast.sqlite";
+    /// Address of the HTTP server.
+    pub const LISTEN: &str = "127.0.0.1:8080";
+    /// Kafka bootstrap servers.
+    pub const KAFKA_BROKERS: &str = "127.0.0.1:9092";
+    /// Consumer group of the store writers.
+    pub const KAFKA_GROUP: &str = "forgecast-store-writer";
+    /// Consumer group of `forgecast archive`.
+    pub const ARCHIVE_GROUP: &str = "forgecast-lake";
+    /// MongoDB connection string.
+    pub const MONGO_URI: &str = "mongodb://127.0.0.1:27017/?replicaSet=rs0";
+    /// MongoDB database.
+    pub const MONGO_DB: &str = "forgecast";
+    /// GitHub's API root.
+    pub const GITHUB_API_URL: &str = "https://api.github.com";
+    /// Share of the GitHub rate limit repository enrichment may use.
+    pub const ENRICH_SHARE: f64 = 0.2;
+}
+
+/// Where state lives and which store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoragePlan {
     /// Data directory (created if missing).
     pub data_dir: PathBuf,
-    /// HTTP address.
-    pub listen: SocketAddr,
+    /// The store.
+    pub store: StorePlan,
+}
+
+impl StoragePlan {
+    /// Where the embedded store's file is (and its lake beside it).
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join(defaults::STORE_FILE)
+    }
+}
+
+/// A validated pipeline: what `up` runs, and `backfill` with a feed as its source.
+#[derive(Debug, Clone)]
+pub struct PipelinePlan {
+    /// Scripts directory (exists).
+    pub scripts: PathBuf,
+    /// Data directory and store.
+    pub storage: StoragePlan,
+    /// The bus.
+    pub bus: BusPlan,
     /// Event source.
     pub source: SourcePlan,
     /// Script engine limits.
@@ -188,21 +249,99 @@ pub struct UpPlan {
     pub watch: WatchConfig,
     /// Share of the GitHub rate limit repository enrichment may use, 0 to 1.
     pub enrich_share: f64,
-    /// The bus.
-    pub bus: BusPlan,
-    /// The store.
-    pub store: StorePlan,
     /// Bounds on what scripts and clients can make the process hold.
     pub bounds: Bounds,
+}
+
+/// A validated `forgecast up`.
+#[derive(Debug, Clone)]
+pub struct UpPlan {
+    /// The pipeline.
+    pub pipeline: PipelinePlan,
+    /// HTTP address.
+    pub listen: SocketAddr,
     /// Who may reach what over HTTP.
     pub http: HttpPlan,
 }
 
-impl UpPlan {
-    /// Where the embedded store lives.
-    pub fn store_path(&self) -> PathBuf {
-        self.data_dir.join("forgecast.sqlite")
+/// A validated `forgecast backfill`.
+#[derive(Debug, Clone)]
+pub struct BackfillPlan {
+    /// The pipeline the hours are fed into.
+    pub pipeline: PipelinePlan,
+    /// The hours, in order.
+    pub hours: Vec<Hour>,
+    /// Where their files come from.
+    pub source: HourSource,
+    /// Longest line read from an hour file.
+    pub max_line_bytes: usize,
+}
+
+/// How the Spark job runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SparkPlan {
+    /// Python with PySpark.
+    pub python: String,
+    /// `local[N]` or a cluster's URL.
+    pub master: String,
+    /// The job's file.
+    pub job: PathBuf,
+}
+
+/// A validated `forgecast aggregate`.
+#[derive(Debug, Clone)]
+pub struct AggregatePlan {
+    /// The store the counts go to (and whose lake is read unless `lake` is given).
+    pub storage: StoragePlan,
+    /// The lake (exists).
+    pub lake: PathBuf,
+    /// Which engine computes the history.
+    pub engine: Engine,
+    /// Where the counts are written as JSON lines.
+    pub out: PathBuf,
+    /// The Spark job, for `Engine::Spark`.
+    pub spark: SparkPlan,
+    /// Whether the counts are loaded into the store.
+    pub import: bool,
+    /// Run again on this period until stopped.
+    pub every: Option<Duration>,
+}
+
+impl AggregatePlan {
+    /// Where a run keeps its files: the repository metadata for the Spark job, the counts by default.
+    pub fn history_dir(&self) -> PathBuf {
+        self.storage.data_dir.join("history")
     }
+}
+
+/// A validated `forgecast archive`.
+#[derive(Debug, Clone)]
+pub struct ArchivePlan {
+    /// The lake.
+    pub lake: PathBuf,
+    /// The brokers.
+    pub kafka: KafkaConfig,
+    /// The archive's consumer group.
+    pub group: String,
+    /// Stop once no event has come for this long.
+    pub idle_exit: Option<Duration>,
+    /// Compress an hour file once its hour has been over for this long.
+    pub compress_after: Duration,
+}
+
+/// A validated `forgecast tap`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapPlan {
+    /// Base URL of the running instance, without a trailing `/`.
+    pub url: String,
+    /// Topic, or a prefix ending in `*`.
+    pub topic: String,
+    /// Stop after this many events.
+    pub limit: Option<u64>,
+    /// Print whole events.
+    pub raw: bool,
+    /// `FORGECAST_ADMIN_TOKEN`, sent to the instance.
+    pub admin_token: Option<String>,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -216,6 +355,21 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     })
 }
 
+/// The config file named by `args`, or an empty one.
+fn file(args: &ConfigArgs) -> Result<FileConfig, ConfigError> {
+    match &args.config {
+        Some(path) => read_file(path),
+        None => Ok(FileConfig::default()),
+    }
+}
+
+fn bad_flag(flag: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Flag {
+        flag,
+        reason: reason.into(),
+    }
+}
+
 fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         setting,
@@ -223,22 +377,68 @@ fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-/// The bus and store from flags (with their environment variables) over the config file over the defaults.
-pub fn backends(args: BackendArgs, file: &FileConfig) -> Result<(BusPlan, StorePlan), ConfigError> {
-    let bus = match args.bus.or(file.bus).unwrap_or(BusKind::Embedded) {
-        BusKind::Embedded => BusPlan::Embedded,
-        BusKind::Kafka => {
-            let brokers = args
-                .kafka_brokers
-                .or(file.kafka_brokers.clone())
-                .unwrap_or_else(|| "127.0.0.1:9092".into());
-            if brokers.trim().is_empty() || brokers.contains("://") {
+/// The data directory (created) and the store, from flags (with their variables) over the file over the defaults.
+pub fn storage(args: StoreArgs, file: &FileConfig) -> Result<StoragePlan, ConfigError> {
+    let data_dir = args
+        .data_dir
+        .or(file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(defaults::DATA_DIR));
+    std::fs::create_dir_all(&data_dir).map_err(|e| {
+        invalid(
+            "data_dir",
+            format!("cannot create {}: {e}", data_dir.display()),
+        )
+    })?;
+    let store = match args.store.or(file.store).unwrap_or(StoreKind::Embedded) {
+        StoreKind::Embedded => StorePlan::Embedded,
+        StoreKind::Mongo => {
+            let uri = args
+                .mongo_uri
+                .or(file.mongo_uri.clone())
+                .unwrap_or_else(|| defaults::MONGO_URI.into());
+            if !(uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://")) {
                 return Err(invalid(
-                    "kafka_brokers",
-                    format!("{brokers:?} is not a list of host:port"),
+                    "mongo_uri",
+                    "must start with mongodb:// or mongodb+srv://",
                 ));
             }
-            let mut config = KafkaConfig::local(brokers);
+            let database = args
+                .mongo_db
+                .or(file.mongo_db.clone())
+                .unwrap_or_else(|| defaults::MONGO_DB.into());
+            if database.is_empty() || database.contains(['/', '\\', '.', ' ', '"', '$']) {
+                return Err(invalid(
+                    "mongo_db",
+                    format!("{database:?} is not a MongoDB database name"),
+                ));
+            }
+            StorePlan::Mongo { uri, database }
+        }
+    };
+    Ok(StoragePlan { data_dir, store })
+}
+
+/// The Kafka brokers, checked.
+fn brokers(args: BrokerArgs, file: &FileConfig) -> Result<String, ConfigError> {
+    let brokers = args
+        .kafka_brokers
+        .or(file.kafka_brokers.clone())
+        .unwrap_or_else(|| defaults::KAFKA_BROKERS.into());
+    if brokers.trim().is_empty() || brokers.contains("://") {
+        return Err(invalid(
+            "kafka_brokers",
+            format!("{brokers:?} is not a list of host:port"),
+        ));
+    }
+    Ok(brokers)
+}
+
+/// The bus, from flags (with their variables) over the file over the defaults.
+pub fn bus(args: BusArgs, file: &FileConfig) -> Result<BusPlan, ConfigError> {
+    Ok(match args.bus.or(file.bus).unwrap_or(BusKind::Embedded) {
+        BusKind::Embedded => BusPlan::Embedded,
+        BusKind::Kafka => {
+            let mut config = KafkaConfig::local(brokers(args.brokers, file)?);
             config.partitions = args
                 .kafka_partitions
                 .or(file.kafka_partitions)
@@ -256,67 +456,68 @@ pub fn backends(args: BackendArgs, file: &FileConfig) -> Result<(BusPlan, StoreP
             let group = args
                 .kafka_group
                 .or(file.kafka_group.clone())
-                .unwrap_or_else(|| "forgecast-store-writer".into());
+                .unwrap_or_else(|| defaults::KAFKA_GROUP.into());
             BusPlan::Kafka { config, group }
         }
-    };
-    let store = match args.store.or(file.store).unwrap_or(StoreKind::Embedded) {
-        StoreKind::Embedded => StorePlan::Embedded,
-        StoreKind::Mongo => {
-            let uri = args
-                .mongo_uri
-                .or(file.mongo_uri.clone())
-                .unwrap_or_else(|| "mongodb://127.0.0.1:27017/?replicaSet=rs0".into());
-            if !(uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://")) {
-                return Err(invalid(
-                    "mongo_uri",
-                    "must start with mongodb:// or mongodb+srv://",
-                ));
-            }
-            let database = args
-                .mongo_db
-                .or(file.mongo_db.clone())
-                .unwrap_or_else(|| "forgecast".into());
-            if database.is_empty() || database.contains(['/', '\\', '.', ' ', '"', '$']) {
-                return Err(invalid(
-                    "mongo_db",
-                    format!("{database:?} is not a MongoDB database name"),
-                ));
-            }
-            StorePlan::Mongo { uri, database }
-        }
-    };
-    Ok((bus, store))
+    })
 }
 
-/// Merges flags (with their environment variables) over the config file over the defaults, and validates.
-pub fn plan(args: UpArgs) -> Result<UpPlan, ConfigError> {
-    let file = match &args.config {
-        Some(path) => read_file(path)?,
-        None => FileConfig::default(),
-    };
-    let (bus, store) = backends(args.backend, &file)?;
+/// The scripts directory, which must exist.
+fn scripts(args: ScriptArgs, file: &FileConfig) -> Result<PathBuf, ConfigError> {
     let scripts = args
         .scripts
-        .or(file.scripts)
-        .unwrap_or_else(|| PathBuf::from("scripts"));
+        .or(file.scripts.clone())
+        .unwrap_or_else(|| PathBuf::from(defaults::SCRIPTS));
     if !scripts.is_dir() {
         return Err(invalid(
             "scripts",
             format!("{} is not a directory", scripts.display()),
         ));
     }
-    let data_dir = args
-        .data_dir
-        .or(file.data_dir)
-        .unwrap_or_else(|| PathBuf::from(".forgecast"));
-    std::fs::create_dir_all(&data_dir).map_err(|e| {
-        invalid(
-            "data_dir",
-            format!("cannot create {}: {e}", data_dir.display()),
-        )
-    })?;
-    let listen = match (args.listen, file.listen) {
+    Ok(scripts)
+}
+
+/// The script engine's limits and watching, from the file.
+fn engine(file: &FileConfig) -> Result<(Limits, WatchConfig), ConfigError> {
+    let limits = file.limits.unwrap_or_default();
+    if limits.deadline_ms == 0 {
+        return Err(invalid("limits.deadline_ms", "must be at least 1"));
+    }
+    let mut watch = WatchConfig::default();
+    if let Some(ms) = file.script_poll_ms {
+        if ms < 10 {
+            return Err(invalid("script_poll_ms", "must be at least 10"));
+        }
+        watch.poll = Duration::from_millis(ms);
+    }
+    Ok((limits, watch))
+}
+
+/// The bounds, from the file, each at least 1.
+fn bounds(file: &FileConfig) -> Result<Bounds, ConfigError> {
+    let bounds = file.bounds.unwrap_or_default();
+    for (setting, value) in [
+        ("bounds.max_topics", bounds.max_topics),
+        ("bounds.max_metric_series", bounds.max_metric_series),
+        ("bounds.max_tap_clients", bounds.max_tap_clients),
+        ("bounds.max_trend_keys", bounds.max_trend_keys),
+        ("bounds.max_response_bytes", bounds.max_response_bytes),
+        ("bounds.max_heavy_requests", bounds.max_heavy_requests),
+    ] {
+        if value == 0 {
+            return Err(invalid(setting, "must be at least 1"));
+        }
+    }
+    Ok(bounds)
+}
+
+/// `forgecast up`: flags (with their environment variables) over the config file over the defaults, validated.
+pub fn up(args: UpArgs) -> Result<UpPlan, ConfigError> {
+    let file = file(&args.config)?;
+    let storage = storage(args.store, &file)?;
+    let bus = bus(args.bus, &file)?;
+    let scripts = scripts(args.scripts, &file)?;
+    let listen = match (args.listen, &file.listen) {
         (Some(addr), _) => addr,
         (None, Some(text)) => text.parse().map_err(|_| {
             invalid(
@@ -324,7 +525,9 @@ pub fn plan(args: UpArgs) -> Result<UpPlan, ConfigError> {
                 format!("{text:?} is not an address like 127.0.0.1:8080"),
             )
         })?,
-        (None, None) => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        (None, None) => defaults::LISTEN
+            .parse()
+            .expect("the default address parses"),
     };
     let speed = args.replay_speed.or(file.replay_speed).unwrap_or(1.0);
     if !speed.is_finite() || speed < 0.0 {
@@ -342,9 +545,10 @@ pub fn plan(args: UpArgs) -> Result<UpPlan, ConfigError> {
         }),
         SourceKind::Github => {
             let base_url = args
+                .github
                 .github_api_url
-                .or(file.github_api_url)
-                .unwrap_or_else(|| "https://api.github.com".into());
+                .or(file.github_api_url.clone())
+                .unwrap_or_else(|| defaults::GITHUB_API_URL.into());
             if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
                 return Err(invalid(
                     "github_api_url",
@@ -360,40 +564,22 @@ pub fn plan(args: UpArgs) -> Result<UpPlan, ConfigError> {
         }
         SourceKind::None => SourcePlan::None,
     };
-    let enrich_share = args.enrich_share.or(file.enrich_share).unwrap_or(0.2);
+    let enrich_share = args
+        .github
+        .enrich_share
+        .or(file.enrich_share)
+        .unwrap_or(defaults::ENRICH_SHARE);
     if !(0.0..=1.0).contains(&enrich_share) {
         return Err(invalid(
             "enrich_share",
             format!("{enrich_share} is not a share between 0 and 1"),
         ));
     }
-    let limits = file.limits.unwrap_or_default();
-    if limits.deadline_ms == 0 {
-        return Err(invalid("limits.deadline_ms", "must be at least 1"));
-    }
-    let mut watch = WatchConfig::default();
-    if let Some(ms) = file.script_poll_ms {
-        if ms < 10 {
-            return Err(invalid("script_poll_ms", "must be at least 10"));
-        }
-        watch.poll = Duration::from_millis(ms);
-    }
-    let bounds = file.bounds.unwrap_or_default();
-    for (setting, value) in [
-        ("bounds.max_topics", bounds.max_topics),
-        ("bounds.max_metric_series", bounds.max_metric_series),
-        ("bounds.max_tap_clients", bounds.max_tap_clients),
-        ("bounds.max_trend_keys", bounds.max_trend_keys),
-        ("bounds.max_response_bytes", bounds.max_response_bytes),
-        ("bounds.max_heavy_requests", bounds.max_heavy_requests),
-    ] {
-        if value == 0 {
-            return Err(invalid(setting, "must be at least 1"));
-        }
-    }
+    let (limits, watch) = engine(&file)?;
+    let bounds = bounds(&file)?;
     let allowed_hosts: Vec<String> = match args.allowed_hosts {
         Some(list) => list.split(',').map(str::to_string).collect(),
-        None => file.allowed_hosts.unwrap_or_default(),
+        None => file.allowed_hosts.clone().unwrap_or_default(),
     }
     .into_iter()
     .map(|h| h.trim().to_ascii_lowercase())
@@ -410,10 +596,7 @@ pub fn plan(args: UpArgs) -> Result<UpPlan, ConfigError> {
             format!("{bad:?} is not a host name (no port, no scheme)"),
         ));
     }
-    let admin_token = std::env::var("FORGECAST_ADMIN_TOKEN")
-        .ok()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty());
+    let admin_token = admin_token();
     if admin_token.as_ref().is_some_and(|t| t.len() < 16) {
         return Err(invalid(
             "FORGECAST_ADMIN_TOKEN",
@@ -421,20 +604,151 @@ pub fn plan(args: UpArgs) -> Result<UpPlan, ConfigError> {
         ));
     }
     Ok(UpPlan {
-        scripts,
-        data_dir,
+        pipeline: PipelinePlan {
+            scripts,
+            storage,
+            bus,
+            source,
+            limits,
+            watch,
+            enrich_share,
+            bounds,
+        },
         listen,
-        source,
-        limits,
-        watch,
-        enrich_share,
-        bus,
-        store,
-        bounds,
         http: HttpPlan {
             admin_token,
             allowed_hosts,
         },
+    })
+}
+
+/// `forgecast backfill`, validated: the hours, where their files come from, and the pipeline they are fed into
+/// (the scripts, store and bus as `up` takes them; no source of its own, no enrichment).
+pub fn backfill(args: BackfillArgs) -> Result<BackfillPlan, ConfigError> {
+    let file = file(&args.config)?;
+    let from = Hour::parse(&args.from).map_err(|e| bad_flag("--from", e))?;
+    let to = Hour::parse(&args.to).map_err(|e| bad_flag("--to", e))?;
+    let hours = hours(from, to, args.every_nth_hour).map_err(ConfigError::Usage)?;
+    let scripts = scripts(args.scripts, &file)?;
+    let source = match args.source_dir {
+        Some(dir) if !dir.is_dir() => {
+            return Err(bad_flag(
+                "--source-dir",
+                format!("{} is not a directory", dir.display()),
+            ));
+        }
+        Some(dir) => HourSource::Dir(dir),
+        None => HourSource::Url(args.source_url),
+    };
+    let storage = storage(args.store, &file)?;
+    let bus = bus(args.bus, &file)?;
+    let (limits, watch) = engine(&file)?;
+    Ok(BackfillPlan {
+        pipeline: PipelinePlan {
+            scripts,
+            storage,
+            bus,
+            source: SourcePlan::Feed,
+            limits,
+            watch,
+            enrich_share: 0.0,
+            bounds: bounds(&file)?,
+        },
+        hours,
+        source,
+        max_line_bytes: args.max_line_bytes,
+    })
+}
+
+/// `forgecast aggregate`, validated: the lake (the embedded store's own unless given), the engine, where the
+/// counts go.
+pub fn aggregate(args: AggregateArgs) -> Result<AggregatePlan, ConfigError> {
+    let file = file(&args.config)?;
+    let storage = storage(args.store, &file)?;
+    let lake = match (args.lake, &storage.store) {
+        (Some(lake), _) => lake,
+        (None, StorePlan::Embedded) => {
+            forgecast_embedded::SqliteStore::lake_path(&storage.sqlite_path())
+        }
+        (None, StorePlan::Mongo { .. }) => {
+            return Err(ConfigError::Usage(
+                "--lake is needed with --store mongo: only the embedded store keeps a lake".into(),
+            ));
+        }
+    };
+    if !lake.is_dir() {
+        return Err(bad_flag(
+            "--lake",
+            format!("{} is not a directory", lake.display()),
+        ));
+    }
+    let name = match args.engine {
+        Engine::Embedded => "embedded",
+        Engine::Spark => "spark",
+    };
+    let out = args.out.unwrap_or_else(|| {
+        storage
+            .data_dir
+            .join("history")
+            .join(format!("{name}.jsonl"))
+    });
+    Ok(AggregatePlan {
+        storage,
+        lake,
+        engine: args.engine,
+        out,
+        spark: SparkPlan {
+            python: args.spark_python,
+            master: args.spark_master,
+            job: args.spark_job,
+        },
+        import: !args.no_import,
+        every: args.every,
+    })
+}
+
+/// `forgecast tap`, validated: the topic pattern uses a topic's characters (and `*`), the admin token is taken
+/// from the environment as the server takes it.
+pub fn tap(args: TapArgs) -> Result<TapPlan, ConfigError> {
+    if let Some(bad) = args
+        .topic
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '*')))
+    {
+        return Err(bad_flag(
+            "TOPIC",
+            format!(
+                "topic pattern {:?} contains {bad:?}; topics use letters, digits, '.', '_' and '-'",
+                args.topic
+            ),
+        ));
+    }
+    Ok(TapPlan {
+        url: args.url.trim_end_matches('/').to_string(),
+        topic: args.topic,
+        limit: args.limit,
+        raw: args.raw,
+        admin_token: admin_token(),
+    })
+}
+
+/// `FORGECAST_ADMIN_TOKEN`, if set to something.
+fn admin_token() -> Option<String> {
+    std::env::var("FORGECAST_ADMIN_TOKEN")
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
+/// `forgecast archive`, validated.
+pub fn archive(args: ArchiveArgs) -> Result<ArchivePlan, ConfigError> {
+    let file = file(&args.config)?;
+    Ok(ArchivePlan {
+        lake: args.lake,
+        kafka: KafkaConfig::local(brokers(args.brokers, &file)?),
+        group: args.group.unwrap_or_else(|| defaults::ARCHIVE_GROUP.into()),
+        idle_exit: args.idle_exit.map(Duration::from_secs),
+        compress_after: args.compress_after,
     })
 }
 
@@ -444,8 +758,13 @@ mod tests {
 
     fn args_in(dir: &Path) -> UpArgs {
         UpArgs {
-            scripts: Some(dir.to_path_buf()),
-            data_dir: Some(dir.join("data")),
+            scripts: ScriptArgs {
+                scripts: Some(dir.to_path_buf()),
+            },
+            store: StoreArgs {
+                data_dir: Some(dir.join("data")),
+                ..StoreArgs::default()
+            },
             ..UpArgs::default()
         }
     }
@@ -453,9 +772,11 @@ mod tests {
     #[test]
     fn defaults_are_the_embedded_replay_on_localhost() {
         let dir = tempfile::tempdir().unwrap();
-        let plan = plan(args_in(dir.path())).unwrap();
+        let plan = up(args_in(dir.path())).unwrap();
         assert_eq!(plan.listen.to_string(), "127.0.0.1:8080");
-        assert!(matches!(plan.source, SourcePlan::Replay(c) if c == ReplayConfig::default()));
+        assert!(
+            matches!(plan.pipeline.source, SourcePlan::Replay(c) if c == ReplayConfig::default())
+        );
     }
 
     #[test]
@@ -464,12 +785,12 @@ mod tests {
         let file = dir.path().join("forgecast.toml");
         std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nreplay_speed = 5.0\n").unwrap();
         let mut args = args_in(dir.path());
-        args.config = Some(file);
+        args.config.config = Some(file);
         args.replay_speed = Some(2.0);
-        let plan = plan(args).unwrap();
+        let plan = up(args).unwrap();
         assert_eq!(plan.listen.port(), 9000);
         assert!(matches!(
-            plan.source,
+            plan.pipeline.source,
             SourcePlan::Replay(ReplayConfig { speed: 2.0, .. })
         ));
     }
@@ -484,10 +805,10 @@ mod tests {
         )
         .unwrap();
         let mut args = args_in(dir.path());
-        args.config = Some(file.clone());
-        args.backend.mongo_db = Some("analytics".into());
-        let planned = plan(args).unwrap();
-        match &planned.bus {
+        args.config.config = Some(file.clone());
+        args.store.mongo_db = Some("analytics".into());
+        let planned = up(args).unwrap();
+        match &planned.pipeline.bus {
             BusPlan::Kafka { config, group } => {
                 assert_eq!(config.brokers, "k1:9092,k2:9092");
                 assert_eq!(config.partitions, 12);
@@ -496,7 +817,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            planned.store,
+            planned.pipeline.storage.store,
             StorePlan::Mongo {
                 uri: "mongodb://127.0.0.1:27017/?replicaSet=rs0".into(),
                 database: "analytics".into()
@@ -509,13 +830,13 @@ mod tests {
             ("db", "mongo_db"),
         ] {
             let mut args = args_in(dir.path());
-            args.config = Some(file.clone());
+            args.config.config = Some(file.clone());
             match flag {
-                "partitions" => args.backend.kafka_partitions = Some(0),
-                "uri" => args.backend.mongo_uri = Some("http://db:27017".into()),
-                _ => args.backend.mongo_db = Some("a.b".into()),
+                "partitions" => args.bus.kafka_partitions = Some(0),
+                "uri" => args.store.mongo_uri = Some("http://db:27017".into()),
+                _ => args.store.mongo_db = Some("a.b".into()),
             }
-            let err = plan(args).unwrap_err().to_string();
+            let err = up(args).unwrap_err().to_string();
             assert!(err.contains(setting), "{err}");
         }
     }
@@ -526,18 +847,18 @@ mod tests {
         let file = dir.path().join("forgecast.toml");
         std::fs::write(&file, "replay_sped = 5.0\n").unwrap();
         let mut args = args_in(dir.path());
-        args.config = Some(file);
-        let err = plan(args).unwrap_err().to_string();
+        args.config.config = Some(file);
+        let err = up(args).unwrap_err().to_string();
         assert!(err.contains("replay_sped"), "{err}");
 
         let mut args = args_in(dir.path());
         args.replay_speed = Some(-1.0);
-        assert!(plan(args).unwrap_err().to_string().contains("replay_speed"));
+        assert!(up(args).unwrap_err().to_string().contains("replay_speed"));
 
         let mut args = args_in(dir.path());
-        args.scripts = Some(dir.path().join("nowhere"));
+        args.scripts.scripts = Some(dir.path().join("nowhere"));
         assert!(
-            plan(args)
+            up(args)
                 .unwrap_err()
                 .to_string()
                 .contains("not a directory")

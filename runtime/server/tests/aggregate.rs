@@ -14,10 +14,10 @@ use std::process::{Command, Output};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use forgecast_connect::embedded::SqliteStore;
-use forgecast_connect::replay::{SAMPLES, sample_lines, sample_text};
 use forgecast_core::Event;
 use forgecast_core::store::{RepoMeta, Store};
+use forgecast_embedded::SqliteStore;
+use forgecast_gharchive::replay::{SAMPLES, sample_lines, sample_text};
 
 type Rows = BTreeMap<(String, i64, String, String), u64>;
 
@@ -300,8 +300,8 @@ async fn spark_reads_the_store_s_lake_only_up_to_what_was_committed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_history_loads_into_mongodb_with_its_cached_repositories() {
-    use forgecast_connect::mongo::MongoStore;
     use forgecast_core::aggregate::{AggregateQuery, Dimension, Granularity};
+    use forgecast_mongo::MongoStore;
 
     let mongo = forgecast_testkit::shared_mongo();
     let database = forgecast_testkit::unique_name("history");

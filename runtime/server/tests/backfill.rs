@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use forgecast_connect::replay::{SAMPLES, sample_text};
+use forgecast_gharchive::replay::{SAMPLES, sample_text};
 
 fn forgecast() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_forgecast"));

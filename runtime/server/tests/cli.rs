@@ -34,7 +34,7 @@ fn check_passes_on_the_shipped_scripts() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", text(&output));
-    assert!(text(&output).contains("5 scripts OK"), "{}", text(&output));
+    assert!(text(&output).contains("6 scripts OK"), "{}", text(&output));
 }
 
 #[test]
@@ -108,7 +108,7 @@ fn get(url: &str) -> (u16, String) {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let response = forgecast_connect::http::client()
+        let response = forgecast_github::http::client()
             .get(url)
             .send()
             .await

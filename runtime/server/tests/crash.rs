@@ -5,14 +5,14 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use forgecast_connect::embedded::SqliteStore;
 use forgecast_core::aggregate::Granularity;
 use forgecast_core::store::Store;
+use forgecast_embedded::SqliteStore;
 use support::{expected_totals, input_events, scripts, start};
 
 /// The number of events the running process says it stored, from its `/metrics`.
 async fn stored(url: &str) -> u64 {
-    let text = forgecast_connect::http::client()
+    let text = forgecast_github::http::client()
         .get(format!("{url}/metrics"))
         .send()
         .await

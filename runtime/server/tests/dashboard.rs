@@ -9,10 +9,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use forgecast_connect::embedded::SqliteStore;
 use forgecast_core::Event;
 use forgecast_core::store::{RepoMeta, Store};
 use forgecast_core::time::{format_timestamp, now_unix};
+use forgecast_embedded::SqliteStore;
 use serde_json::{Value, json};
 use support::{Browser, get_json, replay_once, up};
 
@@ -194,10 +194,10 @@ async fn the_live_view_shows_the_numbers_of_its_api_and_hostile_names_as_text() 
             .sum::<u64>()
     };
     assert_eq!(sum(&types["totals"]), 3952);
-    let pushes_in_samples = forgecast_connect::replay::SAMPLES
+    let pushes_in_samples = forgecast_gharchive::replay::SAMPLES
         .iter()
         .map(|(name, bytes)| {
-            forgecast_connect::replay::sample_text(name, bytes)
+            forgecast_gharchive::replay::sample_text(name, bytes)
                 .unwrap()
                 .matches("\"type\":\"PushEvent\"")
                 .count() as u64
@@ -430,7 +430,7 @@ async fn trends_are_the_history_files_shares() {
     );
     assert_eq!(quarters["growth"]["period"], "2024Q1");
     assert_eq!(quarters["growth"]["previous"], "2023Q1");
-    let bad = forgecast_connect::http::client()
+    let bad = forgecast_github::http::client()
         .get(format!("{url}/api/trends?metric=Nope"))
         .send()
         .await

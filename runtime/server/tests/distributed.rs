@@ -10,10 +10,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use forgecast_connect::kafka::{KafkaBus, KafkaConfig};
-use forgecast_connect::mongo::MongoStore;
 use forgecast_core::aggregate::Granularity;
 use forgecast_core::store::Store;
+use forgecast_kafka::{KafkaBus, KafkaConfig};
+use forgecast_mongo::MongoStore;
 use forgecast_testkit::Service;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -145,7 +145,7 @@ async fn finish_with_a_processor(cluster: &Cluster, store: &MongoStore) {
 
 /// The text of `GET /metrics` of a running process.
 async fn metrics(up: &Up) -> String {
-    forgecast_connect::http::client()
+    forgecast_github::http::client()
         .get(format!("{}/metrics", up.url))
         .send()
         .await
@@ -315,7 +315,7 @@ async fn a_database_stopped_mid_stream_loses_and_duplicates_nothing() {
     let started = Instant::now();
     let mut unready = false;
     while started.elapsed() < Duration::from_secs(12) {
-        let status = forgecast_connect::http::client()
+        let status = forgecast_github::http::client()
             .get(format!("{}/readyz", producer.url))
             .send()
             .await
@@ -349,7 +349,7 @@ async fn a_database_stopped_mid_stream_loses_and_duplicates_nothing() {
 async fn a_backfill_through_kafka_lands_in_mongodb_once_and_resumes() {
     use flate2::Compression;
     use flate2::write::GzEncoder;
-    use forgecast_connect::replay::{SAMPLES, sample_text};
+    use forgecast_gharchive::replay::{SAMPLES, sample_text};
     use std::io::Write;
 
     let cluster = Cluster::start();

@@ -60,7 +60,7 @@ async fn feed() -> (String, Arc<Mutex<Vec<String>>>) {
 }
 
 async fn get(url: &str) -> String {
-    forgecast_connect::http::client()
+    forgecast_github::http::client()
         .get(url)
         .send()
         .await

@@ -10,7 +10,7 @@ use support::{scripts, start_with_env};
 const TOKEN: &str = "test-admin-token-0123456789";
 
 fn client() -> reqwest::Client {
-    forgecast_connect::http::client()
+    forgecast_github::http::client()
 }
 
 /// Opens a tap on every topic; the answer's status, and the response kept open while it is held.

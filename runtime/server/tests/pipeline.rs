@@ -8,13 +8,13 @@ use std::time::Duration;
 
 mod support;
 
-use forgecast::config::{BusPlan, SourcePlan, StorePlan, UpPlan};
+use forgecast::config::{BusPlan, PipelinePlan, SourcePlan, StoragePlan, StorePlan};
 use std::sync::Arc;
 
 use forgecast::pipeline::{Pipeline, Shared, Summary};
-use forgecast_connect::replay::ReplayConfig;
 use forgecast_core::aggregate::{AggregateQuery, Dimension, Granularity};
 use forgecast_core::store::Store;
+use forgecast_gharchive::replay::ReplayConfig;
 use forgecast_script::Limits;
 use forgecast_script::watch::WatchConfig;
 use serde_json::Value;
@@ -24,11 +24,9 @@ fn shipped_scripts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
 }
 
-fn plan(scripts: &Path, data: &Path, replay: ReplayConfig) -> UpPlan {
-    UpPlan {
+fn plan(scripts: &Path, data: &Path, replay: ReplayConfig) -> PipelinePlan {
+    PipelinePlan {
         scripts: scripts.to_path_buf(),
-        data_dir: data.to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
         source: SourcePlan::Replay(replay),
         limits: Limits::default(),
         watch: WatchConfig {
@@ -37,9 +35,11 @@ fn plan(scripts: &Path, data: &Path, replay: ReplayConfig) -> UpPlan {
         },
         enrich_share: 0.2,
         bus: BusPlan::Embedded,
-        store: StorePlan::Embedded,
+        storage: StoragePlan {
+            data_dir: data.to_path_buf(),
+            store: StorePlan::Embedded,
+        },
         bounds: Default::default(),
-        http: Default::default(),
     }
 }
 
@@ -52,7 +52,7 @@ fn once() -> ReplayConfig {
 }
 
 /// Runs a one-pass replay to the end; the returned handles keep the store open for inspection.
-async fn run_to_end(plan: &UpPlan) -> (Arc<Shared>, Summary) {
+async fn run_to_end(plan: &PipelinePlan) -> (Arc<Shared>, Summary) {
     let pipeline = Pipeline::start(plan).await.expect("pipeline starts");
     while !pipeline.source_finished() {
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use forgecast_connect::replay::ReplayConfig;
 use forgecast_core::Event;
 use forgecast_core::store::Store;
+use forgecast_gharchive::replay::ReplayConfig;
 
 /// `events/s (n events in t s)`.
 pub fn rate(events: u64, took: Duration) -> String {

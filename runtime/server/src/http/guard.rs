@@ -76,7 +76,7 @@ impl Guard {
     }
 
     /// A place for one more tap client, or the reason there is none.
-    pub fn tap_slot(&self) -> Result<TapSlot, Response> {
+    pub fn tap_slot(&self) -> Result<TapSlot, Refusal> {
         let max = self.bounds.max_tap_clients;
         let taken = self.taps.fetch_add(1, Ordering::SeqCst);
         let slot = TapSlot(self.taps.clone());
@@ -92,7 +92,7 @@ impl Guard {
     }
 
     /// A turn for one costly request: waits for one of `max_heavy_requests`, at most ten seconds.
-    pub async fn heavy_turn(&self) -> Result<OwnedSemaphorePermit, Response> {
+    pub async fn heavy_turn(&self) -> Result<OwnedSemaphorePermit, Refusal> {
         match tokio::time::timeout(HEAVY_WAIT, self.heavy.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(refuse(
@@ -106,7 +106,7 @@ impl Guard {
     }
 
     /// Whether an admin request from `peer` with `authorization` may pass, or why not.
-    fn admit(&self, peer: Option<IpAddr>, authorization: Option<&str>) -> Result<(), Response> {
+    fn admit(&self, peer: Option<IpAddr>, authorization: Option<&str>) -> Result<(), Refusal> {
         match &self.http.admin_token {
             Some(token) => {
                 let given = authorization
@@ -115,14 +115,12 @@ impl Guard {
                 if given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes())) {
                     Ok(())
                 } else {
-                    let mut response = refuse(
-                        StatusCode::UNAUTHORIZED,
-                        "this route needs `Authorization: Bearer <FORGECAST_ADMIN_TOKEN>`".into(),
-                    );
-                    response
-                        .headers_mut()
-                        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                    Err(response)
+                    Err(Refusal {
+                        status: StatusCode::UNAUTHORIZED,
+                        message: "this route needs `Authorization: Bearer <FORGECAST_ADMIN_TOKEN>`"
+                            .into(),
+                        ask_for_token: true,
+                    })
                 }
             }
             None if peer.is_some_and(|ip| ip.is_loopback()) => Ok(()),
@@ -154,9 +152,36 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
     diff == 0
 }
 
-/// A plain-text refusal that names the rule.
-pub fn refuse(status: StatusCode, message: String) -> Response {
-    (status, format!("{message}\n")).into_response()
+/// A request refused, with the rule it broke; answered as plain text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The status.
+    pub status: StatusCode,
+    /// The rule, in a sentence.
+    pub message: String,
+    /// Whether the answer asks for a bearer token (`WWW-Authenticate`).
+    pub ask_for_token: bool,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, format!("{}\n", self.message)).into_response();
+        if self.ask_for_token {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// A refusal that names the rule.
+pub fn refuse(status: StatusCode, message: String) -> Refusal {
+    Refusal {
+        status,
+        message,
+        ask_for_token: false,
+    }
 }
 
 /// Adds the browser protections to every answer.
@@ -193,7 +218,8 @@ pub async fn check_host(State(guard): State<Arc<Guard>>, request: Request, next:
                 "host {:?} is not served here; add it to FORGECAST_ALLOWED_HOSTS (allowed_hosts)",
                 host_name(host)
             ),
-        ),
+        )
+        .into_response(),
         _ => next.run(request).await,
     }
 }
@@ -210,7 +236,7 @@ pub async fn admin_only(State(guard): State<Arc<Guard>>, request: Request, next:
         .and_then(|v| v.to_str().ok());
     match guard.admit(peer, authorization) {
         Ok(()) => next.run(request).await,
-        Err(refusal) => refusal,
+        Err(refusal) => refusal.into_response(),
     }
 }
 
@@ -261,12 +287,12 @@ mod tests {
         let open = guard(None, &[]);
         assert!(open.admit(loopback, None).is_ok());
         assert_eq!(
-            open.admit(remote, None).unwrap_err().status(),
+            open.admit(remote, None).unwrap_err().status,
             StatusCode::FORBIDDEN
         );
         let locked = guard(Some("s3cret-admin-token-value"), &[]);
         assert_eq!(
-            locked.admit(loopback, None).unwrap_err().status(),
+            locked.admit(loopback, None).unwrap_err().status,
             StatusCode::UNAUTHORIZED,
             "with a token, loopback needs it too"
         );
@@ -289,7 +315,7 @@ mod tests {
         let a = g.tap_slot().unwrap();
         let _b = g.tap_slot().unwrap();
         assert_eq!(
-            g.tap_slot().unwrap_err().status(),
+            g.tap_slot().unwrap_err().status,
             StatusCode::SERVICE_UNAVAILABLE
         );
         drop(a);

@@ -93,7 +93,7 @@ pub(super) async fn tap(
     // The slot travels with the stream and is given back when the client goes away.
     let slot = match guard.tap_slot() {
         Ok(slot) => slot,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     let receiver = shared.tap.subscribe();
     let pattern = query.topic;

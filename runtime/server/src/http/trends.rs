@@ -273,46 +273,61 @@ async fn table(
     Ok(merged)
 }
 
-/// Computes the trends; `Ok(Err(message))` for a query that cannot be answered.
-pub async fn compute(
-    shared: &Shared,
-    query: TrendsQuery,
-) -> Result<Result<Trends, String>, StoreError> {
+/// Why trends cannot be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum TrendsError {
+    /// The query asks for something there is no answer to: which parameter, and what would work.
+    #[error("{0}")]
+    Query(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A query checked: what to read and how to roll it up.
+struct Spec {
+    name: &'static str,
+    metric: Option<String>,
+    period: Period,
+    dimension: Dimension,
+    /// Key prefix of the counters read (`PullRequestEvent/` for a language metric).
+    prefix: String,
+    range: (i64, i64),
+}
+
+/// Checks the query's parameters; names the first one that cannot be answered.
+fn parse(query: &TrendsQuery) -> Result<Spec, TrendsError> {
+    let bad = |message: String| Err(TrendsError::Query(message));
     let (name, plain) = match query.dimension.as_deref().unwrap_or("language") {
         "language" => ("language", None),
         "type" => ("type", Some(Dimension::Type)),
         "topic" => ("topic", Some(Dimension::Topic)),
-        other => {
-            return Ok(Err(format!(
-                "dimension {other:?}: use language, type or topic"
-            )));
-        }
+        other => return bad(format!("dimension {other:?}: use language, type or topic")),
     };
-    let metric = match (plain, query.metric) {
-        (Some(_), Some(_)) => return Ok(Err("metric applies to dimension=language only".into())),
+    let metric = match (plain, query.metric.clone()) {
+        (Some(_), Some(_)) => return bad("metric applies to dimension=language only".into()),
         (Some(_), None) => None,
         (None, metric) => Some(metric.unwrap_or_else(|| METRICS[0].to_string())),
     };
     if let Some(metric) = metric.as_deref().filter(|m| !METRICS.contains(m)) {
-        return Ok(Err(format!(
+        return bad(format!(
             "metric {metric:?} has no series; use one of {}",
             METRICS.join(", ")
-        )));
+        ));
     }
     let granularity = query.granularity.as_deref().unwrap_or("quarter");
     let Some(period) = Period::parse(granularity) else {
-        return Ok(Err(format!(
+        return bad(format!(
             "granularity {granularity:?}: use month, quarter or year"
-        )));
+        ));
     };
     let (from, to) = (
         query.from.unwrap_or(2012),
         query.to.unwrap_or_else(|| chrono::Utc::now().year()),
     );
     if from > to || !(1970..=9999).contains(&from) || !(1970..=9999).contains(&to) {
-        return Ok(Err(format!("years {from} to {to} are not a range")));
+        return bad(format!("years {from} to {to} are not a range"));
     }
-    let (range_from, range_to) = (quarter_start(from, 1), quarter_start(to + 1, 1));
     let (dimension, prefix) = match (plain, &metric) {
         (Some(dimension), _) => (dimension, String::new()),
         (None, metric) => (
@@ -320,7 +335,99 @@ pub async fn compute(
             format!("{}/", metric.as_deref().unwrap_or(METRICS[0])),
         ),
     };
-    let mut periods = table(shared, dimension, &prefix, period, range_from, range_to).await?;
+    Ok(Spec {
+        name,
+        metric,
+        period,
+        dimension,
+        prefix,
+        range: (quarter_start(from, 1), quarter_start(to + 1, 1)),
+    })
+}
+
+/// Share changes from the same period a year earlier, at the latest period that has both.
+fn growth(periods: &BTreeMap<i64, BTreeMap<String, u64>>, period: Period) -> Option<Growth> {
+    let has_data = |at: i64| periods.get(&at).is_some_and(|p| !p.is_empty());
+    let at = *periods
+        .keys()
+        .rev()
+        .find(|&&at| has_data(at) && has_data(period.year_before(at)))?;
+    let (now, before) = (&periods[&at], &periods[&period.year_before(at)]);
+    let mut rows: Vec<GrowthRow> = now
+        .keys()
+        .filter(|k| before.contains_key(*k))
+        .map(|k| {
+            let (s, p) = (
+                share(now, k).unwrap_or(0.0),
+                share(before, k).unwrap_or(0.0),
+            );
+            GrowthRow {
+                key: k.clone(),
+                share: s,
+                previous_share: p,
+                change: round(s - p),
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| b.change.total_cmp(&a.change).then(a.key.cmp(&b.key)));
+    Some(Growth {
+        period: period.label(at),
+        previous: period.label(period.year_before(at)),
+        risers: rows
+            .iter()
+            .filter(|r| r.change > 0.0)
+            .take(GROWTH_ROWS)
+            .cloned()
+            .collect(),
+        fallers: rows
+            .iter()
+            .rev()
+            .filter(|r| r.change < 0.0)
+            .take(GROWTH_ROWS)
+            .cloned()
+            .collect(),
+    })
+}
+
+/// One key's share in each quarter (or month) of the most recent years, one line per year.
+async fn overlay(shared: &Shared, spec: &Spec, key: String) -> Result<Overlay, StoreError> {
+    let slot_period = if spec.period == Period::Month {
+        Period::Month
+    } else {
+        Period::Quarter
+    };
+    let slots: Vec<String> = match slot_period {
+        Period::Month => [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ]
+        .map(String::from)
+        .to_vec(),
+        _ => ["Q1", "Q2", "Q3", "Q4"].map(String::from).to_vec(),
+    };
+    let (from, to) = spec.range;
+    let fine = table(shared, spec.dimension, &spec.prefix, slot_period, from, to).await?;
+    let mut years: BTreeMap<i32, Vec<Option<f64>>> = BTreeMap::new();
+    for (&at, counts) in &fine {
+        let line = years
+            .entry(date(at).year())
+            .or_insert_with(|| vec![None; slots.len()]);
+        line[slot_period.slot(at)] = share(counts, &key);
+    }
+    let skip = years.len().saturating_sub(OVERLAY_YEARS);
+    let years = years
+        .into_iter()
+        .skip(skip)
+        .map(|(year, shares)| OverlayYear { year, shares })
+        .collect();
+    Ok(Overlay { key, slots, years })
+}
+
+/// Computes the trends of `query`.
+pub async fn compute(shared: &Shared, query: TrendsQuery) -> Result<Trends, TrendsError> {
+    let spec = parse(&query)?;
+    let period = spec.period;
+    let (from, to) = spec.range;
+    let mut periods = table(shared, spec.dimension, &spec.prefix, period, from, to).await?;
     if let (Some(&first), Some(&last)) = (periods.keys().next(), periods.keys().last()) {
         let mut at = first;
         while at < last {
@@ -363,96 +470,14 @@ pub async fn compute(
             shares: periods.values().map(|p| share(p, key)).collect(),
         })
         .collect();
-
-    let has_data = |at: i64| periods.get(&at).is_some_and(|p| !p.is_empty());
-    let growth = periods
-        .keys()
-        .rev()
-        .find(|&&at| has_data(at) && has_data(period.year_before(at)))
-        .map(|&at| {
-            let (now, before) = (&periods[&at], &periods[&period.year_before(at)]);
-            let mut rows: Vec<GrowthRow> = now
-                .keys()
-                .filter(|k| before.contains_key(*k))
-                .map(|k| {
-                    let (s, p) = (
-                        share(now, k).unwrap_or(0.0),
-                        share(before, k).unwrap_or(0.0),
-                    );
-                    GrowthRow {
-                        key: k.clone(),
-                        share: s,
-                        previous_share: p,
-                        change: round(s - p),
-                    }
-                })
-                .collect();
-            rows.sort_by(|a, b| b.change.total_cmp(&a.change).then(a.key.cmp(&b.key)));
-            Growth {
-                period: period.label(at),
-                previous: period.label(period.year_before(at)),
-                risers: rows
-                    .iter()
-                    .filter(|r| r.change > 0.0)
-                    .take(GROWTH_ROWS)
-                    .cloned()
-                    .collect(),
-                fallers: rows
-                    .iter()
-                    .rev()
-                    .filter(|r| r.change < 0.0)
-                    .take(GROWTH_ROWS)
-                    .cloned()
-                    .collect(),
-            }
-        });
-
+    let growth = growth(&periods, period);
     let overlay = match query.focus.or_else(|| keys.first().cloned()) {
         None => None,
-        Some(key) => {
-            let slot_period = if period == Period::Month {
-                Period::Month
-            } else {
-                Period::Quarter
-            };
-            let slots: Vec<String> = match slot_period {
-                Period::Month => [
-                    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
-                    "Dec",
-                ]
-                .map(String::from)
-                .to_vec(),
-                _ => ["Q1", "Q2", "Q3", "Q4"].map(String::from).to_vec(),
-            };
-            let fine = table(
-                shared,
-                dimension,
-                &prefix,
-                slot_period,
-                range_from,
-                range_to,
-            )
-            .await?;
-            let mut years: BTreeMap<i32, Vec<Option<f64>>> = BTreeMap::new();
-            for (&at, counts) in &fine {
-                let line = years
-                    .entry(date(at).year())
-                    .or_insert_with(|| vec![None; slots.len()]);
-                line[slot_period.slot(at)] = share(counts, &key);
-            }
-            let skip = years.len().saturating_sub(OVERLAY_YEARS);
-            let years = years
-                .into_iter()
-                .skip(skip)
-                .map(|(year, shares)| OverlayYear { year, shares })
-                .collect();
-            Some(Overlay { key, slots, years })
-        }
+        Some(key) => Some(overlay(shared, &spec, key).await?),
     };
-
-    Ok(Ok(Trends {
-        dimension: name.into(),
-        metric,
+    Ok(Trends {
+        dimension: spec.name.into(),
+        metric: spec.metric,
         granularity: period.name().into(),
         periods: periods.keys().map(|&at| period.label(at)).collect(),
         totals: periods.values().map(|p| p.values().sum()).collect(),
@@ -460,7 +485,7 @@ pub async fn compute(
         available,
         growth,
         overlay,
-    }))
+    })
 }
 
 pub(super) async fn trends(
@@ -480,18 +505,21 @@ pub(super) async fn trends(
                 "`keys` names {asked} series; at most {} (bounds.max_trend_keys)",
                 bounds.max_trend_keys
             );
-            return refuse(StatusCode::BAD_REQUEST, message);
+            return refuse(StatusCode::BAD_REQUEST, message).into_response();
         }
     }
     let _turn = match guard.heavy_turn().await {
         Ok(turn) => turn,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     match compute(&shared, query).await {
-        Ok(Ok(trends)) => {
+        Ok(trends) => {
             let body = match serde_json::to_vec(&trends) {
                 Ok(body) => body,
-                Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                Err(e) => {
+                    return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+                        .into_response();
+                }
             };
             if body.len() > bounds.max_response_bytes {
                 let message = format!(
@@ -499,12 +527,16 @@ pub(super) async fn trends(
                     body.len(),
                     bounds.max_response_bytes
                 );
-                return refuse(StatusCode::BAD_REQUEST, message);
+                return refuse(StatusCode::BAD_REQUEST, message).into_response();
             }
             ([(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
-        Ok(Err(message)) => (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+        Err(TrendsError::Query(message)) => {
+            (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response()
+        }
+        Err(TrendsError::Store(e)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use forgecast_connect::backend::AnyBus;
+use crate::backends::AnyBus;
 use forgecast_core::bus::Bus;
 use forgecast_core::source::Incoming;
 use forgecast_core::topic::DEAD_LETTER;
@@ -22,8 +22,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use super::backoff::retry;
 use crate::metrics::{Metrics, StageLabel};
+use crate::retry::{PIPELINE, retry};
 
 /// The distinct topics routing may publish to, and those it has.
 #[derive(Debug)]
@@ -106,7 +106,7 @@ pub fn route_batch(
                                 "routed to {over:?}, a new topic past the bound of {} distinct topics (bounds.max_topics)",
                                 topics.max
                             );
-                            if refused == 1 || refused % 10_000 == 0 {
+                            if refused == 1 || refused.is_multiple_of(10_000) {
                                 tracing::warn!(component = "route", script = %routing.id(), version = %routing.hash(), topic = %over, max_topics = topics.max, refused, "Routing reached its bound of distinct topics; events naming new topics go to dead letters.");
                             }
                             records.push(Record::dead_letter(DeadLetter {
@@ -202,6 +202,7 @@ pub fn spawn(
             }
             let published = runtime.block_on(retry(
                 "publish",
+                &PIPELINE,
                 &stop_all,
                 || {},
                 || bus.publish(records.clone()),

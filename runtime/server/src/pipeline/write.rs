@@ -7,14 +7,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use forgecast_connect::backend::AnySubscription;
+use crate::backends::AnySubscription;
 use forgecast_core::RecordBody;
 use forgecast_core::bus::Subscription;
 use forgecast_core::store::Store;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use super::backoff::retry;
+use crate::retry::{PIPELINE, retry};
 
 /// Records taken from the bus at once.
 const BATCH: usize = 32_768;
@@ -63,7 +63,7 @@ pub async fn run(
             shared.store_ok.store(false, Ordering::Relaxed);
             metrics.store_retries.inc();
         };
-        let Some(outcome) = retry("write_events", &stop, failed, || {
+        let Some(outcome) = retry("write_events", &PIPELINE, &stop, failed, || {
             shared.store.write_events(events.clone())
         })
         .await
@@ -77,7 +77,7 @@ pub async fn run(
         };
         if !letters.is_empty() {
             let letters_len = letters.len() as u64;
-            if retry("write_dead_letters", &stop, failed, || {
+            if retry("write_dead_letters", &PIPELINE, &stop, failed, || {
                 shared.store.write_dead_letters(letters.clone())
             })
             .await
@@ -102,7 +102,7 @@ pub async fn run(
         for (topic, n) in per_topic {
             metrics
                 .events_out
-                .get_or_create(&metrics.topic(&topic))
+                .get_or_create(&metrics.topic(topic))
                 .inc_by(n);
         }
     }

@@ -204,7 +204,7 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let http = forgecast_connect::http::client();
+        let http = forgecast_github::http::client();
         let root = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
         while http.get(format!("{root}/status")).send().await.is_err() {
@@ -305,7 +305,7 @@ pub async fn post(http: &reqwest::Client, url: &str, body: Value) -> Value {
 
 /// GETs JSON.
 pub async fn get_json(url: &str) -> Value {
-    let response = forgecast_connect::http::client()
+    let response = forgecast_github::http::client()
         .get(url)
         .send()
         .await
@@ -315,7 +315,7 @@ pub async fn get_json(url: &str) -> Value {
 
 /// The bundled input (what a one-pass replay plays), read with plain JSON trees: an implementation independent of the pipeline's parser.
 pub fn input_events() -> Vec<Value> {
-    forgecast_connect::replay::sample_lines()
+    forgecast_gharchive::replay::sample_lines()
         .iter()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .collect()

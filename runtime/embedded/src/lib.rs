@@ -1,0 +1,11 @@
+//! The embedded backends: everything in one process, nothing to install.
+//!
+//! - [`bus`]: the in-process bus, with Kafka's topic names and group semantics on bounded queues.
+//! - [`store`]: the store in one SQLite file, events written once into the lake beside it
+//!   ([`forgecast_lake::committed`]), counters in the same transaction.
+
+pub mod bus;
+pub mod store;
+
+pub use bus::{EmbeddedBus, EmbeddedSubscription};
+pub use store::SqliteStore;

@@ -1,0 +1,905 @@
+//! The embedded store: a SQLite file for events and counters, and the lake of the events' JSON.
+//!
+//! Writing a batch inserts the events it has not seen (`INSERT OR IGNORE` on the event id) and increments the
+//! counters of exactly those, in one transaction. A batch delivered twice, or an event seen from two sources,
+//! therefore changes nothing the second time, and a crash mid-batch leaves no half-counted events.
+//!
+//! The events' JSON (2–3 KB each) does not go through SQLite, whose write-ahead log would write every byte
+//! twice: it is appended to the [lake](forgecast_lake::committed), hourly GH Archive-format files beside the SQLite file, and
+//! the row keeps the file, offset and length. The lake's bytes are on disk before the row that points at them
+//! commits, so the lake holds every stored event exactly once.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use forgecast_core::aggregate::{
+    AggregateQuery, AggregateRow, Dimension, Granularity, RepoFacts, for_each_counter,
+    for_each_counter_as,
+};
+use forgecast_core::store::{RepoMeta, ScriptReload, Store, StoreError, WriteOutcome};
+use forgecast_core::time::now_unix;
+use forgecast_core::{DeadLetter, Event};
+use forgecast_lake::committed::{Lake, Pending};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Layout version of the SQLite file, kept in `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 3;
+
+/// What brings an older layout to this one, by the version it starts from.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    2,
+    // A dead letter's digest (`DeadLetter::digest`), unique: a letter delivered twice is kept once. Rows kept
+    // before have none (NULLs are distinct in a unique index).
+    "ALTER TABLE dead_letters ADD COLUMN digest TEXT;",
+)];
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+PRAGMA cache_size = -131072;
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    repo TEXT NOT NULL,
+    org TEXT,
+    language TEXT,
+    created_at INTEGER NOT NULL,
+    raw_file TEXT NOT NULL,
+    raw_offset INTEGER NOT NULL,
+    raw_len INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS aggregates (
+    granularity TEXT NOT NULL,
+    dimension TEXT NOT NULL,
+    bucket INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (granularity, dimension, bucket, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    stage TEXT NOT NULL,
+    error TEXT NOT NULL,
+    script TEXT,
+    version TEXT,
+    origin TEXT,
+    raw TEXT NOT NULL,
+    digest TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_digest ON dead_letters (digest);
+CREATE TABLE IF NOT EXISTS repos (
+    name TEXT PRIMARY KEY,
+    found INTEGER NOT NULL,
+    language TEXT,
+    topics TEXT NOT NULL,
+    stars INTEGER NOT NULL,
+    etag TEXT,
+    fetched_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS script_reloads (
+    seq INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    script TEXT NOT NULL,
+    old_hash TEXT,
+    new_hash TEXT NOT NULL,
+    accepted INTEGER NOT NULL,
+    reason TEXT
+);
+";
+
+/// The embedded store; cheap to clone, clones share one connection.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Mutex<Inner>>,
+    path: PathBuf,
+}
+
+/// The connection and the lake, used under one lock.
+struct Inner {
+    conn: Connection,
+    lake: Lake,
+    /// Whether any repository metadata is cached (if not, there is no language to look up).
+    repos_known: bool,
+    /// The data directory's writer lock, held while this store may write events; `None` when opened
+    /// alongside a writer.
+    writer: Option<File>,
+}
+
+fn failed(operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |e| StoreError::Operation {
+        operation,
+        reason: e.to_string(),
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store file at `path`, with its tables and indexes, as the data
+    /// directory's one writer of events: another `forgecast up` or `backfill` on the same directory is refused.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_as(path, true)
+    }
+
+    /// Opens the store beside a writer that may be running (`forgecast aggregate`): it reads events and sets
+    /// counters, but never touches the lake's files and cannot write events.
+    pub fn open_alongside(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_as(path, false)
+    }
+
+    fn open_as(path: &Path, writer: bool) -> Result<SqliteStore, StoreError> {
+        let open_failed = |reason: String| StoreError::Open {
+            location: path.display().to_string(),
+            reason,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| open_failed(e.to_string()))?;
+        }
+        let lock = if writer {
+            let lock_path = path.with_file_name("forgecast.lock");
+            let lock = File::create(&lock_path)
+                .map_err(|e| open_failed(format!("{}: {e}", lock_path.display())))?;
+            if let Err(e) = lock.try_lock() {
+                return Err(open_failed(match e {
+                    TryLockError::WouldBlock => {
+                        "another forgecast (up or backfill) is writing to this data directory; \
+                        stop it first, or use a command that reads alongside it (aggregate)"
+                            .into()
+                    }
+                    TryLockError::Error(e) => format!("cannot lock {}: {e}", lock_path.display()),
+                }));
+            }
+            Some(lock)
+        } else {
+            None
+        };
+        let conn = Connection::open(path).map_err(|e| open_failed(e.to_string()))?;
+        // Another process (a writer, or a command alongside it) may hold SQLite's lock for a moment.
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| open_failed(e.to_string()))?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| open_failed(e.to_string()))?;
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| open_failed(e.to_string()))?;
+        if tables > 0 && version != SCHEMA_VERSION {
+            let steps: Vec<&str> = MIGRATIONS
+                .iter()
+                .filter(|(from, _)| *from >= version)
+                .map(|(_, sql)| *sql)
+                .collect();
+            let reachable = MIGRATIONS.iter().any(|(from, _)| *from == version);
+            if !writer || !reachable || version > SCHEMA_VERSION {
+                return Err(open_failed(format!(
+                    "the store has layout version {version}, this forgecast uses {SCHEMA_VERSION}{}",
+                    if reachable && version < SCHEMA_VERSION {
+                        "; start `forgecast up` on it once to bring it up to date"
+                    } else {
+                        "; move the data directory away to start afresh"
+                    }
+                )));
+            }
+            conn.execute_batch(&format!("BEGIN; {} COMMIT;", steps.join(" ")))
+                .map_err(|e| open_failed(format!("cannot bring the layout up to date: {e}")))?;
+            tracing::info!(
+                component = "store",
+                from = version,
+                to = SCHEMA_VERSION,
+                "Store layout brought up to date."
+            );
+        }
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| open_failed(e.to_string()))?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(|e| open_failed(e.to_string()))?;
+        let committed = committed_ends(&conn).map_err(|e| open_failed(e.to_string()))?;
+        let repos_known = conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM repos)", [], |r| {
+                r.get::<_, bool>(0)
+            })
+            .map_err(|e| open_failed(e.to_string()))?;
+        let lake_dir = SqliteStore::lake_path(path);
+        let lake = if writer {
+            Lake::open(&lake_dir, committed)
+        } else {
+            Lake::attach(&lake_dir, committed)
+        }
+        .map_err(|e| open_failed(format!("lake {}: {e}", lake_dir.display())))?;
+        Ok(SqliteStore {
+            inner: Arc::new(Mutex::new(Inner {
+                conn,
+                lake,
+                repos_known,
+                writer: lock,
+            })),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The lake beside the SQLite file at `path`: `<dir>/forgecast.sqlite` → `<dir>/lake`.
+    pub fn lake_path(path: &Path) -> PathBuf {
+        path.with_file_name("lake")
+    }
+
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs blocking store work off the async runtime.
+    async fn with_inner<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Inner) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            work(&mut inner.lock().unwrap_or_else(|e| e.into_inner()))
+        })
+        .await
+        .map_err(|e| StoreError::Operation {
+            operation: "task",
+            reason: e.to_string(),
+        })?
+    }
+}
+
+/// Where each file of the lake ends as committed (its last event's line end), by its path under the lake.
+fn committed_ends(conn: &Connection) -> rusqlite::Result<HashMap<String, u64>> {
+    let mut select = conn.prepare_cached(
+        "SELECT raw_file, max(raw_offset + raw_len + 1) FROM events GROUP BY raw_file",
+    )?;
+    let rows = select.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+    })?;
+    rows.collect()
+}
+
+impl SqliteStore {
+    /// Runs blocking SQLite work off the async runtime.
+    async fn with_conn<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.with_inner(move |inner| work(&mut inner.conn)).await
+    }
+}
+
+fn write_events(inner: &mut Inner, events: &[Arc<Event>]) -> Result<WriteOutcome, StoreError> {
+    let err = failed("write_events");
+    if inner.writer.is_none() {
+        return Err(StoreError::Operation {
+            operation: "write_events",
+            reason: "this store was opened alongside the data directory's writer and cannot write events".into(),
+        });
+    }
+    let io = |e: std::io::Error| StoreError::Operation {
+        operation: "write_events",
+        reason: format!("lake: {e}"),
+    };
+    let tx = inner.conn.transaction().map_err(&err)?;
+    let mut pending = Pending::default();
+    let mut outcome = WriteOutcome::default();
+    let mut counters: HashMap<(Granularity, Dimension, i64, Cow<'_, str>), i64> = HashMap::new();
+    {
+        // Only look repositories up once there is metadata (the GitHub source's enricher adds it).
+        let mut repo_of = match inner.repos_known {
+            true => Some(
+                tx.prepare_cached(
+                    "SELECT language, topics FROM repos WHERE name = ?1 AND found = 1",
+                )
+                .map_err(&err)?,
+            ),
+            false => None,
+        };
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO events
+                 (id, type, actor, repo, org, language, created_at, raw_file, raw_offset, raw_len)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )
+            .map_err(&err)?;
+        let mut last_file: Option<(i64, String)> = None;
+        for event in events {
+            let e = &**event;
+            // Consecutive events mostly share an hour: name its file once.
+            let hour = e.created_at.div_euclid(3600);
+            if last_file.as_ref().is_none_or(|(h, _)| *h != hour) {
+                last_file = Some((hour, forgecast_lake::layout::hour_file(e.created_at)));
+            }
+            let file = &last_file.as_ref().expect("set just above").1;
+            let changed = insert
+                .execute(params![
+                    e.id,
+                    e.kind,
+                    e.actor,
+                    e.repo,
+                    e.org,
+                    e.language,
+                    e.created_at,
+                    file,
+                    inner.lake.offset(&pending, file) as i64,
+                    e.raw.len() as i64
+                ])
+                .map_err(&err)?;
+            if changed == 0 {
+                outcome.duplicates += 1;
+                continue;
+            }
+            outcome.inserted += 1;
+            pending.push(file, &e.raw);
+            let known = match &mut repo_of {
+                Some(lookup) => lookup
+                    .query_row([&e.repo], |r| {
+                        Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?))
+                    })
+                    .optional()
+                    .map_err(&err)?,
+                None => None,
+            };
+            match known {
+                // The repository's metadata adds its language (when the event has none) and its topics.
+                Some((language, topics)) => {
+                    let topics: Vec<String> = serde_json::from_str(&topics).unwrap_or_default();
+                    let facts = RepoFacts {
+                        language: language.as_deref(),
+                        topics: &topics,
+                    };
+                    for_each_counter_as(e, facts, |k| {
+                        let key = (
+                            k.granularity,
+                            k.dimension,
+                            k.bucket,
+                            Cow::Owned(k.key.into_owned()),
+                        );
+                        *counters.entry(key).or_default() += 1
+                    })
+                }
+                None => for_each_counter(e, |k| {
+                    *counters
+                        .entry((k.granularity, k.dimension, k.bucket, k.key))
+                        .or_default() += 1
+                }),
+            }
+        }
+        let mut upsert = tx
+            .prepare_cached(
+                "INSERT INTO aggregates (granularity, dimension, bucket, key, count) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT DO UPDATE SET count = count + excluded.count",
+            )
+            .map_err(&err)?;
+        for ((granularity, dimension, bucket, key), count) in counters {
+            upsert
+                .execute(params![
+                    granularity.as_str(),
+                    dimension.as_str(),
+                    bucket,
+                    key,
+                    count
+                ])
+                .map_err(&err)?;
+        }
+    }
+    // The bytes must be on disk before a committed row points at them.
+    inner.lake.write(&pending).map_err(io)?;
+    tx.commit().map_err(&err)?;
+    inner.lake.commit(pending);
+    Ok(outcome)
+}
+
+impl Store for SqliteStore {
+    async fn write_events(&self, events: Vec<Arc<Event>>) -> Result<WriteOutcome, StoreError> {
+        self.with_inner(move |inner| write_events(inner, &events))
+            .await
+    }
+
+    async fn put_counters(&self, rows: Vec<AggregateRow>) -> Result<(), StoreError> {
+        self.with_conn(move |conn| {
+            let err = failed("put_counters");
+            let tx = conn.transaction().map_err(&err)?;
+            {
+                let mut upsert = tx
+                    .prepare_cached(
+                        "INSERT INTO aggregates (granularity, dimension, bucket, key, count) VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT DO UPDATE SET count = excluded.count",
+                    )
+                    .map_err(&err)?;
+                for r in &rows {
+                    upsert
+                        .execute(params![r.granularity.as_str(), r.dimension.as_str(), r.bucket, r.key, r.count as i64])
+                        .map_err(&err)?;
+                }
+            }
+            tx.commit().map_err(&err)
+        })
+        .await
+    }
+
+    async fn repo_meta(&self, names: Vec<String>) -> Result<Vec<RepoMeta>, StoreError> {
+        self.with_conn(move |conn| {
+            let err = failed("repo_meta");
+            let mut select = conn
+                .prepare_cached(
+                    "SELECT name, found, language, topics, stars, etag, fetched_at FROM repos WHERE name = ?1",
+                )
+                .map_err(&err)?;
+            let mut found = Vec::new();
+            for name in names {
+                let row = select
+                    .query_row([name], |r| {
+                        let topics: String = r.get(3)?;
+                        Ok(RepoMeta {
+                            name: r.get(0)?,
+                            found: r.get(1)?,
+                            language: r.get(2)?,
+                            topics: serde_json::from_str(&topics).unwrap_or_default(),
+                            stars: r.get::<_, i64>(4)? as u64,
+                            etag: r.get(5)?,
+                            fetched_at: r.get(6)?,
+                        })
+                    })
+                    .optional()
+                    .map_err(&err)?;
+                found.extend(row);
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn put_repo_meta(&self, repos: Vec<RepoMeta>) -> Result<(), StoreError> {
+        self.with_inner(move |inner| {
+            let err = failed("put_repo_meta");
+            let tx = inner.conn.transaction().map_err(&err)?;
+            {
+                let mut upsert = tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO repos (name, found, language, topics, stars, etag, fetched_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    )
+                    .map_err(&err)?;
+                for r in &repos {
+                    let topics = serde_json::to_string(&r.topics).unwrap_or_else(|_| "[]".into());
+                    upsert
+                        .execute(params![r.name, r.found, r.language, topics, r.stars as i64, r.etag, r.fetched_at])
+                        .map_err(&err)?;
+                }
+            }
+            tx.commit().map_err(&err)?;
+            inner.repos_known |= !repos.is_empty();
+            Ok(())
+        })
+        .await
+    }
+
+    async fn write_dead_letters(&self, letters: Vec<Arc<DeadLetter>>) -> Result<(), StoreError> {
+        self.with_conn(move |conn| {
+            let err = failed("write_dead_letters");
+            let tx = conn.transaction().map_err(&err)?;
+            {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO dead_letters
+                         (at, stage, error, script, version, origin, raw, digest)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    )
+                    .map_err(&err)?;
+                let at = now_unix();
+                for l in &letters {
+                    insert
+                        .execute(params![
+                            at,
+                            l.stage,
+                            l.error,
+                            l.script,
+                            l.version,
+                            l.origin,
+                            l.raw,
+                            l.digest()
+                        ])
+                        .map_err(&err)?;
+                }
+            }
+            tx.commit().map_err(&err)
+        })
+        .await
+    }
+
+    async fn record_reload(&self, r: ScriptReload) -> Result<(), StoreError> {
+        self.with_conn(move |conn| {
+            conn.execute(
+                "INSERT INTO script_reloads (at, script, old_hash, new_hash, accepted, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![r.at, r.script, r.old_hash, r.new_hash, r.accepted, r.reason],
+            )
+            .map(|_| ())
+            .map_err(failed("record_reload"))
+        })
+        .await
+    }
+
+    async fn aggregates(&self, q: AggregateQuery) -> Result<Vec<AggregateRow>, StoreError> {
+        self.with_conn(move |conn| {
+            let err = failed("aggregates");
+            let mut select = conn
+                .prepare_cached(
+                    "SELECT bucket, key, count FROM aggregates
+                     WHERE granularity = ?1 AND dimension = ?2 AND bucket >= ?3 AND bucket < ?4
+                     ORDER BY bucket, key",
+                )
+                .map_err(&err)?;
+            let rows = select
+                .query_map(
+                    params![q.granularity.as_str(), q.dimension.as_str(), q.from, q.to],
+                    |row| {
+                        Ok(AggregateRow {
+                            granularity: q.granularity,
+                            dimension: q.dimension,
+                            bucket: row.get(0)?,
+                            key: row.get(1)?,
+                            count: row.get::<_, i64>(2)? as u64,
+                        })
+                    },
+                )
+                .map_err(&err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(&err)
+        })
+        .await
+    }
+
+    async fn event_count(&self) -> Result<u64, StoreError> {
+        self.with_conn(|conn| {
+            conn.query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(failed("event_count"))
+        })
+        .await
+    }
+
+    async fn dead_letter_count(&self) -> Result<u64, StoreError> {
+        self.with_conn(|conn| {
+            conn.query_row("SELECT count(*) FROM dead_letters", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+            .map_err(failed("dead_letter_count"))
+        })
+        .await
+    }
+
+    async fn recent_reloads(&self, limit: usize) -> Result<Vec<ScriptReload>, StoreError> {
+        self.with_conn(move |conn| {
+            let err = failed("recent_reloads");
+            let mut select = conn
+                .prepare_cached(
+                    "SELECT at, script, old_hash, new_hash, accepted, reason FROM script_reloads
+                     ORDER BY seq DESC LIMIT ?1",
+                )
+                .map_err(&err)?;
+            let rows = select
+                .query_map([limit as i64], |row| {
+                    Ok(ScriptReload {
+                        at: row.get(0)?,
+                        script: row.get(1)?,
+                        old_hash: row.get(2)?,
+                        new_hash: row.get(3)?,
+                        accepted: row.get(4)?,
+                        reason: row.get(5)?,
+                    })
+                })
+                .map_err(&err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(&err)
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    /// What the cache knows of every repository GitHub has: name, language and topics.
+    pub async fn repo_facts(
+        &self,
+    ) -> Result<Vec<(String, Option<String>, Vec<String>)>, StoreError> {
+        self.with_conn(|conn| {
+            let err = failed("repo_facts");
+            let mut select = conn
+                .prepare("SELECT name, language, topics FROM repos WHERE found = 1 ORDER BY name")
+                .map_err(&err)?;
+            let rows = select
+                .query_map([], |r| {
+                    let topics: String = r.get(2)?;
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        serde_json::from_str(&topics).unwrap_or_default(),
+                    ))
+                })
+                .map_err(&err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(&err)
+        })
+        .await
+    }
+
+    /// Where each file of the lake ends as committed, by its path under the lake (`2025/01/01/15.json`); a file
+    /// absent has nothing committed. A reader of the lake stops there: bytes past it are a write in progress, or
+    /// what a crash left between the lake's sync and the commit, which only the writer cuts off.
+    pub async fn committed_lake(&self) -> Result<HashMap<String, u64>, StoreError> {
+        self.with_conn(|conn| committed_ends(conn).map_err(failed("committed_lake")))
+            .await
+    }
+
+    /// The JSON of one stored event.
+    pub async fn event_raw(&self, id: String) -> Result<Option<String>, StoreError> {
+        self.with_inner(move |inner| {
+            let place: Option<(String, i64, i64)> = inner
+                .conn
+                .query_row(
+                    "SELECT raw_file, raw_offset, raw_len FROM events WHERE id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(failed("event_raw"))?;
+            let Some((file, offset, len)) = place else {
+                return Ok(None);
+            };
+            let bytes = inner
+                .lake
+                .read(&file, offset as u64, len as u64)
+                .map_err(|e| StoreError::Operation {
+                    operation: "event_raw",
+                    reason: format!("lake {file}: {e}"),
+                })?;
+            Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, repo: &str) -> Arc<Event> {
+        let line = format!(
+            r#"{{"id":"{id}","type":"PushEvent","actor":{{"login":"a"}},"repo":{{"name":"{repo}"}},"created_at":"2025-01-01T15:00:00Z"}}"#
+        );
+        Arc::new(Event::parse(&line).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_store_of_the_previous_layout_is_brought_up_to_date_by_its_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let letter = |n: u32| {
+            Arc::new(DeadLetter {
+                stage: "parse".into(),
+                error: "not JSON".into(),
+                script: None,
+                version: None,
+                origin: Some(format!("h.json:{n}")),
+                raw: "{".into(),
+            })
+        };
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            store.write_events(vec![event("1", "o/a")]).await.unwrap();
+            store.write_dead_letters(vec![letter(1)]).await.unwrap();
+        }
+        // Back to layout 2, as an older forgecast left it: no digest column.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP INDEX dead_letters_digest; ALTER TABLE dead_letters DROP COLUMN digest; PRAGMA user_version = 2;",
+        )
+        .unwrap();
+        drop(conn);
+
+        let Err(refused) = SqliteStore::open_alongside(&path) else {
+            panic!("a reader brought the layout up to date");
+        };
+        let refused = refused.to_string();
+        assert!(
+            refused.contains("start `forgecast up` on it once"),
+            "{refused}"
+        );
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.event_count().await.unwrap(), 1);
+        store
+            .write_dead_letters(vec![letter(1), letter(2), letter(2)])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.dead_letter_count().await.unwrap(),
+            3,
+            "the old letter (no digest) kept, the new one once"
+        );
+    }
+
+    #[tokio::test]
+    async fn stores_each_event_once_and_reads_its_json_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
+        let first = store
+            .write_events(vec![event("1", "o/a"), event("2", "o/b")])
+            .await
+            .unwrap();
+        assert_eq!(
+            first,
+            WriteOutcome {
+                inserted: 2,
+                duplicates: 0
+            }
+        );
+        let again = store
+            .write_events(vec![event("2", "o/b"), event("3", "o/c")])
+            .await
+            .unwrap();
+        assert_eq!(
+            again,
+            WriteOutcome {
+                inserted: 1,
+                duplicates: 1
+            }
+        );
+        assert_eq!(store.event_count().await.unwrap(), 3);
+        let raw = store.event_raw("3".into()).await.unwrap().unwrap();
+        assert_eq!(raw, *event("3", "o/c").raw);
+        // The lake: one file per hour of creation, GH Archive lines.
+        let hour = SqliteStore::lake_path(store.path()).join("2025/01/01/15.json");
+        let file = std::fs::read_to_string(hour).unwrap();
+        assert_eq!(file.lines().count(), 3);
+    }
+
+    #[tokio::test]
+    async fn events_count_under_their_repository_language_once_it_is_known() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
+        let meta = RepoMeta {
+            name: "o/b".into(),
+            found: true,
+            language: Some("Rust".into()),
+            topics: vec!["cli".into()],
+            stars: 7,
+            etag: Some("\"e\"".into()),
+            fetched_at: 1,
+        };
+        store.put_repo_meta(vec![meta.clone()]).await.unwrap();
+        assert_eq!(
+            store
+                .repo_meta(vec!["o/b".into(), "o/x".into()])
+                .await
+                .unwrap(),
+            vec![meta]
+        );
+        store
+            .write_events(vec![event("1", "o/a"), event("2", "o/b")])
+            .await
+            .unwrap();
+        let query = |dimension| AggregateQuery {
+            granularity: Granularity::Day,
+            dimension,
+            from: 0,
+            to: i64::MAX,
+        };
+        let languages = store.aggregates(query(Dimension::Language)).await.unwrap();
+        assert_eq!(
+            languages
+                .iter()
+                .map(|r| (r.key.as_str(), r.count))
+                .collect::<Vec<_>>(),
+            [("Rust", 1)]
+        );
+        let pairs = store
+            .aggregates(query(Dimension::TypeLanguage))
+            .await
+            .unwrap();
+        assert_eq!(pairs[0].key, "PushEvent/Rust");
+        let topics = store.aggregates(query(Dimension::Topic)).await.unwrap();
+        assert_eq!(
+            topics
+                .iter()
+                .map(|r| (r.key.as_str(), r.count))
+                .collect::<Vec<_>>(),
+            [("cli", 1)]
+        );
+    }
+
+    #[tokio::test]
+    async fn one_writer_per_data_directory_and_readers_alongside_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("forgecast.sqlite");
+        let writer = SqliteStore::open(&path).unwrap();
+        writer.write_events(vec![event("1", "o/a")]).await.unwrap();
+        let second = SqliteStore::open(&path)
+            .err()
+            .expect("a second writer is refused");
+        assert!(second.to_string().contains("another forgecast"), "{second}");
+
+        // A pending tail (the writer between its lake write and its commit) must survive a reader opening.
+        let hour = SqliteStore::lake_path(&path).join("2025/01/01/15.json");
+        let mut bytes = std::fs::read(&hour).unwrap();
+        bytes.extend_from_slice(b"{\"pending\":1}\n");
+        std::fs::write(&hour, &bytes).unwrap();
+        let reader = SqliteStore::open_alongside(&path).unwrap();
+        assert_eq!(
+            std::fs::read(&hour).unwrap(),
+            bytes,
+            "opening alongside cuts nothing"
+        );
+        assert_eq!(reader.event_count().await.unwrap(), 1);
+        let refused = reader
+            .write_events(vec![event("2", "o/b")])
+            .await
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("cannot write events"),
+            "{refused}"
+        );
+
+        drop(writer);
+        SqliteStore::open(&path).expect("the lock goes with the writer");
+    }
+
+    #[tokio::test]
+    async fn a_reader_alongside_learns_where_each_lake_file_was_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let writer = SqliteStore::open(&path).unwrap();
+        writer
+            .write_events(vec![event("1", "o/a"), event("2", "o/b")])
+            .await
+            .unwrap();
+        let hour = SqliteStore::lake_path(&path).join("2025/01/01/15.json");
+        let committed = std::fs::metadata(&hour).unwrap().len();
+        let mut bytes = std::fs::read(&hour).unwrap();
+        bytes.extend_from_slice(b"{\"pending\":1}\n");
+        std::fs::write(&hour, &bytes).unwrap();
+        let reader = SqliteStore::open_alongside(&path).unwrap();
+        assert_eq!(
+            reader.committed_lake().await.unwrap(),
+            HashMap::from([("2025/01/01/15.json".to_string(), committed)])
+        );
+    }
+
+    #[tokio::test]
+    async fn bytes_past_the_last_commit_are_cut_off_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let store = SqliteStore::open(&path).unwrap();
+        store.write_events(vec![event("1", "o/a")]).await.unwrap();
+        drop(store);
+        // A crash after appending JSON but before the commit leaves a tail no row points at.
+        let raw_path = SqliteStore::lake_path(&path).join("2025/01/01/15.json");
+        let stray = SqliteStore::lake_path(&path).join("2025/01/01/16.json");
+        std::fs::write(&stray, "{\"never\":\"committed\"}\n").unwrap();
+        let committed = std::fs::read(&raw_path).unwrap();
+        std::fs::write(
+            &raw_path,
+            [committed.clone(), b"{\"half\":".to_vec()].concat(),
+        )
+        .unwrap();
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(std::fs::read(&raw_path).unwrap(), committed);
+        assert_eq!(
+            std::fs::read(&stray).unwrap(),
+            b"",
+            "a file nothing committed points into is emptied"
+        );
+        store.write_events(vec![event("2", "o/b")]).await.unwrap();
+        assert_eq!(
+            store.event_raw("2".into()).await.unwrap().unwrap(),
+            *event("2", "o/b").raw
+        );
+        assert_eq!(
+            store.event_raw("1".into()).await.unwrap().unwrap(),
+            *event("1", "o/a").raw
+        );
+    }
+}

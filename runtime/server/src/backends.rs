@@ -1,0 +1,210 @@
+//! The backends chosen at start-up, behind the bus and store traits: the rest of the runtime is written once
+//! against [`AnyBus`] and [`AnyStore`], whatever runs underneath. They are opened here only, from a plan
+//! ([`open_store`], [`open_bus`]).
+
+use std::sync::Arc;
+
+use forgecast_core::aggregate::{AggregateQuery, AggregateRow};
+use forgecast_core::bus::{Bus, BusError, BusStats, Subscription, TopicFilter};
+use forgecast_core::store::{RepoMeta, ScriptReload, Store, StoreError, WriteOutcome};
+use forgecast_core::{DeadLetter, Event, Record};
+
+use forgecast_embedded::{EmbeddedBus, EmbeddedSubscription, SqliteStore};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{BusPlan, StoragePlan, StorePlan};
+use crate::retry::{PIPELINE, retry};
+use forgecast_kafka::{KafkaBus, KafkaSubscription};
+use forgecast_mongo::MongoStore;
+
+/// How a process uses the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// The one writer of a data directory (`up`, `backfill`): the embedded store takes its lock, brings its
+    /// layout up to date and cuts its lake's uncommitted tails.
+    Writer,
+    /// Alongside a writer (`aggregate`): reads, sets counters, touches no lake file.
+    Reader,
+}
+
+/// Opens the store of `plan`. MongoDB is waited for with backoff until it answers; `None` if `stop` came first.
+pub async fn open_store(
+    plan: &StoragePlan,
+    access: Access,
+    stop: &CancellationToken,
+) -> Result<Option<AnyStore>, StoreError> {
+    match &plan.store {
+        StorePlan::Embedded => {
+            let path = plan.sqlite_path();
+            let store = match access {
+                Access::Writer => SqliteStore::open(&path)?,
+                Access::Reader => SqliteStore::open_alongside(&path)?,
+            };
+            Ok(Some(AnyStore::Sqlite(store)))
+        }
+        StorePlan::Mongo { uri, database } => {
+            let connect = || MongoStore::connect(uri, database);
+            let store = retry("connect to MongoDB", &PIPELINE, stop, || {}, connect).await;
+            if store.is_some() {
+                tracing::info!(component = "store", database = %database, "Using MongoDB.");
+            }
+            Ok(store.map(AnyStore::Mongo))
+        }
+    }
+}
+
+/// Connects the bus of `plan`; returns it with the store writers' consumer group.
+pub fn open_bus(plan: &BusPlan) -> Result<(AnyBus, String), BusError> {
+    Ok(match plan {
+        BusPlan::Embedded => (
+            AnyBus::Embedded(EmbeddedBus::new()),
+            "store-writer".to_string(),
+        ),
+        BusPlan::Kafka { config, group } => {
+            tracing::info!(component = "bus", brokers = %config.brokers, group = %group, "Using Kafka.");
+            (
+                AnyBus::Kafka(KafkaBus::connect(config.clone())?),
+                group.clone(),
+            )
+        }
+    })
+}
+
+/// One of the buses.
+#[derive(Clone)]
+pub enum AnyBus {
+    /// In-process queues.
+    Embedded(EmbeddedBus),
+    /// Apache Kafka.
+    Kafka(KafkaBus),
+}
+
+/// A subscription on one of the buses.
+pub enum AnySubscription {
+    /// On the in-process bus.
+    Embedded(EmbeddedSubscription),
+    /// On Kafka.
+    Kafka(KafkaSubscription),
+}
+
+impl Bus for AnyBus {
+    type Subscription = AnySubscription;
+
+    async fn publish(&self, records: Vec<Record>) -> Result<(), BusError> {
+        match self {
+            AnyBus::Embedded(bus) => bus.publish(records).await,
+            AnyBus::Kafka(bus) => bus.publish(records).await,
+        }
+    }
+
+    fn subscribe(
+        &self,
+        group: &str,
+        filters: Vec<TopicFilter>,
+    ) -> Result<AnySubscription, BusError> {
+        Ok(match self {
+            AnyBus::Embedded(bus) => AnySubscription::Embedded(bus.subscribe(group, filters)?),
+            AnyBus::Kafka(bus) => AnySubscription::Kafka(bus.subscribe(group, filters)?),
+        })
+    }
+
+    fn close(&self) {
+        match self {
+            AnyBus::Embedded(bus) => bus.close(),
+            AnyBus::Kafka(bus) => bus.close(),
+        }
+    }
+
+    fn stats(&self) -> BusStats {
+        match self {
+            AnyBus::Embedded(bus) => bus.stats(),
+            AnyBus::Kafka(bus) => bus.stats(),
+        }
+    }
+}
+
+impl Subscription for AnySubscription {
+    async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<Record>>, BusError> {
+        match self {
+            AnySubscription::Embedded(s) => s.next_batch(max).await,
+            AnySubscription::Kafka(s) => s.next_batch(max).await,
+        }
+    }
+
+    async fn commit(&mut self) -> Result<(), BusError> {
+        match self {
+            AnySubscription::Embedded(s) => s.commit().await,
+            AnySubscription::Kafka(s) => s.commit().await,
+        }
+    }
+}
+
+/// One of the stores.
+#[derive(Clone)]
+pub enum AnyStore {
+    /// SQLite under the data directory.
+    Sqlite(SqliteStore),
+    /// MongoDB.
+    Mongo(MongoStore),
+}
+
+/// Calls the same method on whichever store it is.
+macro_rules! each_store {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            AnyStore::Sqlite($store) => $call.await,
+            AnyStore::Mongo($store) => $call.await,
+        }
+    };
+}
+
+impl AnyStore {
+    /// Language and topics of every repository GitHub knows that the store has cached, by name.
+    pub async fn repo_facts(
+        &self,
+    ) -> Result<Vec<(String, Option<String>, Vec<String>)>, StoreError> {
+        each_store!(self, s => s.repo_facts())
+    }
+}
+
+impl Store for AnyStore {
+    async fn write_events(&self, events: Vec<Arc<Event>>) -> Result<WriteOutcome, StoreError> {
+        each_store!(self, s => s.write_events(events))
+    }
+
+    async fn put_counters(&self, rows: Vec<AggregateRow>) -> Result<(), StoreError> {
+        each_store!(self, s => s.put_counters(rows))
+    }
+
+    async fn repo_meta(&self, names: Vec<String>) -> Result<Vec<RepoMeta>, StoreError> {
+        each_store!(self, s => s.repo_meta(names))
+    }
+
+    async fn put_repo_meta(&self, repos: Vec<RepoMeta>) -> Result<(), StoreError> {
+        each_store!(self, s => s.put_repo_meta(repos))
+    }
+
+    async fn write_dead_letters(&self, letters: Vec<Arc<DeadLetter>>) -> Result<(), StoreError> {
+        each_store!(self, s => s.write_dead_letters(letters))
+    }
+
+    async fn record_reload(&self, reload: ScriptReload) -> Result<(), StoreError> {
+        each_store!(self, s => s.record_reload(reload))
+    }
+
+    async fn aggregates(&self, query: AggregateQuery) -> Result<Vec<AggregateRow>, StoreError> {
+        each_store!(self, s => s.aggregates(query))
+    }
+
+    async fn event_count(&self) -> Result<u64, StoreError> {
+        each_store!(self, s => s.event_count())
+    }
+
+    async fn dead_letter_count(&self) -> Result<u64, StoreError> {
+        each_store!(self, s => s.dead_letter_count())
+    }
+
+    async fn recent_reloads(&self, limit: usize) -> Result<Vec<ScriptReload>, StoreError> {
+        each_store!(self, s => s.recent_reloads(limit))
+    }
+}

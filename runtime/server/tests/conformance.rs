@@ -1,0 +1,717 @@
+//! One contract, every implementation: the bus suite runs against the in-process bus and a real Kafka broker,
+//! the store suite against SQLite and a real MongoDB-wire server (SecantusDB), all on loopback. Every case
+//! exists once, generic over the trait, and is instantiated per backend at the bottom of each section.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use forgecast_core::aggregate::{AggregateQuery, AggregateRow, Dimension, Granularity};
+use forgecast_core::bus::{Bus, Subscription, TopicFilter};
+use forgecast_core::store::{RepoMeta, ScriptReload, Store};
+use forgecast_core::{DeadLetter, Event, Record, RecordBody};
+use forgecast_embedded::{EmbeddedBus, SqliteStore};
+use forgecast_gharchive::replay::sample_lines;
+use forgecast_kafka::{KafkaBus, KafkaConfig};
+use forgecast_mongo::MongoStore;
+use forgecast_testkit::{shared_kafka, shared_mongo, unique_name};
+use serde_json::Value;
+
+fn sample_events(n: usize) -> Vec<Arc<Event>> {
+    sample_lines()
+        .iter()
+        .take(n)
+        .map(|l| Arc::new(Event::parse(l).unwrap()))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Bus
+
+fn kafka_bus() -> KafkaBus {
+    let mut config = KafkaConfig::local(shared_kafka().brokers());
+    config.partitions = 4;
+    KafkaBus::connect(config).unwrap()
+}
+
+/// Receives until `n` records arrived (or fails after a minute), committing after each batch.
+async fn receive<S: Subscription>(subscription: &mut S, n: usize) -> Vec<Record> {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while got.len() < n {
+        let batch = tokio::time::timeout_at(deadline, subscription.next_batch(1000))
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {n} records arrived", got.len()))
+            .unwrap()
+            .expect("the bus is open");
+        got.extend(batch);
+        subscription.commit().await.unwrap();
+    }
+    got
+}
+
+fn event_ids(records: &[Record]) -> Vec<String> {
+    records
+        .iter()
+        .filter_map(|r| match &r.body {
+            RecordBody::Event(e) => Some(e.id.clone()),
+            RecordBody::DeadLetter(_) => None,
+        })
+        .collect()
+}
+
+async fn every_group_gets_every_record_intact<B: Bus>(bus: B, prefix: &str) {
+    let filter = vec![TopicFilter::Prefix(format!("{prefix}."))];
+    let mut first = bus
+        .subscribe(&format!("{prefix}-a"), filter.clone())
+        .unwrap();
+    let mut second = bus.subscribe(&format!("{prefix}-b"), filter).unwrap();
+    let events = sample_events(300);
+    let letter = DeadLetter {
+        stage: "route".into(),
+        error: "script failed: boom".into(),
+        script: Some("routing".into()),
+        version: Some("abc123".into()),
+        origin: Some("2015-01-01-15.json.gz:7".into()),
+        raw: "{\"id\":".into(),
+    };
+    let mut records: Vec<Record> = events
+        .iter()
+        .map(|e| {
+            let topic = format!("{prefix}.raw.{}", e.kind.to_lowercase());
+            Record::event(Arc::from(topic), None, e.clone())
+        })
+        .collect();
+    let mut dead = Record::dead_letter(letter.clone());
+    dead.topic = Arc::from(format!("{prefix}.dlq"));
+    records.push(dead);
+    bus.publish(records.clone()).await.unwrap();
+
+    for subscription in [&mut first, &mut second] {
+        let got = receive(subscription, records.len()).await;
+        let by_id: HashMap<String, &Record> = got
+            .iter()
+            .filter_map(|r| match &r.body {
+                RecordBody::Event(e) => Some((e.id.clone(), r)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(by_id.len(), events.len(), "every event once");
+        for event in &events {
+            let record = by_id[&event.id];
+            assert_eq!(
+                &*record.topic,
+                format!("{prefix}.raw.{}", event.kind.to_lowercase())
+            );
+            match &record.body {
+                RecordBody::Event(got) => assert_eq!(**got, **event, "event intact"),
+                RecordBody::DeadLetter(_) => unreachable!(),
+            }
+        }
+        let letters: Vec<&DeadLetter> = got
+            .iter()
+            .filter_map(|r| match &r.body {
+                RecordBody::DeadLetter(l) => Some(&**l),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(letters, vec![&letter], "the dead letter, with its reason");
+    }
+}
+
+async fn one_key_keeps_its_order<B: Bus>(bus: B, prefix: &str) {
+    let filter = vec![TopicFilter::Prefix(format!("{prefix}."))];
+    let mut subscription = bus.subscribe(&format!("{prefix}-order"), filter).unwrap();
+    let events = sample_events(400);
+    let topic: Arc<str> = Arc::from(format!("{prefix}.raw.all"));
+    // Four batches; each repository's events must come out in the order they went in.
+    for chunk in events.chunks(100) {
+        let records = chunk
+            .iter()
+            .map(|e| Record::event(topic.clone(), None, e.clone()))
+            .collect();
+        bus.publish(records).await.unwrap();
+    }
+    let got = receive(&mut subscription, events.len()).await;
+    let order_of = |list: Vec<(String, String)>| {
+        let mut per_repo: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (repo, id) in list {
+            per_repo.entry(repo).or_default().push(id);
+        }
+        per_repo
+    };
+    let sent = order_of(
+        events
+            .iter()
+            .map(|e| (e.repo.clone(), e.id.clone()))
+            .collect(),
+    );
+    let received = order_of(
+        got.iter()
+            .filter_map(|r| match &r.body {
+                RecordBody::Event(e) => Some((e.repo.clone(), e.id.clone())),
+                _ => None,
+            })
+            .collect(),
+    );
+    assert_eq!(received, sent);
+}
+
+async fn members_of_a_group_share_the_records<B: Bus>(bus: B, prefix: &str) {
+    let filter = vec![TopicFilter::Prefix(format!("{prefix}."))];
+    let group = format!("{prefix}-shared");
+    let one = bus.subscribe(&group, filter.clone()).unwrap();
+    let two = bus.subscribe(&group, filter).unwrap();
+    let topic: Arc<str> = Arc::from(format!("{prefix}.raw.all"));
+    // Keyed records, so that they spread over the partitions a group splits.
+    let keyed = |events: &[Arc<Event>]| -> Vec<Record> {
+        events
+            .iter()
+            .map(|e| Record::event(topic.clone(), Some(Arc::from(e.id.as_str())), e.clone()))
+            .collect()
+    };
+    // Each member keeps the ids it received; both poll and commit until stopped.
+    let seen: [Arc<std::sync::Mutex<Vec<String>>>; 2] = Default::default();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut tasks = Vec::new();
+    for (mut member, seen) in [one, two].into_iter().zip(seen.clone()) {
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    batch = member.next_batch(100) => {
+                        let batch = batch.unwrap().unwrap();
+                        seen.lock().unwrap().extend(event_ids(&batch));
+                        member.commit().await.unwrap();
+                    }
+                }
+            }
+        }));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    // Warm-up until both members receive records: by then the group has settled who owns what.
+    let events = sample_events(800);
+    let (warm_up, measured) = events.split_at(200);
+    let mut offered = 0;
+    while seen.iter().any(|s| s.lock().unwrap().is_empty()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a member of the group never received anything"
+        );
+        if offered < warm_up.len() {
+            let next = (offered + 20).min(warm_up.len());
+            bus.publish(keyed(&warm_up[offered..next])).await.unwrap();
+            offered = next;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before: Vec<usize> = seen.iter().map(|s| s.lock().unwrap().len()).collect();
+    bus.publish(keyed(measured)).await.unwrap();
+    let expected: BTreeSet<String> = measured.iter().map(|e| e.id.clone()).collect();
+    let received = |i: usize| -> Vec<String> { seen[i].lock().unwrap()[before[i]..].to_vec() };
+    loop {
+        let union: BTreeSet<String> = received(0).into_iter().chain(received(1)).collect();
+        if expected.is_subset(&union) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {} records reached the group",
+            union.intersection(&expected).count(),
+            expected.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A little longer, so that a record delivered twice would show.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.cancel();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let (a, b) = (received(0), received(1));
+    let (a_set, b_set): (BTreeSet<String>, BTreeSet<String>) =
+        (a.iter().cloned().collect(), b.iter().cloned().collect());
+    assert!(
+        !a_set.is_empty() && !b_set.is_empty(),
+        "the members did not split the work: {} and {}",
+        a_set.len(),
+        b_set.len()
+    );
+    assert_eq!(
+        a_set.intersection(&b_set).count(),
+        0,
+        "a record went to both members"
+    );
+    assert_eq!(
+        a.len() + b.len(),
+        expected.len(),
+        "a record went twice to one member"
+    );
+    let union: BTreeSet<String> = a_set.union(&b_set).cloned().collect();
+    assert_eq!(union, expected);
+}
+
+async fn closing_delivers_what_is_left_then_ends<B: Bus>(bus: B, prefix: &str) {
+    let filter = vec![TopicFilter::Prefix(format!("{prefix}."))];
+    let mut subscription = bus.subscribe(&format!("{prefix}-close"), filter).unwrap();
+    let events = sample_events(250);
+    let topic: Arc<str> = Arc::from(format!("{prefix}.raw.all"));
+    bus.publish(
+        events
+            .iter()
+            .map(|e| Record::event(topic.clone(), None, e.clone()))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    bus.close();
+    assert!(
+        bus.publish(vec![Record::event(topic.clone(), None, events[0].clone())])
+            .await
+            .is_err(),
+        "a closed bus refuses records"
+    );
+    let mut got = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(90), async {
+        while let Some(batch) = subscription.next_batch(64).await.unwrap() {
+            got.extend(event_ids(&batch));
+            subscription.commit().await.unwrap();
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the subscription ended after the close");
+    assert_eq!(got.len(), events.len());
+}
+
+async fn bad_topic_names_are_refused<B: Bus>(bus: B) {
+    let event = sample_events(1).remove(0);
+    let err = bus
+        .publish(vec![Record::event(Arc::from("gh raw"), None, event)])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("' '"), "{err}");
+}
+
+mod embedded_bus {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_group_gets_every_record_intact() {
+        super::every_group_gets_every_record_intact(EmbeddedBus::new(), "t").await;
+    }
+
+    #[tokio::test]
+    async fn one_key_keeps_its_order() {
+        super::one_key_keeps_its_order(EmbeddedBus::new(), "t").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn members_of_a_group_share_the_records() {
+        super::members_of_a_group_share_the_records(EmbeddedBus::new(), "t").await;
+    }
+
+    #[tokio::test]
+    async fn closing_delivers_what_is_left_then_ends() {
+        super::closing_delivers_what_is_left_then_ends(EmbeddedBus::new(), "t").await;
+    }
+
+    #[tokio::test]
+    async fn bad_topic_names_are_refused() {
+        super::bad_topic_names_are_refused(EmbeddedBus::new()).await;
+    }
+}
+
+mod kafka_bus {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_group_gets_every_record_intact() {
+        super::every_group_gets_every_record_intact(kafka_bus(), &unique_name("t")).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_key_keeps_its_order() {
+        super::one_key_keeps_its_order(kafka_bus(), &unique_name("t")).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn members_of_a_group_share_the_records() {
+        super::members_of_a_group_share_the_records(kafka_bus(), &unique_name("t")).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn closing_delivers_what_is_left_then_ends() {
+        super::closing_delivers_what_is_left_then_ends(kafka_bus(), &unique_name("t")).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bad_topic_names_are_refused() {
+        super::bad_topic_names_are_refused(kafka_bus()).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Store
+
+/// Per-key totals (summed over buckets) of the counters an independent reading of `lines` gives, for the
+/// dimensions that need no repository metadata.
+fn expected_totals(lines: &[String]) -> BTreeMap<(&'static str, String), u64> {
+    let mut totals = BTreeMap::new();
+    let mut add = |dimension: &'static str, key: &str| {
+        *totals.entry((dimension, key.to_string())).or_insert(0) += 1
+    };
+    for line in lines {
+        let e: Value = serde_json::from_str(line).unwrap();
+        add("all", "*");
+        add("type", e["type"].as_str().unwrap());
+        add("repo", e["repo"]["name"].as_str().unwrap());
+        if let Some(org) = e["org"]["login"].as_str() {
+            add("org", org);
+        }
+    }
+    totals
+}
+
+async fn stored_totals<S: Store>(
+    store: &S,
+    granularity: Granularity,
+) -> BTreeMap<(&'static str, String), u64> {
+    let mut totals = BTreeMap::new();
+    for dimension in [
+        Dimension::All,
+        Dimension::Type,
+        Dimension::Repo,
+        Dimension::Org,
+    ] {
+        for row in store
+            .aggregates(all_of(granularity, dimension))
+            .await
+            .unwrap()
+        {
+            *totals.entry((dimension.as_str(), row.key)).or_insert(0) += row.count;
+        }
+    }
+    totals
+}
+
+fn all_of(granularity: Granularity, dimension: Dimension) -> AggregateQuery {
+    AggregateQuery {
+        granularity,
+        dimension,
+        from: i64::MIN,
+        to: i64::MAX,
+    }
+}
+
+/// Every counter row of every granularity and dimension.
+async fn every_row<S: Store>(store: &S) -> Vec<AggregateRow> {
+    let mut rows = Vec::new();
+    for granularity in Granularity::ALL {
+        for dimension in Dimension::ALL {
+            rows.extend(
+                store
+                    .aggregates(all_of(granularity, dimension))
+                    .await
+                    .unwrap(),
+            );
+        }
+    }
+    rows
+}
+
+async fn stores_each_event_once_and_counts_exactly<S: Store>(store: S) -> Vec<AggregateRow> {
+    let lines: Vec<String> = sample_lines().into_iter().take(900).collect();
+    let events: Vec<Arc<Event>> = lines
+        .iter()
+        .map(|l| Arc::new(Event::parse(l).unwrap()))
+        .collect();
+    let mut inserted = 0;
+    for chunk in events.chunks(200) {
+        let outcome = store.write_events(chunk.to_vec()).await.unwrap();
+        assert_eq!(outcome.duplicates, 0);
+        inserted += outcome.inserted;
+    }
+    assert_eq!(inserted, events.len() as u64);
+    let counted = every_row(&store).await;
+
+    // Delivered again, in other slices and with a repeat inside one batch: nothing changes.
+    let mut again: Vec<Arc<Event>> = events[100..400].to_vec();
+    again.push(events[150].clone());
+    let outcome = store.write_events(again).await.unwrap();
+    assert_eq!((outcome.inserted, outcome.duplicates), (0, 301));
+    assert_eq!(store.event_count().await.unwrap(), events.len() as u64);
+    assert_eq!(
+        every_row(&store).await,
+        counted,
+        "redelivery changed counters"
+    );
+
+    let expected = expected_totals(&lines);
+    for granularity in [Granularity::Minute, Granularity::Hour, Granularity::Day] {
+        let totals = stored_totals(&store, granularity).await;
+        let expected: BTreeMap<_, _> = if granularity == Granularity::Minute {
+            // Minute buckets count only everything and types.
+            expected
+                .iter()
+                .filter(|((d, _), _)| *d == "all" || *d == "type")
+                .map(|(k, v)| (k.clone(), *v))
+                .collect()
+        } else {
+            expected.clone()
+        };
+        assert_eq!(totals, expected, "{granularity} totals");
+    }
+    counted
+}
+
+async fn concurrent_writers_count_shared_events_once<S: Store + Clone>(store: S) {
+    let events = sample_events(1200);
+    let (a, b) = (store.clone(), store.clone());
+    let forward = events.clone();
+    let mut backward = events.clone();
+    backward.reverse();
+    let one = tokio::spawn(async move {
+        for chunk in forward.chunks(150) {
+            a.write_events(chunk.to_vec()).await.unwrap();
+        }
+    });
+    let two = tokio::spawn(async move {
+        for chunk in backward.chunks(110) {
+            b.write_events(chunk.to_vec()).await.unwrap();
+        }
+    });
+    one.await.unwrap();
+    two.await.unwrap();
+    assert_eq!(store.event_count().await.unwrap(), events.len() as u64);
+    let all = store
+        .aggregates(all_of(Granularity::Day, Dimension::All))
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.count).sum::<u64>(),
+        events.len() as u64
+    );
+}
+
+async fn put_counters_sets_and_queries_by_range<S: Store>(store: S) {
+    let row = |bucket: i64, key: &str, count: u64| AggregateRow {
+        granularity: Granularity::Quarter,
+        dimension: Dimension::GithutLanguage,
+        bucket,
+        key: key.into(),
+        count,
+    };
+    let rows = vec![
+        row(300, "Rust", 5),
+        row(100, "Go", 7),
+        row(100, "C", 1),
+        row(200, "Go", 9),
+    ];
+    store.put_counters(rows.clone()).await.unwrap();
+    store.put_counters(rows).await.unwrap();
+    store.put_counters(vec![row(200, "Go", 10)]).await.unwrap();
+    let query = AggregateQuery {
+        granularity: Granularity::Quarter,
+        dimension: Dimension::GithutLanguage,
+        from: 100,
+        to: 300,
+    };
+    assert_eq!(
+        store.aggregates(query).await.unwrap(),
+        vec![row(100, "C", 1), row(100, "Go", 7), row(200, "Go", 10)],
+        "set, not added; ordered by bucket then key; `to` excluded"
+    );
+}
+
+async fn repository_metadata_adds_language_and_topics<S: Store>(store: S) {
+    let events = sample_events(50);
+    let target = events
+        .iter()
+        .find(|e| e.language.is_none())
+        .unwrap()
+        .clone();
+    let meta = RepoMeta {
+        name: target.repo.clone(),
+        found: true,
+        language: Some("Zig".into()),
+        topics: vec!["compilers".into(), "wasm".into()],
+        stars: 42,
+        etag: Some("\"abc\"".into()),
+        fetched_at: 1_700_000_000,
+    };
+    let missing = RepoMeta {
+        name: "nobody/nothing".into(),
+        found: false,
+        language: None,
+        topics: vec![],
+        stars: 0,
+        etag: None,
+        fetched_at: 1_700_000_001,
+    };
+    store
+        .put_repo_meta(vec![meta.clone(), missing.clone()])
+        .await
+        .unwrap();
+    let mut got = store
+        .repo_meta(vec![
+            "nobody/nothing".into(),
+            target.repo.clone(),
+            "not/cached".into(),
+        ])
+        .await
+        .unwrap();
+    got.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut expected = vec![meta, missing];
+    expected.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(got, expected);
+
+    let of_repo: Vec<Arc<Event>> = events
+        .iter()
+        .filter(|e| e.repo == target.repo)
+        .cloned()
+        .collect();
+    store.write_events(of_repo.clone()).await.unwrap();
+    let languages = store
+        .aggregates(all_of(Granularity::Day, Dimension::Language))
+        .await
+        .unwrap();
+    assert_eq!(
+        languages
+            .iter()
+            .filter(|r| r.key == "Zig")
+            .map(|r| r.count)
+            .sum::<u64>(),
+        of_repo.len() as u64
+    );
+    let topics = store
+        .aggregates(all_of(Granularity::Day, Dimension::Topic))
+        .await
+        .unwrap();
+    let topic_keys: BTreeSet<&str> = topics.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(topic_keys, BTreeSet::from(["compilers", "wasm"]));
+}
+
+async fn dead_letters_and_reloads_are_kept<S: Store>(store: S) {
+    let letter = |n: u32| {
+        Arc::new(DeadLetter {
+            stage: "parse".into(),
+            error: "not JSON".into(),
+            script: None,
+            version: None,
+            origin: Some(format!("hour.json.gz:{n}")),
+            raw: "{oops".into(),
+        })
+    };
+    store
+        .write_dead_letters(vec![letter(1), letter(2), letter(3)])
+        .await
+        .unwrap();
+    assert_eq!(store.dead_letter_count().await.unwrap(), 3);
+    // Delivered again (a consumer that died before committing): kept once.
+    store
+        .write_dead_letters(vec![letter(2), letter(3), letter(4)])
+        .await
+        .unwrap();
+    assert_eq!(store.dead_letter_count().await.unwrap(), 4);
+    for (at, hash) in [(10, "h1"), (20, "h2"), (30, "h3")] {
+        store
+            .record_reload(ScriptReload {
+                at,
+                script: "routing".into(),
+                old_hash: Some("h0".into()),
+                new_hash: hash.into(),
+                accepted: hash != "h2",
+                reason: (hash == "h2").then(|| "routing.rhai:3:7: syntax error".into()),
+            })
+            .await
+            .unwrap();
+    }
+    let reloads = store.recent_reloads(2).await.unwrap();
+    let hashes: Vec<&str> = reloads.iter().map(|r| r.new_hash.as_str()).collect();
+    assert_eq!(hashes, ["h3", "h2"], "newest first, limited");
+    assert_eq!(
+        reloads[1].reason.as_deref(),
+        Some("routing.rhai:3:7: syntax error")
+    );
+    assert!(!reloads[1].accepted);
+}
+
+fn sqlite() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("forgecast.sqlite")).unwrap();
+    (dir, store)
+}
+
+async fn mongo() -> MongoStore {
+    MongoStore::connect(&shared_mongo().mongo_uri(), &unique_name("conformance"))
+        .await
+        .unwrap()
+}
+
+mod sqlite_store {
+    use super::*;
+
+    #[tokio::test]
+    async fn stores_each_event_once_and_counts_exactly() {
+        let (_dir, store) = sqlite();
+        super::stores_each_event_once_and_counts_exactly(store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_count_shared_events_once() {
+        let (_dir, store) = sqlite();
+        super::concurrent_writers_count_shared_events_once(store).await;
+    }
+
+    #[tokio::test]
+    async fn put_counters_sets_and_queries_by_range() {
+        let (_dir, store) = sqlite();
+        super::put_counters_sets_and_queries_by_range(store).await;
+    }
+
+    #[tokio::test]
+    async fn repository_metadata_adds_language_and_topics() {
+        let (_dir, store) = sqlite();
+        super::repository_metadata_adds_language_and_topics(store).await;
+    }
+
+    #[tokio::test]
+    async fn dead_letters_and_reloads_are_kept() {
+        let (_dir, store) = sqlite();
+        super::dead_letters_and_reloads_are_kept(store).await;
+    }
+}
+
+mod mongo_store {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stores_each_event_once_and_counts_exactly() {
+        let rows = super::stores_each_event_once_and_counts_exactly(mongo().await).await;
+        // And row for row what the embedded store counts from the same events.
+        let (_dir, sqlite) = sqlite();
+        let embedded = super::stores_each_event_once_and_counts_exactly(sqlite).await;
+        assert_eq!(rows, embedded, "MongoDB and SQLite hold the same counters");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_count_shared_events_once() {
+        super::concurrent_writers_count_shared_events_once(mongo().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn put_counters_sets_and_queries_by_range() {
+        super::put_counters_sets_and_queries_by_range(mongo().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn repository_metadata_adds_language_and_topics() {
+        super::repository_metadata_adds_language_and_topics(mongo().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dead_letters_and_reloads_are_kept() {
+        super::dead_letters_and_reloads_are_kept(mongo().await).await;
+    }
+}
