@@ -7,6 +7,7 @@
 //! - [`history`]: counts per month, quarter and year over a span at once, as the batch jobs define them.
 //! - [`bus`] and [`store`]: the two backend traits, each with a short required surface, implemented by
 //!   `forgecast-embedded`, `forgecast-kafka` and `forgecast-mongo`.
+//! - [`registry`]: trained model versions, their figures, artifacts and roles, and the `Registry` trait.
 //! - [`source`]: what a source of events hands to the pipeline.
 //! - [`backoff`]: how long to wait between attempts, the one retry policy of the runtime.
 //! - [`time`]: Unix seconds and RFC 3339, as events carry them.
@@ -16,6 +17,7 @@ pub mod backoff;
 pub mod bus;
 pub mod event;
 pub mod history;
+pub mod registry;
 pub mod source;
 pub mod store;
 pub mod time;

@@ -2,9 +2,11 @@
 //!
 //! - [`bus`]: the in-process bus, with Kafka's topic names and group semantics on bounded queues.
 //! - [`store`]: the store in one SQLite file, events written once into the lake beside it
-//!   ([`forgecast_lake::committed`]), counters in the same transaction.
+//!   ([`forgecast_lake::committed`]), counters in the same transaction; it is also the model registry
+//!   (`registry`: versions and artifacts in the same file).
 
 pub mod bus;
+mod registry;
 pub mod store;
 
 pub use bus::{EmbeddedBus, EmbeddedSubscription};

@@ -82,6 +82,19 @@ CREATE TABLE IF NOT EXISTS repos (
     etag TEXT,
     fetched_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS model_versions (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    created INTEGER NOT NULL,
+    training TEXT NOT NULL,
+    params TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    alias TEXT,
+    artifact BLOB NOT NULL,
+    PRIMARY KEY (name, version)
+);
 CREATE TABLE IF NOT EXISTS script_reloads (
     seq INTEGER PRIMARY KEY,
     at INTEGER NOT NULL,
@@ -111,7 +124,7 @@ struct Inner {
     writer: Option<File>,
 }
 
-fn failed(operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+pub(crate) fn failed(operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |e| StoreError::Operation {
         operation,
         reason: e.to_string(),
@@ -265,7 +278,7 @@ fn committed_ends(conn: &Connection) -> rusqlite::Result<HashMap<String, u64>> {
 
 impl SqliteStore {
     /// Runs blocking SQLite work off the async runtime.
-    async fn with_conn<T: Send + 'static>(
+    pub(crate) async fn with_conn<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {

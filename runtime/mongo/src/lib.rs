@@ -3,7 +3,8 @@
 //! Collections (indexes are created at start-up): `events` (`_id` is GitHub's event id, the raw JSON line
 //! kept whole), `aggregates` (unique on granularity, dimension, bucket and key), `repos` (`_id` is the full
 //! name), `dead_letters` (`_id` is a hash of the content, so a dead letter delivered twice is kept once),
-//! `script_reloads`, and `models`, `evaluations` and `drift` for the model registry.
+//! `script_reloads`, and `models` (with `model_artifacts`; see `registry`), `evaluations` and `drift` for the
+//! model layer.
 //!
 //! Writing events is one multi-document transaction per slice of [`TRANSACTION_EVENTS`] events: find which
 //! ids are stored already, insert the others and increment the counters of exactly those. A transaction that
@@ -11,6 +12,8 @@
 //! behind and the write is retried, so redelivered events change nothing and a crash loses nothing. MongoDB
 //! runs transactions on a replica set (a single-node one is enough); the connection refuses a standalone
 //! server at start-up with that explanation.
+
+mod registry;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

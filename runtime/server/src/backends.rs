@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use forgecast_core::aggregate::{AggregateQuery, AggregateRow};
 use forgecast_core::bus::{Bus, BusError, BusStats, Subscription, TopicFilter};
+use forgecast_core::registry::{Alias, ModelVersion, NewVersion, Registry};
 use forgecast_core::store::{RepoMeta, ScriptReload, Store, StoreError, WriteOutcome};
 use forgecast_core::{DeadLetter, Event, Record};
 
@@ -206,5 +207,27 @@ impl Store for AnyStore {
 
     async fn recent_reloads(&self, limit: usize) -> Result<Vec<ScriptReload>, StoreError> {
         each_store!(self, s => s.recent_reloads(limit))
+    }
+}
+
+impl Registry for AnyStore {
+    async fn register(&self, version: NewVersion, artifact: Vec<u8>) -> Result<u32, StoreError> {
+        each_store!(self, s => s.register(version, artifact))
+    }
+
+    async fn versions(&self, name: &str) -> Result<Vec<ModelVersion>, StoreError> {
+        each_store!(self, s => s.versions(name))
+    }
+
+    async fn model_names(&self) -> Result<Vec<String>, StoreError> {
+        each_store!(self, s => s.model_names())
+    }
+
+    async fn artifact(&self, name: &str, version: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        each_store!(self, s => s.artifact(name, version))
+    }
+
+    async fn set_alias(&self, name: &str, version: u32, alias: Alias) -> Result<(), StoreError> {
+        each_store!(self, s => s.set_alias(name, version, alias))
     }
 }

@@ -29,6 +29,138 @@ pub enum Command {
     Aggregate(AggregateArgs),
     /// Append every event on the Kafka topics to a lake of GH Archive hour files (the Spark jobs' input).
     Archive(ArchiveArgs),
+    /// Cross-validate a model on labelled data, train it on all of it and register the version.
+    Train(TrainArgs),
+    /// Score a registered version (the champion by default) on labelled data.
+    Eval(EvalArgs),
+    /// Predict with a registered version: JSON lines in (`{"text": "…"}`), JSON lines out.
+    Predict(PredictArgs),
+    /// The registered models: list them, show one's versions, promote a version (also to roll back).
+    Models(ModelsArgs),
+}
+
+/// The models that can be trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModelName {
+    /// Sentiment (negative, neutral, positive) of issue, review and comment text.
+    Sentiment,
+}
+
+impl ModelName {
+    /// As registered.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelName::Sentiment => "sentiment",
+        }
+    }
+}
+
+/// `forgecast train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The model.
+    #[arg(value_enum)]
+    pub model: ModelName,
+    /// Labelled data: CSV `id,dataset,text,oracle` (oracle -1, 0, 1; `dataset` names each row's test fold)
+    /// [default: data/se-sentiment/github.csv]
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// Make the new version the champion (the one that serves).
+    #[arg(long)]
+    pub promote: bool,
+    /// The config file.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The store that keeps the registry.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `forgecast eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The model.
+    #[arg(value_enum)]
+    pub model: ModelName,
+    /// Labelled data: CSV `id,dataset,text,oracle`, or JSON lines `{"text": "…", "label": "negative"}`.
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
+    /// The version to use [default: the champion]
+    #[arg(long, value_name = "N")]
+    pub model_version: Option<u32>,
+    /// The config file.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The store that keeps the registry.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `forgecast predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// The model.
+    #[arg(value_enum)]
+    pub model: ModelName,
+    /// The version to use [default: the champion]
+    #[arg(long, value_name = "N")]
+    pub model_version: Option<u32>,
+    /// The config file.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The store that keeps the registry.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `forgecast models`.
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    /// `list` every model with its champion; `show NAME` its versions with their figures and roles; `promote NAME
+    /// VERSION` makes that version the champion (the champion before it is retired; also how to roll back)
+    #[arg(value_enum, default_value_t = ModelsVerb::List)]
+    pub verb: ModelsVerb,
+    /// The model, for `show` and `promote`.
+    pub name: Option<String>,
+    /// The version, for `promote`.
+    #[arg(value_name = "VERSION")]
+    pub number: Option<u32>,
+    /// The config file.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The store that keeps the registry.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// The verbs of `forgecast models`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModelsVerb {
+    /// Every model, its champion and its number of versions.
+    List,
+    /// Every version of one model.
+    Show,
+    /// Make a version the champion.
+    Promote,
+}
+
+/// What `forgecast models` does, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelsAction {
+    /// Every model, its champion and its number of versions.
+    List,
+    /// Every version of one model, with its figures and role.
+    Show {
+        /// The model.
+        name: String,
+    },
+    /// Make a version the champion; the champion before it is retired.
+    Promote {
+        /// The model.
+        name: String,
+        /// The version.
+        version: u32,
+    },
 }
 
 /// `forgecast archive`.
@@ -352,6 +484,12 @@ mod tests {
     use std::time::Duration;
 
     use super::parse_duration;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 
     #[test]
     fn durations_take_one_unit_and_refuse_the_rest() {

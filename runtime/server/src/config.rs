@@ -19,7 +19,8 @@ use forgecast_gharchive::{Hour, HourSource, hours};
 
 use crate::cli::{
     AggregateArgs, ArchiveArgs, BackfillArgs, BrokerArgs, BusArgs, BusKind, ConfigArgs, Engine,
-    ScriptArgs, SourceKind, StoreArgs, StoreKind, TapArgs, UpArgs,
+    EvalArgs, ModelName, ModelsAction, ModelsArgs, ModelsVerb, PredictArgs, ScriptArgs, SourceKind,
+    StoreArgs, StoreKind, TapArgs, TrainArgs, UpArgs,
 };
 
 /// The config file: the settings of the flags, in TOML (each command takes those it has).
@@ -738,6 +739,90 @@ fn admin_token() -> Option<String> {
         .ok()
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty())
+}
+
+/// A validated `forgecast train`, `eval` or `predict`: which model, which data and version, which store.
+#[derive(Debug, Clone)]
+pub struct ModelPlan {
+    /// The model.
+    pub model: ModelName,
+    /// Labelled data (train, eval).
+    pub data: Option<PathBuf>,
+    /// A version, or the champion.
+    pub version: Option<u32>,
+    /// Make the trained version the champion (train).
+    pub promote: bool,
+    /// The store that keeps the registry.
+    pub storage: StoragePlan,
+}
+
+/// Where the sentiment model's bundled training data is.
+pub const SENTIMENT_DATA: &str = "data/se-sentiment/github.csv";
+
+fn model_data(data: Option<PathBuf>) -> Result<PathBuf, ConfigError> {
+    let data = data.unwrap_or_else(|| PathBuf::from(SENTIMENT_DATA));
+    if !data.is_file() {
+        return Err(bad_flag(
+            "--data",
+            format!("{} is not a file", data.display()),
+        ));
+    }
+    Ok(data)
+}
+
+/// `forgecast train`, validated.
+pub fn train(args: TrainArgs) -> Result<ModelPlan, ConfigError> {
+    let file = file(&args.config)?;
+    Ok(ModelPlan {
+        model: args.model,
+        data: Some(model_data(args.data)?),
+        version: None,
+        promote: args.promote,
+        storage: storage(args.store, &file)?,
+    })
+}
+
+/// `forgecast eval`, validated.
+pub fn eval(args: EvalArgs) -> Result<ModelPlan, ConfigError> {
+    let file = file(&args.config)?;
+    Ok(ModelPlan {
+        model: args.model,
+        data: Some(model_data(Some(args.data))?),
+        version: args.model_version,
+        promote: false,
+        storage: storage(args.store, &file)?,
+    })
+}
+
+/// `forgecast predict`, validated.
+pub fn predict(args: PredictArgs) -> Result<ModelPlan, ConfigError> {
+    let file = file(&args.config)?;
+    Ok(ModelPlan {
+        model: args.model,
+        data: None,
+        version: args.model_version,
+        promote: false,
+        storage: storage(args.store, &file)?,
+    })
+}
+
+/// `forgecast models`, validated: the action and the store.
+pub fn models(args: ModelsArgs) -> Result<(ModelsAction, StoragePlan), ConfigError> {
+    let file = file(&args.config)?;
+    let action = match (args.verb, args.name, args.number) {
+        (ModelsVerb::List, None, None) => ModelsAction::List,
+        (ModelsVerb::Show, Some(name), None) => ModelsAction::Show { name },
+        (ModelsVerb::Promote, Some(name), Some(version)) => ModelsAction::Promote { name, version },
+        (verb, _, _) => {
+            let usage = match verb {
+                ModelsVerb::List => "forgecast models list",
+                ModelsVerb::Show => "forgecast models show NAME",
+                ModelsVerb::Promote => "forgecast models promote NAME VERSION",
+            };
+            return Err(ConfigError::Usage(format!("usage: {usage}")));
+        }
+    };
+    Ok((action, storage(args.store, &file)?))
 }
 
 /// `forgecast archive`, validated.

@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use forgecast::cli::{Cli, Command};
-use forgecast::commands::{aggregate, archive, backfill, check, tap, up};
+use forgecast::commands::{
+    aggregate, archive, backfill, check, eval, models, predict, tap, train, up,
+};
 use forgecast::shutdown::Shutdown;
 use forgecast::{config, logging};
 
@@ -80,6 +82,15 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
                 report.events, report.repeated, report.skipped, report.compressed
             );
             Ok(true)
+        }
+        Command::Train(args) => train::run(config::train(args)?).await.map(|_| true),
+        Command::Eval(args) => eval::run(config::eval(args)?).await.map(|_| true),
+        Command::Predict(args) => predict::run(config::predict(args)?)
+            .await
+            .map(|bad| bad == 0),
+        Command::Models(args) => {
+            let (action, storage) = config::models(args)?;
+            models::run(action, storage).await.map(|()| true)
         }
         Command::Backfill(args) => {
             let plan = config::backfill(args)?;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use forgecast_core::aggregate::{AggregateQuery, AggregateRow, Dimension, Granularity};
 use forgecast_core::bus::{Bus, Subscription, TopicFilter};
+use forgecast_core::registry::Registry;
 use forgecast_core::store::{RepoMeta, ScriptReload, Store};
 use forgecast_core::{DeadLetter, Event, Record, RecordBody};
 use forgecast_embedded::{EmbeddedBus, SqliteStore};
@@ -649,6 +650,132 @@ async fn mongo() -> MongoStore {
         .unwrap()
 }
 
+/// A version of `name` as a training run would register it.
+fn new_version(name: &str, f1: f64, artifact: &[u8]) -> forgecast_core::registry::NewVersion {
+    forgecast_core::registry::NewVersion {
+        name: name.into(),
+        created: 1_764_460_800,
+        training: "data/se-sentiment/github.csv (7,122 rows), 10 folds".into(),
+        params: serde_json::json!({ "learner": "linear-svm", "c": 0.5 }),
+        metrics: [("macro_f1".to_string(), f1)].into(),
+        sha256: format!("{:x}", artifact.len()),
+        size: artifact.len() as u64,
+    }
+}
+
+async fn models_are_registered_promoted_and_read_back<S: Registry>(store: S) {
+    use forgecast_core::registry::{Alias, champion};
+    assert!(store.versions("sentiment").await.unwrap().is_empty());
+    assert_eq!(store.artifact("sentiment", 1).await.unwrap(), None);
+    // An artifact with every byte value, and one of a few megabytes.
+    let small: Vec<u8> = (0..=255).collect();
+    let large: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let expected_two = new_version("sentiment", 0.86, &large);
+    let one = store
+        .register(new_version("sentiment", 0.84, &small), small.clone())
+        .await
+        .unwrap();
+    let two = store
+        .register(new_version("sentiment", 0.86, &large), large.clone())
+        .await
+        .unwrap();
+    let other = store
+        .register(new_version("issue_outcome", 0.63, b"x"), b"x".to_vec())
+        .await
+        .unwrap();
+    assert_eq!((one, two, other), (1, 2, 1), "numbers per model, from 1");
+    assert_eq!(
+        store.model_names().await.unwrap(),
+        ["issue_outcome", "sentiment"]
+    );
+    assert_eq!(store.artifact("sentiment", 1).await.unwrap(), Some(small));
+    assert_eq!(store.artifact("sentiment", 2).await.unwrap(), Some(large));
+
+    let versions = store.versions("sentiment").await.unwrap();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(
+        versions[1].meta, expected_two,
+        "what was registered is read back"
+    );
+    assert_eq!(champion(&versions), None, "nothing serves until promoted");
+
+    store
+        .set_alias("sentiment", 1, Alias::Champion)
+        .await
+        .unwrap();
+    store
+        .set_alias("sentiment", 2, Alias::Challenger)
+        .await
+        .unwrap();
+    let versions = store.versions("sentiment").await.unwrap();
+    assert_eq!(champion(&versions).unwrap().version, 1);
+    assert_eq!(versions[1].alias, Some(Alias::Challenger));
+
+    // Promoting the challenger retires the champion in the same step.
+    store
+        .set_alias("sentiment", 2, Alias::Champion)
+        .await
+        .unwrap();
+    let versions = store.versions("sentiment").await.unwrap();
+    assert_eq!(
+        versions.iter().map(|v| v.alias).collect::<Vec<_>>(),
+        [Some(Alias::Retired), Some(Alias::Champion)]
+    );
+    // And a roll-back by hand is the same operation.
+    store
+        .set_alias("sentiment", 1, Alias::Champion)
+        .await
+        .unwrap();
+    assert_eq!(
+        champion(&store.versions("sentiment").await.unwrap())
+            .unwrap()
+            .version,
+        1
+    );
+    assert!(
+        store.versions("issue_outcome").await.unwrap()[0]
+            .alias
+            .is_none(),
+        "other models are untouched"
+    );
+
+    let missing = store
+        .set_alias("sentiment", 9, Alias::Champion)
+        .await
+        .unwrap_err();
+    assert!(missing.to_string().contains("no version 9"), "{missing}");
+    assert_eq!(
+        champion(&store.versions("sentiment").await.unwrap())
+            .unwrap()
+            .version,
+        1,
+        "a refused promotion changes nothing"
+    );
+}
+
+async fn concurrent_registrations_get_distinct_numbers<S: Registry + Clone>(store: S) {
+    let mut tasks = Vec::new();
+    for i in 0..8u8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .register(new_version("raced", 0.5, &[i]), vec![i])
+                .await
+                .unwrap()
+        }));
+    }
+    let mut numbers = Vec::new();
+    for task in tasks {
+        numbers.push(task.await.unwrap());
+    }
+    numbers.sort();
+    assert_eq!(numbers, (1..=8).collect::<Vec<u32>>());
+    for v in store.versions("raced").await.unwrap() {
+        let bytes = store.artifact("raced", v.version).await.unwrap().unwrap();
+        assert_eq!(bytes.len(), 1, "each number has its own artifact");
+    }
+}
+
 mod sqlite_store {
     use super::*;
 
@@ -680,6 +807,18 @@ mod sqlite_store {
     async fn dead_letters_and_reloads_are_kept() {
         let (_dir, store) = sqlite();
         super::dead_letters_and_reloads_are_kept(store).await;
+    }
+
+    #[tokio::test]
+    async fn models_are_registered_promoted_and_read_back() {
+        let (_dir, store) = sqlite();
+        super::models_are_registered_promoted_and_read_back(store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_registrations_get_distinct_numbers() {
+        let (_dir, store) = sqlite();
+        super::concurrent_registrations_get_distinct_numbers(store).await;
     }
 }
 
@@ -713,5 +852,15 @@ mod mongo_store {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn dead_letters_and_reloads_are_kept() {
         super::dead_letters_and_reloads_are_kept(mongo().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn models_are_registered_promoted_and_read_back() {
+        super::models_are_registered_promoted_and_read_back(mongo().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_registrations_get_distinct_numbers() {
+        super::concurrent_registrations_get_distinct_numbers(mongo().await).await;
     }
 }

@@ -8,10 +8,16 @@
 //! - [`backfill`]: GH Archive hours through the routing script into the store, resumable.
 //! - [`aggregate`]: the history of a lake, once or on a schedule, loaded into the store.
 //! - [`archive`]: every event on the Kafka topics appended to a lake.
+//! - [`train`], [`eval`], [`predict`], [`models`]: the model layer: train and register a version, score one on
+//!   labelled data, predict JSON lines, list and promote versions.
 
 pub mod aggregate;
 pub mod archive;
 pub mod backfill;
 pub mod check;
+pub mod eval;
+pub mod models;
+pub mod predict;
 pub mod tap;
+pub mod train;
 pub mod up;

@@ -1,0 +1,26 @@
+//! The model layer: the features, learners, metrics and evaluation behind Forgecast's models, starting with the
+//! sentiment of issue, review and comment text.
+//!
+//! - [`text`]: normalisation of developer discussions (quoted replies and code dropped; URLs, mentions and numbers
+//!   as placeholders; emoticons and emoji kept) and tokenisation, with negation marking.
+//! - [`sparse`]: sparse vectors and row matrices: dot products, L2 normalisation.
+//! - [`tfidf`]: the tf-idf vectoriser (word and character n-grams) whose vocabulary and idf come from the training
+//!   texts only, and the analysed corpus cross-validation reuses.
+//! - [`linear`]: one-vs-rest linear SVMs trained by LIBLINEAR's dual coordinate descent; softmax and its scale.
+//! - [`metrics`]: confusion matrices, per-class precision, recall and F1, macro-F1, accuracy.
+//! - [`dataset`]: the labelled CSV files and the folds of a cross-validation.
+//! - [`sentiment`]: [`SentimentModel`] (train, predict, save, load) and [`cross_validate`] with its baselines.
+//!
+//! Everything here is written for sparse text: linfa, which the project uses for dense models, holds features in
+//! dense arrays and its tf-idf recomputes idf on every batch it transforms, so one text could not be scored
+//! with the training idf.
+
+pub mod dataset;
+pub mod linear;
+pub mod metrics;
+pub mod sentiment;
+pub mod sparse;
+pub mod text;
+pub mod tfidf;
+
+pub use sentiment::{Params, Prediction, SentimentModel, cross_validate};
