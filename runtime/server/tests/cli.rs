@@ -139,13 +139,14 @@ fn up_serves_health_metrics_scripts_and_taps_then_stops_cleanly_on_ctrl_c() {
         ids,
         [
             "features/issue_outcome",
+            "features/sentiment",
             "policies/retrain",
             "queries/events",
             "queries/new_repos",
             "routing"
         ]
     );
-    assert!(listed[4]["hash"].as_str().unwrap().len() == 12 && listed[4]["status"] == "live");
+    assert!(listed[5]["hash"].as_str().unwrap().len() == 12 && listed[5]["status"] == "live");
 
     // A tap on all raw topics prints live events, one line each.
     let tap = forgecast()

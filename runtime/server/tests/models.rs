@@ -2,6 +2,8 @@
 //! registers and promotes; `eval` scores the champion on another labelled set; `predict` answers JSON lines and
 //! goes on after a bad one; `models` lists, shows and promotes (a roll-back).
 
+mod support;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -132,4 +134,103 @@ fn sentiment_is_trained_evaluated_served_from_the_registry_and_rolled_back() {
         .unwrap();
     assert!(!output.status.success());
     assert!(text(&output).contains("no version 7"), "{}", text(&output));
+
+    serves_the_champion_over_http(data);
+}
+
+/// `up` on the same data directory serves the champion, says what is wrong with bad requests, and serves a new
+/// champion promoted while it runs.
+fn serves_the_champion_over_http(data: &Path) {
+    let up = support::start(&support::scripts(), data, &["--source", "none"]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let http = forgecast_github::http::client();
+    let post = |name: &str, body: String| {
+        let request = http
+            .post(format!("{}/api/models/{name}/predict", up.url))
+            .header("content-type", "application/json")
+            .body(body);
+        runtime.block_on(async {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        })
+    };
+    let (status, body) = post(
+        "sentiment",
+        r#"{"instances": [{"text": "Thanks, this works great!"}, {"text": "This is broken and terrible."}]}"#.into(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (answer["model"].as_str(), answer["version"].as_u64()),
+        (Some("sentiment"), Some(1))
+    );
+    assert_eq!(answer["predictions"][0]["label"], "positive", "{answer}");
+    assert_eq!(answer["predictions"][1]["label"], "negative", "{answer}");
+    let sum: f64 = answer["predictions"][0]["scores"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
+    assert!((sum - 1.0).abs() < 1e-6);
+
+    let (status, body) = post("sentiment", r#"{"instances": [{"txt": 1}]}"#.into());
+    assert_eq!(status, 400);
+    assert!(body.contains("instances[0]"), "{body}");
+    let (status, _) = post("sentiment", "not json".into());
+    assert_eq!(status, 400);
+    let many = format!(
+        r#"{{"instances": [{}]}}"#,
+        vec![r#"{"text": "a"}"#; 1001].join(",")
+    );
+    assert_eq!(post("sentiment", many).0, 413);
+    assert_eq!(post("horoscope", r#"{"instances": []}"#.into()).0, 404);
+
+    let listed: serde_json::Value =
+        runtime.block_on(support::get_json(&format!("{}/api/models", up.url)));
+    assert_eq!(listed[0]["name"], "sentiment");
+    assert_eq!(listed[0]["champion"], 1);
+    assert_eq!(listed[0]["versions"].as_array().unwrap().len(), 2);
+
+    // Promoted by another process while `up` runs: served within seconds, without a restart.
+    run(data, &["models", "promote", "sentiment", "2"]);
+    let started = std::time::Instant::now();
+    loop {
+        let (status, body) = post("sentiment", r#"{"instances": [{"text": "ok"}]}"#.into());
+        assert_eq!(status, 200, "{body}");
+        let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if answer["version"] == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "still {answer}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn without_a_champion_predictions_are_unavailable() {
+    let data = tempfile::tempdir().unwrap();
+    let up = support::start(&support::scripts(), data.path(), &["--source", "none"]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = runtime.block_on(async {
+        forgecast_github::http::client()
+            .post(format!("{}/api/models/sentiment/predict", up.url))
+            .body(r#"{"instances": [{"text": "hi"}]}"#)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 503);
 }

@@ -12,6 +12,7 @@
 //! | `GET /api/scripts` | each script: id, file, status, hash, loaded-at, last refusal |
 //! | `GET /api/scripts/reloads` | the last 100 reload decisions, newest first |
 //! | `GET /api/tap?topic=T` | server-sent events: every record routed to `T` (`gh.raw.*` prefixes, `*` for all); admin route |
+//! | `GET /api/models[/{name}]`, `POST /api/models/{name}/predict` | the registry, and predictions by the champion (see [`models`]) |
 //!
 //! Every route passes [`guard`] first: allowed `Host` names, browser protections on every answer, and for admin
 //! routes the admin token (or loopback without one).
@@ -19,6 +20,7 @@
 mod dashboard;
 pub mod guard;
 mod live;
+pub mod models;
 mod tap;
 mod trends;
 
@@ -56,10 +58,18 @@ pub fn router(shared: Arc<Shared>, guard: Arc<Guard>) -> Router {
         .route("/api/live", get(live::live))
         .route("/api/sources", get(sources))
         .route("/api/trends", get(trends::trends))
+        .route("/api/models", get(models::list))
+        .route("/api/models/{name}", get(models::show))
+        .route(
+            "/api/models/{name}/predict",
+            axum::routing::post(models::predict)
+                .layer(axum::extract::DefaultBodyLimit::max(2 * models::MAX_BODY)),
+        )
         .route("/", get(dashboard::page))
         .route("/assets/{file}", get(dashboard::asset))
         .merge(admin)
         .layer(Extension(guard.clone()))
+        .layer(Extension(Arc::new(models::Served::default())))
         .layer(middleware::from_fn_with_state(guard, guard::check_host))
         .layer(middleware::from_fn(guard::protect))
         .with_state(shared)

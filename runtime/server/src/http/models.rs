@@ -1,0 +1,260 @@
+//! The models over HTTP: the registry as JSON, and predictions by the champion.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /api/models` | every model: its champion and its versions with their figures |
+//! | `GET /api/models/{name}` | one model's versions |
+//! | `POST /api/models/{name}/predict` | `{"instances": [{"text": "…"}, …]}` → `{"model", "version", "predictions": [{"label", "scores"}]}` |
+//!
+//! A bad body is a 400 that says what is wrong, one over [`MAX_BODY`] bytes or [`MAX_INSTANCES`] instances a
+//! 413, a model that is not known a 404, a model without a champion yet a 503. The champion is loaded from the
+//! store once and looked up again every [`RECHECK`], so a promotion (by any process) serves within seconds,
+//! without a restart.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use forgecast_core::registry::{ModelVersion, Registry, champion};
+use forgecast_models::SentimentModel;
+use serde::Serialize;
+
+use super::guard::refuse;
+use crate::backends::AnyStore;
+use crate::pipeline::Shared;
+
+/// The models this runtime can load.
+pub const KNOWN: [&str; 1] = ["sentiment"];
+/// Largest request body.
+pub const MAX_BODY: usize = 1 << 20;
+/// Most instances in one request.
+pub const MAX_INSTANCES: usize = 1000;
+/// How long a loaded champion serves before the registry is asked again.
+pub const RECHECK: Duration = Duration::from_secs(5);
+
+/// The champions loaded so far.
+#[derive(Default)]
+pub struct Served {
+    loaded: Mutex<HashMap<String, Loaded>>,
+}
+
+struct Loaded {
+    version: u32,
+    model: Arc<SentimentModel>,
+    checked: Instant,
+}
+
+impl Served {
+    /// The champion of `name` and its version; `None` when there is none.
+    async fn champion(
+        &self,
+        store: &AnyStore,
+        name: &str,
+    ) -> Result<Option<(u32, Arc<SentimentModel>)>, String> {
+        let fresh = {
+            let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+            loaded
+                .get(name)
+                .filter(|l| l.checked.elapsed() < RECHECK)
+                .map(|l| (l.version, l.model.clone()))
+        };
+        if fresh.is_some() {
+            return Ok(fresh);
+        }
+        let versions = store.versions(name).await.map_err(|e| e.to_string())?;
+        let Some(current) = champion(&versions).map(|v| v.version) else {
+            self.loaded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(name);
+            return Ok(None);
+        };
+        let same = {
+            let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+            match loaded.get_mut(name) {
+                Some(l) if l.version == current => {
+                    l.checked = Instant::now();
+                    Some(l.model.clone())
+                }
+                _ => None,
+            }
+        };
+        let model = match same {
+            Some(model) => model,
+            None => {
+                let bytes = store
+                    .artifact(name, current)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("{name} version {current}: no artifact"))?;
+                let model = tokio::task::spawn_blocking(move || SentimentModel::from_bytes(&bytes))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(
+                    component = "models",
+                    model = name,
+                    version = current,
+                    "Serving a new champion."
+                );
+                let model = Arc::new(model);
+                self.loaded
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(
+                        name.to_string(),
+                        Loaded {
+                            version: current,
+                            model: model.clone(),
+                            checked: Instant::now(),
+                        },
+                    );
+                model
+            }
+        };
+        Ok(Some((current, model)))
+    }
+}
+
+/// One model as listed.
+#[derive(Serialize)]
+struct Listed {
+    name: String,
+    champion: Option<u32>,
+    versions: Vec<ModelVersion>,
+}
+
+async fn listed(store: &AnyStore, name: &str) -> Result<Listed, String> {
+    let versions = store.versions(name).await.map_err(|e| e.to_string())?;
+    Ok(Listed {
+        name: name.to_string(),
+        champion: champion(&versions).map(|v| v.version),
+        versions,
+    })
+}
+
+fn unavailable(message: String) -> Response {
+    refuse(StatusCode::SERVICE_UNAVAILABLE, message).into_response()
+}
+
+pub(super) async fn list(State(shared): State<Arc<Shared>>) -> Response {
+    let names = match shared.store.model_names().await {
+        Ok(names) => names,
+        Err(e) => return unavailable(e.to_string()),
+    };
+    let mut models = Vec::new();
+    for name in names {
+        match listed(&shared.store, &name).await {
+            Ok(model) => models.push(model),
+            Err(e) => return unavailable(e),
+        }
+    }
+    Json(models).into_response()
+}
+
+pub(super) async fn show(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    match listed(&shared.store, &name).await {
+        Ok(model) if model.versions.is_empty() && !KNOWN.contains(&name.as_str()) => {
+            refuse(StatusCode::NOT_FOUND, format!("no model {name:?}")).into_response()
+        }
+        Ok(model) => Json(model).into_response(),
+        Err(e) => unavailable(e),
+    }
+}
+
+/// One answer.
+#[derive(Serialize)]
+struct Predicted {
+    label: String,
+    scores: BTreeMap<String, f64>,
+}
+
+/// The instances of a request body, or what is wrong with it.
+fn instances(body: &[u8]) -> Result<Vec<String>, (StatusCode, String)> {
+    let bad = |message: String| (StatusCode::BAD_REQUEST, message);
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("the body is not JSON: {e}")))?;
+    let list = value["instances"]
+        .as_array()
+        .ok_or_else(|| bad("expected {\"instances\": [{\"text\": \"…\"}, …]}".into()))?;
+    if list.len() > MAX_INSTANCES {
+        return Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{} instances; at most {MAX_INSTANCES} per request",
+                list.len()
+            ),
+        ));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, item)| {
+            item["text"]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| bad(format!("instances[{i}] has no \"text\" string")))
+        })
+        .collect()
+}
+
+pub(super) async fn predict(
+    State(shared): State<Arc<Shared>>,
+    Extension(served): Extension<Arc<Served>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    if !KNOWN.contains(&name.as_str()) {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            format!("no model {name:?}; known: {}", KNOWN.join(", ")),
+        )
+        .into_response();
+    }
+    if body.len() > MAX_BODY {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body has {} bytes; at most {MAX_BODY}", body.len()),
+        )
+        .into_response();
+    }
+    let texts = match instances(&body) {
+        Ok(texts) => texts,
+        Err((status, message)) => return refuse(status, message).into_response(),
+    };
+    let (version, model) = match served.champion(&shared.store, &name).await {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return unavailable(format!(
+                "{name} has no champion yet; `forgecast train {name} --promote` trains one"
+            ));
+        }
+        Err(e) => return unavailable(e),
+    };
+    let predictions = tokio::task::spawn_blocking(move || {
+        texts
+            .iter()
+            .map(|text| {
+                let p = model.predict(text);
+                Predicted {
+                    label: p.label,
+                    scores: p.scores.into_iter().collect(),
+                }
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    match predictions {
+        Ok(predictions) => Json(serde_json::json!({
+            "model": name,
+            "version": version,
+            "predictions": predictions,
+        }))
+        .into_response(),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
