@@ -62,6 +62,25 @@ impl Cluster {
     }
 
     /// Puts a message that is not an event on a routed topic, as a foreign producer might.
+    /// Publishes `lines` (events the store holds) on the partitions of `gh.raw.push`, one each.
+    async fn publish_copies(&self, lines: &[String]) {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", self.kafka.brokers())
+            .create()
+            .unwrap();
+        for (partition, line) in lines.iter().enumerate() {
+            producer
+                .send(
+                    FutureRecord::<str, str>::to("gh.raw.push")
+                        .partition(partition as i32)
+                        .payload(line),
+                    Duration::from_secs(10),
+                )
+                .await
+                .unwrap();
+        }
+    }
+
     async fn publish_garbage(&self) {
         let bus = KafkaBus::connect(KafkaConfig::local(self.kafka.brokers())).unwrap();
         bus.ensure_topics(&["gh.raw.push"]).await.unwrap();
@@ -219,20 +238,43 @@ async fn a_consumer_killed_mid_stream_loses_and_duplicates_nothing() {
     let mut consumer = cluster.forgecast("consumer", CONSUMER);
     support::wait_for_log(&consumer, "Kafka partitions assigned");
     let mut producer = cluster.forgecast("producer", PRODUCER);
-    wait_for_events(&store, 300, Duration::from_secs(120)).await;
+    // Well into the stream, every pipeline topic exists; a few seconds more (the consumers look for new topics
+    // every 3 s) let the group settle, so that no rebalance takes the consumer's partitions while it is frozen.
+    wait_for_events(&store, 1500, Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
 
     // Freeze the database: the writers hold the batches they received and cannot store them, so cannot commit
-    // them either. The consumer's own figures say which records it holds.
+    // them either. The consumer's own figures say which records it holds. Copies of stored events, one on every
+    // partition of a topic, make sure it receives some whatever the stream is doing (a copy changes no count).
+    let copies: Vec<String> = {
+        let events = store
+            .database()
+            .collection::<mongodb::bson::Document>("events");
+        let mut cursor = events.find(mongodb::bson::doc! {}).limit(6).await.unwrap();
+        let mut raw = Vec::new();
+        while cursor.advance().await.unwrap() {
+            let doc: mongodb::bson::Document = cursor.deserialize_current().unwrap();
+            raw.push(doc.get_str("raw").unwrap().to_string());
+        }
+        raw
+    };
     cluster.mongo.pause();
+    cluster.publish_copies(&copies).await;
     let started = Instant::now();
     let held = loop {
-        let held = uncommitted(&metrics(&consumer).await);
+        let text = metrics(&consumer).await;
+        let held = uncommitted(&text);
         if !held.is_empty() {
             break held;
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),
-            "the consumer never held uncommitted records"
+            "the consumer never held uncommitted records; its bus metrics:\n{}\nits log:\n{}",
+            text.lines()
+                .filter(|l| l.contains("bus_") || l.contains("events_out") || l.contains("store_"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            consumer.all.lock().unwrap()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -255,14 +297,28 @@ async fn a_consumer_killed_mid_stream_loses_and_duplicates_nothing() {
     assert_exact(&store, 1).await;
     // The group took those records up again from its last commit and committed past them: redelivered, and
     // (by the counts above) stored once.
-    let at_end = committed(&cluster, &partitions);
-    for i in behind {
-        let (partition, end) = (&partitions[i], at_end[i]);
+    // Commits are sent after each batch, asynchronously: give the last ones a moment to arrive.
+    let started = Instant::now();
+    loop {
+        let at_end = committed(&cluster, &partitions);
+        let short: Vec<String> = behind
+            .iter()
+            .filter(|&&i| at_end[i] < held[&partitions[i]])
+            .map(|&i| {
+                format!(
+                    "{:?}: committed {}, short of {}",
+                    partitions[i], at_end[i], held[&partitions[i]]
+                )
+            })
+            .collect();
+        if short.is_empty() {
+            break;
+        }
         assert!(
-            end >= held[partition],
-            "{partition:?}: the group committed {end}, short of {}",
-            held[partition]
+            started.elapsed() < Duration::from_secs(60),
+            "the group never committed past what the killed consumer held: {short:?}"
         );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let letter_origin = {
         let letters = store
