@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 kubectl create configmap forgecast-scripts --dry-run=client -o yaml \
   --from-file=features.issue_outcome.cases.jsonl=scripts/features/issue_outcome.cases.jsonl \
   --from-file=features.issue_outcome.rhai=scripts/features/issue_outcome.rhai \
+  --from-file=features.sentiment.cases.jsonl=scripts/features/sentiment.cases.jsonl \
+  --from-file=features.sentiment.rhai=scripts/features/sentiment.rhai \
   --from-file=policies.retrain.cases.jsonl=scripts/policies/retrain.cases.jsonl \
   --from-file=policies.retrain.rhai=scripts/policies/retrain.rhai \
   --from-file=queries.events.cases.jsonl=scripts/queries/events.cases.jsonl \
