@@ -34,7 +34,7 @@ pub enum Command {
     /// Score a registered version (the champion by default) on labelled data.
     Eval(EvalArgs),
     /// Predict with a registered version: JSON lines in (`{"text": "…"}`), JSON lines out.
-    Predict(PredictArgs),
+    Predict(VersionArgs),
     /// The registered models: list them, show one's versions, promote a version (also to roll back).
     Models(ModelsArgs),
 }
@@ -76,15 +76,12 @@ pub struct TrainArgs {
     pub store: StoreArgs,
 }
 
-/// `forgecast eval`.
+/// A registered version of a model (`eval`, `predict`): which model, which version, which store.
 #[derive(Debug, Args)]
-pub struct EvalArgs {
+pub struct VersionArgs {
     /// The model.
     #[arg(value_enum)]
     pub model: ModelName,
-    /// Labelled data: CSV `id,dataset,text,oracle`, or JSON lines `{"text": "…", "label": "negative"}`.
-    #[arg(long, value_name = "FILE")]
-    pub data: PathBuf,
     /// The version to use [default: the champion]
     #[arg(long, value_name = "N")]
     pub model_version: Option<u32>,
@@ -96,21 +93,15 @@ pub struct EvalArgs {
     pub store: StoreArgs,
 }
 
-/// `forgecast predict`.
+/// `forgecast eval`.
 #[derive(Debug, Args)]
-pub struct PredictArgs {
-    /// The model.
-    #[arg(value_enum)]
-    pub model: ModelName,
-    /// The version to use [default: the champion]
-    #[arg(long, value_name = "N")]
-    pub model_version: Option<u32>,
-    /// The config file.
+pub struct EvalArgs {
+    /// The version.
     #[command(flatten)]
-    pub config: ConfigArgs,
-    /// The store that keeps the registry.
-    #[command(flatten)]
-    pub store: StoreArgs,
+    pub version: VersionArgs,
+    /// Labelled data: CSV `id,dataset,text,oracle`, or JSON lines `{"text": "…", "label": "negative"}`.
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
 }
 
 /// `forgecast models`.

@@ -19,8 +19,8 @@ use forgecast_gharchive::{Hour, HourSource, hours};
 
 use crate::cli::{
     AggregateArgs, ArchiveArgs, BackfillArgs, BrokerArgs, BusArgs, BusKind, ConfigArgs, Engine,
-    EvalArgs, ModelName, ModelsAction, ModelsArgs, ModelsVerb, PredictArgs, ScriptArgs, SourceKind,
-    StoreArgs, StoreKind, TapArgs, TrainArgs, UpArgs,
+    EvalArgs, ModelName, ModelsAction, ModelsArgs, ModelsVerb, ScriptArgs, SourceKind, StoreArgs,
+    StoreKind, TapArgs, TrainArgs, UpArgs, VersionArgs,
 };
 
 /// The config file: the settings of the flags, in TOML (each command takes those it has).
@@ -782,28 +782,27 @@ pub fn train(args: TrainArgs) -> Result<ModelPlan, ConfigError> {
     })
 }
 
-/// `forgecast eval`, validated.
-pub fn eval(args: EvalArgs) -> Result<ModelPlan, ConfigError> {
+/// The version a command uses, and the data it reads.
+fn version(args: VersionArgs, data: Option<PathBuf>) -> Result<ModelPlan, ConfigError> {
     let file = file(&args.config)?;
     Ok(ModelPlan {
         model: args.model,
-        data: Some(model_data(Some(args.data))?),
+        data,
         version: args.model_version,
         promote: false,
         storage: storage(args.store, &file)?,
     })
 }
 
+/// `forgecast eval`, validated.
+pub fn eval(args: EvalArgs) -> Result<ModelPlan, ConfigError> {
+    let data = model_data(Some(args.data))?;
+    version(args.version, Some(data))
+}
+
 /// `forgecast predict`, validated.
-pub fn predict(args: PredictArgs) -> Result<ModelPlan, ConfigError> {
-    let file = file(&args.config)?;
-    Ok(ModelPlan {
-        model: args.model,
-        data: None,
-        version: args.model_version,
-        promote: false,
-        storage: storage(args.store, &file)?,
-    })
+pub fn predict(args: VersionArgs) -> Result<ModelPlan, ConfigError> {
+    version(args, None)
 }
 
 /// `forgecast models`, validated: the action and the store.
