@@ -7,6 +7,8 @@
 //! - [`history`]: counts per month, quarter and year over a span at once, as the batch jobs define them.
 //! - [`bus`] and [`store`]: the two backend traits, each with a short required surface, implemented by
 //!   `forgecast-embedded`, `forgecast-kafka` and `forgecast-mongo`.
+//! - [`predictions`]: what the model stage keeps (a prediction per event, model and version) and the counters
+//!   of predicted labels, and the `PredictionStore` trait.
 //! - [`registry`]: trained model versions, their figures, artifacts and roles, and the `Registry` trait.
 //! - [`source`]: what a source of events hands to the pipeline.
 //! - [`backoff`]: how long to wait between attempts, the one retry policy of the runtime.
@@ -17,6 +19,7 @@ pub mod backoff;
 pub mod bus;
 pub mod event;
 pub mod history;
+pub mod predictions;
 pub mod registry;
 pub mod source;
 pub mod store;

@@ -95,6 +95,31 @@ CREATE TABLE IF NOT EXISTS model_versions (
     artifact BLOB NOT NULL,
     PRIMARY KEY (name, version)
 );
+CREATE TABLE IF NOT EXISTS predictions (
+    model TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    scores TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    repo TEXT NOT NULL,
+    org TEXT,
+    language TEXT,
+    excerpt TEXT NOT NULL,
+    PRIMARY KEY (model, event_id, version)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS predictions_recent ON predictions (model, at);
+CREATE INDEX IF NOT EXISTS predictions_recent_label ON predictions (model, label, at);
+CREATE TABLE IF NOT EXISTS label_counts (
+    model TEXT NOT NULL,
+    granularity TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    bucket INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    label TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (model, granularity, scope, bucket, key, label)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS script_reloads (
     seq INTEGER PRIMARY KEY,
     at INTEGER NOT NULL,

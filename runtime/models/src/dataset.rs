@@ -53,13 +53,34 @@ pub enum DatasetError {
     },
 }
 
+/// The GitHub gold standard (`data/se-sentiment/github.csv`, see its SOURCE.md), built into the binary so that a
+/// first start can train the default model wherever it runs.
+pub const BUNDLED_GITHUB: &str = include_str!("../../../data/se-sentiment/github.csv");
+
+/// The name [`bundled_rows`] reports in messages.
+pub const BUNDLED_GITHUB_NAME: &str = "data/se-sentiment/github.csv (bundled)";
+
 /// Reads a gold-standard file: `oracle` 1 is positive, 0 neutral, -1 negative.
 pub fn read_rows(path: &Path) -> Result<Vec<Row>, DatasetError> {
+    let file = std::fs::File::open(path).map_err(|e| DatasetError::Csv {
+        path: path.to_owned(),
+        source: e.into(),
+    })?;
+    rows_from(file, path)
+}
+
+/// The rows of [`BUNDLED_GITHUB`].
+pub fn bundled_rows() -> Result<Vec<Row>, DatasetError> {
+    rows_from(BUNDLED_GITHUB.as_bytes(), Path::new(BUNDLED_GITHUB_NAME))
+}
+
+/// Reads gold-standard CSV from `input`, named `path` in errors.
+fn rows_from(input: impl std::io::Read, path: &Path) -> Result<Vec<Row>, DatasetError> {
     let csv_error = |source| DatasetError::Csv {
         path: path.to_owned(),
         source,
     };
-    let mut reader = csv::Reader::from_path(path).map_err(csv_error)?;
+    let mut reader = csv::Reader::from_reader(input);
     let headers = reader.headers().map_err(csv_error)?.clone();
     let column = |name: &'static str| {
         headers

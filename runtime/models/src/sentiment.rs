@@ -64,6 +64,16 @@ impl Default for Params {
 }
 
 impl Params {
+    /// What a first start trains with, in a few seconds: word unigrams (the feature set the full selection
+    /// keeps on the bundled GitHub data, and the cheapest of the candidates), `C` and the softmax scale chosen by
+    /// the same inner cross-validation as [`Params::default`].
+    pub fn first_start() -> Self {
+        Params {
+            feature_sets: vec![unigram_features()],
+            ..Params::default()
+        }
+    }
+
     /// One feature set and one `C`, no inner cross-validation.
     pub fn fixed(features: FeatureParams, c: f64) -> Self {
         Params {

@@ -3,8 +3,8 @@
 //! Collections (indexes are created at start-up): `events` (`_id` is GitHub's event id, the raw JSON line
 //! kept whole), `aggregates` (unique on granularity, dimension, bucket and key), `repos` (`_id` is the full
 //! name), `dead_letters` (`_id` is a hash of the content, so a dead letter delivered twice is kept once),
-//! `script_reloads`, and `models` (with `model_artifacts`; see `registry`), `evaluations` and `drift` for the
-//! model layer.
+//! `script_reloads`, and for the model layer `models` (with `model_artifacts`; see `registry`), `predictions` and
+//! `label_counts` (see `predictions`), `evaluations` and `drift`.
 //!
 //! Writing events is one multi-document transaction per slice of [`TRANSACTION_EVENTS`] events: find which
 //! ids are stored already, insert the others and increment the counters of exactly those. A transaction that
@@ -13,6 +13,7 @@
 //! runs transactions on a replica set (a single-node one is enough); the connection refuses a standalone
 //! server at start-up with that explanation.
 
+mod predictions;
 mod registry;
 
 use std::collections::{HashMap, HashSet};
@@ -24,6 +25,7 @@ use forgecast_core::aggregate::{
     AggregateQuery, AggregateRow, Dimension, Granularity, RepoFacts, for_each_counter_as,
 };
 use forgecast_core::backoff::Backoff;
+use forgecast_core::predictions::StoredPrediction;
 use forgecast_core::store::{RepoMeta, ScriptReload, Store, StoreError, WriteOutcome};
 use forgecast_core::time::now_unix;
 use forgecast_core::{DeadLetter, Event};
@@ -32,7 +34,7 @@ use mongodb::error::{TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RES
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
 
-/// Events written in one transaction: enough to amortise the round trips, few enough that a transaction
+/// Events (or predictions) written in one transaction: enough to amortise the round trips, few enough that a transaction
 /// stays small (under a megabyte of events) and a conflict repeats little work. Transactions cost more than
 /// linearly in their size on some servers: on SecantusDB, 3,800 events in one transaction took minutes where
 /// slices of 256 stored them in seconds.
@@ -201,6 +203,25 @@ impl MongoStore {
             .create_index(index(doc! { "name": 1, "version": 1 }, true))
             .await?;
         self.db
+            .collection::<Document>("predictions")
+            .create_index(index(doc! { "model": 1, "event_id": 1 }, false))
+            .await?;
+        self.db
+            .collection::<Document>("predictions")
+            .create_index(index(doc! { "model": 1, "at": -1 }, false))
+            .await?;
+        self.db
+            .collection::<Document>("predictions")
+            .create_index(index(doc! { "model": 1, "label": 1, "at": -1 }, false))
+            .await?;
+        self.db
+            .collection::<Document>("label_counts")
+            .create_index(index(
+                doc! { "model": 1, "granularity": 1, "scope": 1, "bucket": 1, "key": 1, "label": 1 },
+                true,
+            ))
+            .await?;
+        self.db
             .collection::<Document>("evaluations")
             .create_index(index(doc! { "model": 1, "at": 1 }, false))
             .await?;
@@ -259,20 +280,31 @@ impl MongoStore {
         self.db.collection("script_reloads")
     }
 
-    /// Stores one slice of events in one transaction, run again while the server says it may succeed then.
-    async fn write_slice(&self, events: &[&Event]) -> Result<WriteOutcome, StoreError> {
+    /// Stores one slice of events or predictions in one transaction, run again while the server says it may
+    /// succeed then.
+    async fn write_slice(&self, slice: Slice<'_>) -> Result<WriteOutcome, StoreError> {
+        let operation = match slice {
+            Slice::Events(_) => "write_events",
+            Slice::Predictions(_) => "write_predictions",
+        };
         let mut attempt = 1;
         loop {
             let mut session = self
                 .client
                 .start_session()
                 .await
-                .map_err(failed("write_events"))?;
+                .map_err(failed(operation))?;
             session
                 .start_transaction()
                 .await
-                .map_err(failed("write_events"))?;
-            let result = match self.write_in(&mut session, events).await {
+                .map_err(failed(operation))?;
+            let written = match slice {
+                Slice::Events(events) => self.write_in(&mut session, events).await,
+                Slice::Predictions(predictions) => {
+                    self.predictions_in(&mut session, predictions).await
+                }
+            };
+            let result = match written {
                 Ok(outcome) => commit(&mut session).await.map(|()| outcome),
                 Err(e) => {
                     let _ = session.abort_transaction().await;
@@ -286,7 +318,7 @@ impl MongoStore {
                     tokio::time::sleep(CONFLICT_BACKOFF.wait(attempt)).await;
                     attempt += 1;
                 }
-                Err(e) => return Err(e.during("write_events")),
+                Err(e) => return Err(e.during(operation)),
             }
         }
     }
@@ -427,6 +459,15 @@ impl MongoStore {
     }
 }
 
+/// What one transaction writes.
+#[derive(Clone, Copy)]
+enum Slice<'a> {
+    /// Events, with their counters.
+    Events(&'a [&'a Event]),
+    /// Predictions, with their label counters.
+    Predictions(&'a [StoredPrediction]),
+}
+
 /// Waits between runs of a transaction that conflicted: random (up to twice the value), so that writers that
 /// collided do not collide again.
 const CONFLICT_BACKOFF: Backoff = Backoff {
@@ -503,7 +544,7 @@ impl Store for MongoStore {
         let events: Vec<&Event> = events.iter().map(|e| &**e).collect();
         let mut total = WriteOutcome::default();
         for slice in events.chunks(TRANSACTION_EVENTS) {
-            let outcome = self.write_slice(slice).await?;
+            let outcome = self.write_slice(Slice::Events(slice)).await?;
             total.inserted += outcome.inserted;
             total.duplicates += outcome.duplicates;
         }

@@ -259,6 +259,15 @@ impl Script {
         self.convert(value, features_from_dynamic)
     }
 
+    /// Calls `features(record)` with an event, as the pipeline's model stage does.
+    pub fn event_features(
+        &self,
+        engine: &ScriptEngine,
+        event: EventView,
+    ) -> Result<Option<Features>, CallError> {
+        self.features(engine, Dynamic::from(event))
+    }
+
     /// Calls `should_retrain(ctx)`.
     pub fn should_retrain(
         &self,

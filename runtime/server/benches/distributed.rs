@@ -42,6 +42,7 @@ async fn whole(events: u64, bus: BusPlan, store: StorePlan) -> Duration {
             store,
         },
         bounds: Default::default(),
+        models: false,
     };
     let pipeline = Pipeline::start(&plan).await.unwrap();
     let started = Instant::now();

@@ -65,6 +65,7 @@ async fn main() {
             store: StorePlan::Embedded,
         },
         bounds: Default::default(),
+        models: false,
     };
     let started = Instant::now();
     let pipeline = Pipeline::start(&plan).await.unwrap();

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use forgecast_core::aggregate::{AggregateQuery, AggregateRow};
 use forgecast_core::bus::{Bus, BusError, BusStats, Subscription, TopicFilter};
+use forgecast_core::predictions::{LabelQuery, LabelRow, PredictionStore, StoredPrediction};
 use forgecast_core::registry::{Alias, ModelVersion, NewVersion, Registry};
 use forgecast_core::store::{RepoMeta, ScriptReload, Store, StoreError, WriteOutcome};
 use forgecast_core::{DeadLetter, Event, Record};
@@ -229,5 +230,31 @@ impl Registry for AnyStore {
 
     async fn set_alias(&self, name: &str, version: u32, alias: Alias) -> Result<(), StoreError> {
         each_store!(self, s => s.set_alias(name, version, alias))
+    }
+}
+
+impl PredictionStore for AnyStore {
+    async fn write_predictions(
+        &self,
+        predictions: Vec<StoredPrediction>,
+    ) -> Result<WriteOutcome, StoreError> {
+        each_store!(self, s => s.write_predictions(predictions))
+    }
+
+    async fn label_counts(&self, query: LabelQuery) -> Result<Vec<LabelRow>, StoreError> {
+        each_store!(self, s => s.label_counts(query))
+    }
+
+    async fn recent_predictions(
+        &self,
+        model: &str,
+        label: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredPrediction>, StoreError> {
+        each_store!(self, s => s.recent_predictions(model, label, limit))
+    }
+
+    async fn prediction_count(&self, model: &str) -> Result<u64, StoreError> {
+        each_store!(self, s => s.prediction_count(model))
     }
 }

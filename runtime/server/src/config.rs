@@ -67,6 +67,8 @@ pub struct FileConfig {
     pub allowed_hosts: Option<Vec<String>>,
     /// Bounds on what scripts and clients can make the process hold.
     pub bounds: Option<Bounds>,
+    /// Whether the model stage scores events (default true; a first start then trains the default champion).
+    pub models: Option<bool>,
 }
 
 /// Bounds on what scripts and HTTP clients can make a running pipeline hold, whatever they send.
@@ -252,6 +254,8 @@ pub struct PipelinePlan {
     pub enrich_share: f64,
     /// Bounds on what scripts and clients can make the process hold.
     pub bounds: Bounds,
+    /// Whether the model stage scores events (and a first start trains the default sentiment champion).
+    pub models: bool,
 }
 
 /// A validated `forgecast up`.
@@ -614,6 +618,7 @@ pub fn up(args: UpArgs) -> Result<UpPlan, ConfigError> {
             watch,
             enrich_share,
             bounds,
+            models: file.models.unwrap_or(true),
         },
         listen,
         http: HttpPlan {
@@ -654,6 +659,7 @@ pub fn backfill(args: BackfillArgs) -> Result<BackfillPlan, ConfigError> {
             watch,
             enrich_share: 0.0,
             bounds: bounds(&file)?,
+            models: file.models.unwrap_or(true),
         },
         hours,
         source,

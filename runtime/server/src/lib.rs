@@ -8,12 +8,15 @@
 //! - [`pipeline`]: assembling source, routing, bus and store writer into one running pipeline, and stopping
 //!   it without losing events.
 //! - [`history`]: the history of a lake per month, quarter and year, by the runtime's engine or Spark.
+//! - [`champions`]: the champion of each model, loaded from the registry and kept current, for the HTTP API and
+//!   the model stage.
 //! - [`retry`]: retrying backend operations with the runtime's backoff policy.
 //! - [`http`]: the HTTP server: the dashboard and its JSON API, health, metrics, scripts, sources, live taps.
 //! - [`metrics`]: the Prometheus metrics of a running pipeline.
 //! - [`logging`]: human-readable logs on a terminal, JSON lines in containers.
 
 pub mod backends;
+pub mod champions;
 pub mod cli;
 pub mod commands;
 pub mod config;

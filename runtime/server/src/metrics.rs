@@ -60,6 +60,13 @@ pub struct PartitionLabel {
     pub partition: i32,
 }
 
+/// A model label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabel {
+    /// Model name.
+    pub model: String,
+}
+
 /// A GitHub request label.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabel {
@@ -132,6 +139,10 @@ pub struct Metrics {
     pub bus_produce_retries: Gauge,
     /// Next offset of the records received and not committed yet, per partition that holds some (Kafka).
     pub bus_uncommitted: Family<PartitionLabel, Gauge>,
+    /// Predictions kept by the model stage, per model.
+    pub predictions: Family<ModelLabel, Counter>,
+    /// The version the model stage scores with, per model (0: none).
+    pub model_champion: Family<ModelLabel, Gauge>,
     topics: SeriesCap,
     scripts: SeriesCap,
     queries: SeriesCap,
@@ -225,8 +236,22 @@ impl Metrics {
             "Next offset of records received and not committed yet, per partition holding some (Kafka)",
             bus_uncommitted.clone(),
         );
+        let predictions = Family::default();
+        let model_champion = Family::default();
+        registry.register(
+            "model_predictions",
+            "Predictions kept by the model stage",
+            predictions.clone(),
+        );
+        registry.register(
+            "model_champion_version",
+            "The version the model stage scores with (0: none)",
+            model_champion.clone(),
+        );
         Metrics {
             registry,
+            predictions,
+            model_champion,
             bus_uncommitted,
             bus_lag,
             bus_produce_errors,
@@ -250,6 +275,13 @@ impl Metrics {
     pub fn topic(&self, topic: &str) -> TopicLabel {
         TopicLabel {
             topic: self.topics.value(topic),
+        }
+    }
+
+    /// The label of a model (the models are the runtime's own, so the label is bounded).
+    pub fn model(&self, name: &str) -> ModelLabel {
+        ModelLabel {
+            model: name.to_string(),
         }
     }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use forgecast_core::aggregate::{AggregateQuery, AggregateRow, Dimension, Granularity};
 use forgecast_core::bus::{Bus, Subscription, TopicFilter};
+use forgecast_core::predictions::{LabelQuery, PredictionStore, Scope, StoredPrediction};
 use forgecast_core::registry::Registry;
 use forgecast_core::store::{RepoMeta, ScriptReload, Store};
 use forgecast_core::{DeadLetter, Event, Record, RecordBody};
@@ -783,6 +784,132 @@ async fn concurrent_registrations_get_distinct_numbers<S: Registry + Clone>(stor
     }
 }
 
+fn prediction(event: &str, version: u32, label: &str, at: i64, repo: &str) -> StoredPrediction {
+    StoredPrediction {
+        event_id: event.into(),
+        model: "sentiment".into(),
+        version,
+        label: label.into(),
+        scores: [(label.to_string(), 0.75), ("neutral".to_string(), 0.25)].into(),
+        at,
+        repo: repo.into(),
+        org: repo
+            .split('/')
+            .next()
+            .filter(|o| *o == "acme")
+            .map(Into::into),
+        language: (repo == "acme/tool").then(|| "Rust".into()),
+        excerpt: format!("text of {event} «é»"),
+    }
+}
+
+fn labels_of(model: &str, granularity: Granularity, scope: Scope, key: Option<&str>) -> LabelQuery {
+    LabelQuery {
+        model: model.into(),
+        granularity,
+        scope,
+        key: key.map(Into::into),
+        from: i64::MIN,
+        to: i64::MAX,
+    }
+}
+
+async fn predictions_are_kept_once_and_each_event_counted_once<S: PredictionStore>(store: S) {
+    let day = 1_717_200_000; // 2024-06-01T00:00:00Z
+    let first = vec![
+        prediction("1", 1, "negative", day + 10, "acme/tool"),
+        prediction("2", 1, "positive", day + 20, "acme/tool"),
+        prediction("3", 1, "negative", day + 86_400 + 5, "solo/app"),
+        prediction("1", 1, "negative", day + 10, "acme/tool"), // twice in one write
+    ];
+    let outcome = store.write_predictions(first.clone()).await.unwrap();
+    assert_eq!((outcome.inserted, outcome.duplicates), (3, 1));
+    // Delivered again; then scored again by version 2, which says otherwise about event 1.
+    let again = store.write_predictions(first[..3].to_vec()).await.unwrap();
+    assert_eq!((again.inserted, again.duplicates), (0, 3));
+    let second = store
+        .write_predictions(vec![prediction("1", 2, "neutral", day + 10, "acme/tool")])
+        .await
+        .unwrap();
+    assert_eq!(second.inserted, 1, "kept beside version 1's");
+    assert_eq!(store.prediction_count("sentiment").await.unwrap(), 4);
+    assert_eq!(store.prediction_count("other").await.unwrap(), 0);
+
+    let rows = store
+        .label_counts(labels_of("sentiment", Granularity::Day, Scope::All, None))
+        .await
+        .unwrap();
+    let got: Vec<(i64, &str, &str, u64)> = rows
+        .iter()
+        .map(|r| (r.bucket, r.key.as_str(), r.label.as_str(), r.count))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (day, "*", "negative", 1),
+            (day, "*", "positive", 1),
+            (day + 86_400, "*", "negative", 1)
+        ],
+        "each event counted once, under the first label kept"
+    );
+    let month = store
+        .label_counts(labels_of(
+            "sentiment",
+            Granularity::Month,
+            Scope::Repo,
+            Some("acme/tool"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        month
+            .iter()
+            .map(|r| (r.key.as_str(), r.label.as_str(), r.count))
+            .collect::<Vec<_>>(),
+        [("acme/tool", "negative", 1), ("acme/tool", "positive", 1)]
+    );
+    let languages = store
+        .label_counts(labels_of(
+            "sentiment",
+            Granularity::Day,
+            Scope::Language,
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(languages.iter().map(|r| r.count).sum::<u64>(), 2);
+    let orgs = store
+        .label_counts(labels_of("sentiment", Granularity::Day, Scope::Org, None))
+        .await
+        .unwrap();
+    assert!(orgs.iter().all(|r| r.key == "acme"));
+    let mut in_range = labels_of("sentiment", Granularity::Day, Scope::All, None);
+    in_range.from = day + 1;
+    assert_eq!(store.label_counts(in_range).await.unwrap().len(), 1);
+
+    let negative = store
+        .recent_predictions("sentiment", Some("negative"), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        negative
+            .iter()
+            .map(|p| p.event_id.as_str())
+            .collect::<Vec<_>>(),
+        ["3", "1"],
+        "newest first"
+    );
+    assert_eq!(negative[0], first[2], "read back whole");
+    assert_eq!(
+        store
+            .recent_predictions("sentiment", None, 2)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
 mod sqlite_store {
     use super::*;
 
@@ -827,6 +954,12 @@ mod sqlite_store {
         let (_dir, store) = sqlite();
         super::concurrent_registrations_get_distinct_numbers(store).await;
     }
+
+    #[tokio::test]
+    async fn predictions_are_kept_once_and_each_event_counted_once() {
+        let (_dir, store) = sqlite();
+        super::predictions_are_kept_once_and_each_event_counted_once(store).await;
+    }
 }
 
 mod mongo_store {
@@ -869,5 +1002,10 @@ mod mongo_store {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_registrations_get_distinct_numbers() {
         super::concurrent_registrations_get_distinct_numbers(mongo().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn predictions_are_kept_once_and_each_event_counted_once() {
+        super::predictions_are_kept_once_and_each_event_counted_once(mongo().await).await;
     }
 }

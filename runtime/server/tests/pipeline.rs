@@ -40,6 +40,7 @@ fn plan(scripts: &Path, data: &Path, replay: ReplayConfig) -> PipelinePlan {
             store: StorePlan::Embedded,
         },
         bounds: Default::default(),
+        models: false,
     }
 }
 
@@ -303,4 +304,152 @@ async fn reloading_routing_under_a_steady_stream_loses_and_duplicates_nothing() 
         reloads.iter().any(|r| !r.accepted),
         "broken versions were refused"
     );
+}
+
+/// The sentiment labels of the shipped features script and a model, computed here, event by event: the events the
+/// model stage must score, and what it must predict.
+fn expected_sentiment(
+    model: &forgecast_models::SentimentModel,
+) -> BTreeMap<String, (String, i64, String)> {
+    let engine = forgecast_script::ScriptEngine::new(Limits::default());
+    let path = shipped_scripts().join("features/sentiment.rhai");
+    let script = forgecast_script::Script::compile(
+        &engine,
+        "features/sentiment",
+        &path,
+        &fs::read_to_string(&path).unwrap(),
+    )
+    .unwrap();
+    let mut expected = BTreeMap::new();
+    for line in forgecast_gharchive::replay::sample_lines() {
+        let event = Arc::new(forgecast_core::Event::parse(&line).unwrap());
+        let features = script
+            .event_features(&engine, forgecast_script::EventView::new(event.clone()))
+            .unwrap();
+        if let Some(features) = features {
+            let Some(forgecast_script::FeatureValue::Text(text)) = features.get("text") else {
+                panic!("no text in {features:?}");
+            };
+            let label = model.predict(text).label;
+            expected.insert(
+                event.id.clone(),
+                (label, event.created_at, event.repo.clone()),
+            );
+        }
+    }
+    expected
+}
+
+/// The day counters of every label, summed over buckets, under `scope`.
+async fn label_totals(
+    store: &forgecast::backends::AnyStore,
+    scope: forgecast_core::predictions::Scope,
+) -> BTreeMap<(String, String), u64> {
+    use forgecast_core::predictions::{LabelQuery, PredictionStore};
+    let rows = store
+        .label_counts(LabelQuery {
+            model: "sentiment".into(),
+            granularity: Granularity::Day,
+            scope,
+            key: None,
+            from: i64::MIN,
+            to: i64::MAX,
+        })
+        .await
+        .unwrap();
+    let mut totals = BTreeMap::new();
+    for row in rows {
+        *totals.entry((row.key, row.label)).or_insert(0) += row.count;
+    }
+    totals
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_start_trains_a_champion_and_scores_every_discussion_once() {
+    use forgecast_core::predictions::{PredictionStore, Scope};
+    use forgecast_core::registry::{Alias, Registry};
+    let data = tempfile::tempdir().unwrap();
+    let mut with_models = plan(&shipped_scripts(), data.path(), once());
+    with_models.models = true;
+    let (shared, summary) = run_to_end(&with_models).await;
+    let versions = shared.store.versions("sentiment").await.unwrap();
+    assert_eq!(
+        versions.len(),
+        1,
+        "one default version trained at first start"
+    );
+    assert_eq!(versions[0].alias, Some(Alias::Champion));
+    let artifact = shared
+        .store
+        .artifact("sentiment", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    let model = forgecast_models::SentimentModel::from_bytes(&artifact).unwrap();
+
+    let expected = expected_sentiment(&model);
+    assert!(expected.len() > 100, "{} discussions", expected.len());
+    assert_eq!(summary.scored.kept, expected.len() as u64);
+    assert_eq!(summary.scored.failed, 0);
+    assert_eq!(
+        summary.scored.skipped + summary.scored.kept,
+        summary.source_events
+    );
+    assert_eq!(
+        shared.store.prediction_count("sentiment").await.unwrap(),
+        expected.len() as u64
+    );
+    let mut by_label: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut by_repo: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for (label, _, repo) in expected.values() {
+        *by_label.entry(("*".into(), label.clone())).or_default() += 1;
+        *by_repo.entry((repo.clone(), label.clone())).or_default() += 1;
+    }
+    assert_eq!(label_totals(&shared.store, Scope::All).await, by_label);
+    assert_eq!(label_totals(&shared.store, Scope::Repo).await, by_repo);
+    let newest = shared
+        .store
+        .recent_predictions("sentiment", Some("negative"), 5)
+        .await
+        .unwrap();
+    assert!(!newest.is_empty());
+    for p in &newest {
+        assert_eq!(p.label, "negative");
+        assert_eq!(expected[&p.event_id].0, "negative");
+        assert!(!p.excerpt.is_empty());
+    }
+    assert!(newest.windows(2).all(|w| w[0].at >= w[1].at));
+    drop(shared);
+
+    // The same events again (a redelivery after a crash): nothing kept twice, nothing counted twice.
+    let (shared, again) = run_to_end(&with_models).await;
+    assert_eq!(again.scored.kept, 0);
+    assert_eq!(
+        shared.store.versions("sentiment").await.unwrap().len(),
+        1,
+        "a later start does not train again"
+    );
+    assert_eq!(label_totals(&shared.store, Scope::All).await, by_label);
+
+    // A new champion scores them again: its predictions are kept beside the first ones, the counters still
+    // count each event once.
+    let second = shared
+        .store
+        .register(versions[0].meta.clone(), artifact)
+        .await
+        .unwrap();
+    shared
+        .store
+        .set_alias("sentiment", second, Alias::Champion)
+        .await
+        .unwrap();
+    drop(shared);
+    let (shared, third) = run_to_end(&with_models).await;
+    assert_eq!(third.scored.kept, expected.len() as u64);
+    assert_eq!(
+        shared.store.prediction_count("sentiment").await.unwrap(),
+        2 * expected.len() as u64
+    );
+    assert_eq!(label_totals(&shared.store, Scope::All).await, by_label);
+    assert_eq!(label_totals(&shared.store, Scope::Repo).await, by_repo);
 }

@@ -1,5 +1,6 @@
 //! `forgecast train MODEL`: cross-validation on the data's own folds (with two baselines in the same run), then
-//! a model trained on all of it, registered as a new version with its figures, and promoted if asked.
+//! a model trained on all of it, registered as a new version with its figures, and promoted if asked; and the
+//! default model a first start trains ([`first_start`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,15 +8,16 @@ use std::sync::Arc;
 use anyhow::Context;
 use forgecast_core::registry::{Alias, NewVersion, Registry};
 use forgecast_core::time::now_unix;
-use forgecast_models::dataset::{Folds, read_rows};
+use forgecast_models::dataset::{BUNDLED_GITHUB_NAME, Folds, bundled_rows, read_rows};
 use forgecast_models::sentiment::{CvReport, FoldReport, TrainingSummary};
 use forgecast_models::{Params, SentimentModel};
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::backends::{Access, open_store};
+use crate::backends::{Access, AnyStore, open_store};
 use crate::config::ModelPlan;
+use crate::pipeline::score::SENTIMENT;
 
 /// Trains and registers; returns the new version's number.
 pub async fn run(plan: ModelPlan) -> anyhow::Result<u32> {
@@ -75,9 +77,6 @@ pub async fn run(plan: ModelPlan) -> anyhow::Result<u32> {
     let (report, model, summary, params, texts) = trained;
     print_report(&report);
 
-    let artifact = model.to_bytes();
-    let size = artifact.len();
-    let sha256 = format!("{:x}", Sha256::digest(&artifact));
     let (f1, f1_sd) = report.macro_f1();
     let metrics: BTreeMap<String, f64> = [
         ("macro_f1", f1),
@@ -89,34 +88,123 @@ pub async fn run(plan: ModelPlan) -> anyhow::Result<u32> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let version = NewVersion {
-        name: plan.model.as_str().into(),
-        created: now_unix(),
-        training: format!(
-            "{} ({texts} texts); figures: {}-fold cross-validation on its own folds, macro-F1",
-            data.display(),
-            report.folds.len()
-        ),
-        params: chosen(&params, &summary),
-        metrics,
-        sha256: sha256.clone(),
-        size: size as u64,
-    };
-    let number = store.register(version, artifact).await?;
+    let training = format!(
+        "{} ({texts} texts); figures: {}-fold cross-validation on its own folds, macro-F1",
+        data.display(),
+        report.folds.len()
+    );
     let alias = if plan.promote {
         Alias::Champion
     } else {
         Alias::Challenger
     };
-    store.set_alias(plan.model.as_str(), number, alias).await?;
+    let registered = register(&store, &model, &params, &summary, training, metrics, alias).await?;
     println!(
-        "Registered {} version {number} as {} (macro-F1 {f1:.3} ± {f1_sd:.3}, artifact {} bytes, sha256 {}).",
+        "Registered {} version {} as {} (macro-F1 {f1:.3} ± {f1_sd:.3}, artifact {} bytes, sha256 {}).",
         plan.model.as_str(),
+        registered.version,
         alias.as_str(),
-        size,
-        &sha256[..12]
+        registered.size,
+        &registered.sha256[..12]
     );
-    Ok(number)
+    Ok(registered.version)
+}
+
+/// A version as registered.
+struct Registered {
+    version: u32,
+    size: usize,
+    sha256: String,
+}
+
+/// Registers `model` as the next version of the sentiment model, with `alias`.
+async fn register(
+    store: &AnyStore,
+    model: &SentimentModel,
+    params: &Params,
+    summary: &TrainingSummary,
+    training: String,
+    metrics: BTreeMap<String, f64>,
+    alias: Alias,
+) -> anyhow::Result<Registered> {
+    let artifact = model.to_bytes();
+    let size = artifact.len();
+    let sha256 = format!("{:x}", Sha256::digest(&artifact));
+    let version = NewVersion {
+        name: SENTIMENT.into(),
+        created: now_unix(),
+        training,
+        params: chosen(params, summary),
+        metrics,
+        sha256: sha256.clone(),
+        size: size as u64,
+    };
+    let number = store.register(version, artifact).await?;
+    store.set_alias(SENTIMENT, number, alias).await?;
+    Ok(Registered {
+        version: number,
+        size,
+        sha256,
+    })
+}
+
+/// On a store whose sentiment model has no version yet, trains one on the bundled data with
+/// [`Params::first_start`] (seconds) and makes it the champion. Later starts find it and do nothing; a store
+/// with versions but no champion (every one rolled back) is left as its operator left it.
+pub async fn first_start(store: &AnyStore) -> anyhow::Result<()> {
+    if !store.versions(SENTIMENT).await?.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(
+        component = "models",
+        model = SENTIMENT,
+        "No sentiment model yet: training the default on the bundled data."
+    );
+    let started = std::time::Instant::now();
+    let (model, summary, params, texts) = tokio::task::spawn_blocking(|| -> anyhow::Result<_> {
+        let rows = bundled_rows()?;
+        let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+        let labels: Vec<&str> = rows.iter().map(|r| r.label).collect();
+        let groups: Vec<&str> = rows.iter().map(|r| r.fold.as_str()).collect();
+        let params = Params::first_start();
+        let (model, summary) =
+            SentimentModel::train_grouped(&texts, &labels, Some(&groups), &params)?;
+        Ok((model, summary, params, rows.len()))
+    })
+    .await??;
+    let best_inner = summary
+        .inner_scores
+        .iter()
+        .map(|s| s.2)
+        .fold(f64::NAN, f64::max);
+    let metrics = [("inner_cv_macro_f1".to_string(), best_inner)]
+        .into_iter()
+        .filter(|(_, v)| v.is_finite())
+        .collect();
+    let training = format!(
+        "{BUNDLED_GITHUB_NAME} ({texts} texts), trained at first start: word unigrams, C by a {}-fold inner \
+         cross-validation of whole folds; `forgecast train sentiment` measures the 10-fold figures",
+        params.inner_folds
+    );
+    let registered = register(
+        store,
+        &model,
+        &params,
+        &summary,
+        training,
+        metrics,
+        Alias::Champion,
+    )
+    .await?;
+    tracing::info!(
+        component = "models",
+        model = SENTIMENT,
+        version = registered.version,
+        seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+        inner_cv_macro_f1 = format!("{best_inner:.3}"),
+        "Default sentiment model trained and promoted."
+    );
+    Ok(())
 }
 
 /// What the version was trained with: the learner and the settings the inner cross-validation kept.

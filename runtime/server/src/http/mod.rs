@@ -69,7 +69,6 @@ pub fn router(shared: Arc<Shared>, guard: Arc<Guard>) -> Router {
         .route("/assets/{file}", get(dashboard::asset))
         .merge(admin)
         .layer(Extension(guard.clone()))
-        .layer(Extension(Arc::new(models::Served::default())))
         .layer(middleware::from_fn_with_state(guard, guard::check_host))
         .layer(middleware::from_fn(guard::protect))
         .with_state(shared)

@@ -7,21 +7,19 @@
 //! | `POST /api/models/{name}/predict` | `{"instances": [{"text": "…"}, …]}` → `{"model", "version", "predictions": [{"label", "scores"}]}` |
 //!
 //! A bad body is a 400 that says what is wrong, one over [`MAX_BODY`] bytes or [`MAX_INSTANCES`] instances a
-//! 413, a model that is not known a 404, a model without a champion yet a 503. The champion is loaded from the
-//! store once and looked up again every [`RECHECK`], so a promotion (by any process) serves within seconds,
-//! without a restart.
+//! 413, a model that is not known a 404, a model without a champion yet a 503. The champion comes from
+//! [`Champions`](crate::champions::Champions), so a promotion (by any process) serves within seconds, without a
+//! restart.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use forgecast_core::registry::{ModelVersion, Registry, champion};
-use forgecast_models::SentimentModel;
 use serde::Serialize;
 
 use super::guard::refuse;
@@ -34,92 +32,6 @@ pub const KNOWN: [&str; 1] = ["sentiment"];
 pub const MAX_BODY: usize = 1 << 20;
 /// Most instances in one request.
 pub const MAX_INSTANCES: usize = 1000;
-/// How long a loaded champion serves before the registry is asked again.
-pub const RECHECK: Duration = Duration::from_secs(5);
-
-/// The champions loaded so far.
-#[derive(Default)]
-pub struct Served {
-    loaded: Mutex<HashMap<String, Loaded>>,
-}
-
-struct Loaded {
-    version: u32,
-    model: Arc<SentimentModel>,
-    checked: Instant,
-}
-
-impl Served {
-    /// The champion of `name` and its version; `None` when there is none.
-    async fn champion(
-        &self,
-        store: &AnyStore,
-        name: &str,
-    ) -> Result<Option<(u32, Arc<SentimentModel>)>, String> {
-        let fresh = {
-            let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-            loaded
-                .get(name)
-                .filter(|l| l.checked.elapsed() < RECHECK)
-                .map(|l| (l.version, l.model.clone()))
-        };
-        if fresh.is_some() {
-            return Ok(fresh);
-        }
-        let versions = store.versions(name).await.map_err(|e| e.to_string())?;
-        let Some(current) = champion(&versions).map(|v| v.version) else {
-            self.loaded
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(name);
-            return Ok(None);
-        };
-        let same = {
-            let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-            match loaded.get_mut(name) {
-                Some(l) if l.version == current => {
-                    l.checked = Instant::now();
-                    Some(l.model.clone())
-                }
-                _ => None,
-            }
-        };
-        let model = match same {
-            Some(model) => model,
-            None => {
-                let bytes = store
-                    .artifact(name, current)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("{name} version {current}: no artifact"))?;
-                let model = tokio::task::spawn_blocking(move || SentimentModel::from_bytes(&bytes))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
-                tracing::info!(
-                    component = "models",
-                    model = name,
-                    version = current,
-                    "Serving a new champion."
-                );
-                let model = Arc::new(model);
-                self.loaded
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(
-                        name.to_string(),
-                        Loaded {
-                            version: current,
-                            model: model.clone(),
-                            checked: Instant::now(),
-                        },
-                    );
-                model
-            }
-        };
-        Ok(Some((current, model)))
-    }
-}
 
 /// One model as listed.
 #[derive(Serialize)]
@@ -204,7 +116,6 @@ fn instances(body: &[u8]) -> Result<Vec<String>, (StatusCode, String)> {
 
 pub(super) async fn predict(
     State(shared): State<Arc<Shared>>,
-    Extension(served): Extension<Arc<Served>>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -226,7 +137,7 @@ pub(super) async fn predict(
         Ok(texts) => texts,
         Err((status, message)) => return refuse(status, message).into_response(),
     };
-    let (version, model) = match served.champion(&shared.store, &name).await {
+    let (version, model) = match shared.champions.get(&shared.store, &name).await {
         Ok(Some(found)) => found,
         Ok(None) => {
             return unavailable(format!(

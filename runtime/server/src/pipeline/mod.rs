@@ -2,18 +2,22 @@
 //!
 //! - [`route`]: the routing stage, on its own thread because script calls are CPU work.
 //! - [`write`]: the store writer, which commits what it consumed only after the store accepted it.
+//! - [`score`]: the model stage, which scores events with the sentiment champion and keeps the predictions,
+//!   committing likewise.
 //! - `shared`: what the stages and the HTTP server share ([`Shared`]).
 //! - `github`: the GitHub source, the poller and the enricher on one client.
 //! - `bundled`: the GitHut history loaded at start.
 //! - `reloads`: every script reload kept in the store and counted.
 //!
 //! Shutdown drains: the source stops first, routing finishes what the source handed over and closes the bus,
-//! the writer stores what is left in the queues, and only then does [`Pipeline::drain`] return.
+//! the writer and the model stage take what is left in the queues, and only then does [`Pipeline::drain`]
+//! return.
 
 mod bundled;
 mod github;
 mod reloads;
 pub mod route;
+pub mod score;
 mod shared;
 pub mod write;
 
@@ -35,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backends::{Access, open_bus, open_store};
 use crate::config::{PipelinePlan, SourcePlan};
 use crate::metrics::Metrics;
+use score::ScoreReport;
 use write::WriteReport;
 
 /// Batches the source may hand over before it waits for routing.
@@ -66,6 +71,9 @@ pub enum StartError {
     /// The bundled events cannot be read.
     #[error("cannot read the bundled events: {0}")]
     Replay(std::io::Error),
+    /// The default model could not be trained at first start.
+    #[error("cannot train the default sentiment model: {0}")]
+    Models(String),
     /// Shutdown came before a backend could be reached.
     #[error("stopped before the store could be reached")]
     Stopped,
@@ -80,6 +88,8 @@ pub struct Summary {
     pub routed: u64,
     /// What the writer did.
     pub written: WriteReport,
+    /// What the model stage did.
+    pub scored: ScoreReport,
 }
 
 /// A running pipeline.
@@ -91,6 +101,7 @@ pub struct Pipeline {
     source: JoinHandle<u64>,
     router: JoinHandle<u64>,
     writer: JoinHandle<WriteReport>,
+    scorer: JoinHandle<ScoreReport>,
 }
 
 impl Pipeline {
@@ -110,6 +121,11 @@ impl Pipeline {
             .ok_or(StartError::Stopped)?;
         let (bus, writer_group) = open_bus(&plan.bus)?;
         bundled::load_history(&store).await?;
+        if plan.models {
+            crate::commands::train::first_start(&store)
+                .await
+                .map_err(|e| StartError::Models(format!("{e:#}")))?;
+        }
         let metrics = Arc::new(Metrics::with_series_cap(plan.bounds.max_metric_series));
         let shared = Arc::new(Shared {
             host: Arc::new(host),
@@ -126,6 +142,8 @@ impl Pipeline {
             reloads_accepted: AtomicU64::new(0),
             reloads_refused: AtomicU64::new(0),
             topics: route::TopicCap::new(plan.bounds.max_topics),
+            champions: Default::default(),
+            scored: AtomicU64::new(0),
         });
         reloads::record_reloads(&shared);
 
@@ -136,6 +154,15 @@ impl Pipeline {
             vec![TopicFilter::Prefix(PIPELINE_PREFIX.into())],
         )?;
         let writer = tokio::spawn(write::run(subscription, shared.clone(), stop_all.clone()));
+        let scorer = if plan.models {
+            let subscription = bus.subscribe(
+                &format!("{writer_group}-models"),
+                vec![TopicFilter::Prefix(PIPELINE_PREFIX.into())],
+            )?;
+            tokio::spawn(score::run(subscription, shared.clone(), stop_all.clone()))
+        } else {
+            tokio::spawn(async { ScoreReport::default() })
+        };
 
         let (tx, rx) = mpsc::channel(SOURCE_QUEUE);
         let mut feed = None;
@@ -182,6 +209,7 @@ impl Pipeline {
             source,
             router,
             writer,
+            scorer,
         })
     }
 
@@ -207,11 +235,13 @@ impl Pipeline {
         let source_events = self.source.await.unwrap_or_default();
         let routed = self.router.await.unwrap_or_default();
         let written = self.writer.await.unwrap_or_default();
+        let scored = self.scorer.await.unwrap_or_default();
         self.stop_all.cancel();
         Summary {
             source_events,
             routed,
             written,
+            scored,
         }
     }
 

@@ -12,6 +12,7 @@ use tokio::sync::broadcast;
 
 use super::route;
 use crate::backends::{AnyBus, AnyStore};
+use crate::champions::Champions;
 use crate::metrics::Metrics;
 
 /// What the HTTP server and the stages share.
@@ -44,6 +45,10 @@ pub struct Shared {
     pub reloads_refused: AtomicU64,
     /// The distinct topics routing may publish to.
     pub topics: route::TopicCap,
+    /// The champions the model stage and the HTTP API use.
+    pub champions: Champions,
+    /// Events the model stage has taken (scored, skipped or failed), for tests and the dashboard.
+    pub scored: AtomicU64,
 }
 
 /// What `GET /api/sources` shows of the GitHub source.
