@@ -11,11 +11,15 @@ const REFRESH_MS = 2000;
 const VIEWS = [
   { id: "live", title: "Live", api: () => ["/api/live"], render: renderLive },
   { id: "trends", title: "Trends", api: () => [trendsUrl()], render: renderTrends, still: true },
+  { id: "sentiment", title: "Sentiment", api: () => [sentimentUrl(), "/api/sentiment/souring?limit=10", "/api/sentiment/recent?label=negative&limit=20"], render: renderSentiment },
   { id: "scripts", title: "Scripts", api: () => ["/api/scripts", "/api/scripts/reloads"], render: renderScripts },
 ];
 
 // What the trends view shows; changed by its controls.
 const trendsState = { dimension: "language", metric: "PullRequestEvent", granularity: "quarter", from: 2012, keys: null };
+
+// What the sentiment view shows; changed by its controls.
+const sentimentState = { scope: "all", key: "", granularity: "day" };
 
 let timer = null;
 
@@ -239,6 +243,45 @@ function renderTrends([trends]) {
   ]));
 }
 
+function sentimentUrl() {
+  const q = new URLSearchParams({ granularity: sentimentState.granularity, scope: sentimentState.scope });
+  if (sentimentState.scope !== "all") q.set("key", sentimentState.key);
+  return `/api/sentiment?${q}`;
+}
+
+function renderSentiment([sentiment, souring, recent]) {
+  const totals = { negative: 0, neutral: 0, positive: 0 };
+  for (const b of sentiment.series) for (const label of sentiment.labels) totals[label] += b.counts[label];
+  const all = totals.negative + totals.neutral + totals.positive;
+  testid("sentiment-total").textContent = number(all);
+  for (const label of sentiment.labels) {
+    testid(`sentiment-${label}`).textContent = all ? `${((100 * totals[label]) / all).toFixed(1)}%` : "–";
+  }
+  testid("sentiment-key").textContent = sentiment.scope === "all" ? "every discussion" : sentiment.key;
+  const choice = document.getElementById("sentiment-language");
+  const current = sentimentState.scope === "language" ? sentimentState.key : choice.value;
+  choice.replaceChildren(...sentiment.languages.map((l) => el("option", l, { value: l })));
+  if (current && sentiment.languages.includes(current)) choice.value = current;
+  const labels = sentiment.series.map((b) => b.bucket.slice(0, sentiment.granularity === "month" ? 7 : 10));
+  renderLines(document.getElementById("sentiment-chart"), document.getElementById("sentiment-legend"), labels,
+    sentiment.labels.map((label) => ({ name: label, values: sentiment.series.map((b) => b.shares[label]), counts: sentiment.series.map((b) => b.total) })),
+    "% of texts", "sentiment-chart");
+  testid("souring-month").textContent = souring.month || "–";
+  fillRows(testid("souring"), souring.repos.map((r) => [
+    { text: r.repo, className: "key" },
+    { text: `${r.negative_share.toFixed(2)}%`, className: "num" },
+    { text: `${r.past_negative_share.toFixed(2)}%`, className: "num" },
+    { text: `+${r.change.toFixed(2)}`, className: "num change fall" },
+    { text: number(r.count), className: "num" },
+  ]));
+  fillRows(testid("recent-negative"), recent.predictions.map((p) => [
+    { text: when(p.at) },
+    { text: p.repo, className: "key" },
+    { text: p.text, className: "text" },
+    { text: p.scores[p.label].toFixed(2), className: "num" },
+  ]));
+}
+
 function when(iso) {
   return iso ? iso.replace("T", " ").replace("Z", " UTC") : "–";
 }
@@ -300,5 +343,19 @@ document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("trends-metric").addEventListener("change", (e) => { trendsState.metric = e.target.value; trendsState.keys = null; refresh(trends()); });
   document.getElementById("trends-granularity").addEventListener("change", (e) => { trendsState.granularity = e.target.value; refresh(trends()); });
   document.getElementById("trends-from").addEventListener("change", (e) => { trendsState.from = Number(e.target.value) || 2012; refresh(trends()); });
+  const sentiment = () => VIEWS.find((v) => v.id === "sentiment");
+  const sentimentScope = () => {
+    const scope = document.getElementById("sentiment-scope").value;
+    document.getElementById("sentiment-language-choice").hidden = scope !== "language";
+    document.getElementById("sentiment-repo-choice").hidden = scope !== "repo";
+    const key = scope === "language" ? document.getElementById("sentiment-language").value : document.getElementById("sentiment-repo").value.trim();
+    // A repository or language not chosen yet: stay on every discussion until there is one.
+    Object.assign(sentimentState, key || scope === "all" ? { scope, key } : { scope: "all", key: "" });
+    refresh(sentiment());
+  };
+  document.getElementById("sentiment-scope").addEventListener("change", sentimentScope);
+  document.getElementById("sentiment-language").addEventListener("change", sentimentScope);
+  document.getElementById("sentiment-repo").addEventListener("change", sentimentScope);
+  document.getElementById("sentiment-granularity").addEventListener("change", (e) => { sentimentState.granularity = e.target.value; refresh(sentiment()); });
   show();
 });

@@ -443,3 +443,210 @@ async fn trends_are_the_history_files_shares() {
             .contains("use one of PullRequestEvent")
     );
 }
+
+/// A text that would run code if the page ever treated it as HTML.
+const HOSTILE_TEXT: &str =
+    "<img src=x onerror=\"window.__pwned='text'\"> this is broken <b>again</b>";
+
+const READ_SENTIMENT: &str = r##"
+const text = (id) => document.querySelector(`[data-testid="${id}"]`).textContent;
+const rows = (id) => [...document.querySelectorAll(`[data-testid="${id}"] tbody tr`)]
+  .map((tr) => [...tr.cells].map((td) => td.textContent));
+if (text("sentiment-total") === "–" || text("souring-month") === "–") return null;
+const dots = {};
+for (const c of document.querySelectorAll('[data-testid="sentiment-chart"] circle')) {
+  (dots[c.getAttribute("data-series")] ||= []).push(Number(c.getAttribute("data-value")));
+}
+return { total: text("sentiment-total"), negative: text("sentiment-negative"), neutral: text("sentiment-neutral"),
+  positive: text("sentiment-positive"), key: text("sentiment-key"), month: text("souring-month"),
+  souring: rows("souring"), recent: rows("recent-negative"), dots,
+  languages: [...document.querySelectorAll("#sentiment-language option")].map((o) => o.value) };
+"##;
+
+/// The page's tiles for an answer of `/api/sentiment`: texts scored, then each label's percent.
+fn sentiment_tiles(api: &Value) -> (String, Vec<String>) {
+    let series = api["series"].as_array().unwrap();
+    let count = |label: &str| -> u64 {
+        series
+            .iter()
+            .map(|b| b["counts"][label].as_u64().unwrap())
+            .sum()
+    };
+    let all: u64 = ["negative", "neutral", "positive"]
+        .iter()
+        .map(|l| count(l))
+        .sum();
+    let shares = ["negative", "neutral", "positive"]
+        .iter()
+        .map(|l| format!("{:.1}%", 100.0 * count(l) as f64 / all as f64))
+        .collect();
+    (shown(&json!(all)), shares)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sentiment_view_shows_its_api_and_hostile_texts_as_text() {
+    use forgecast_core::predictions::{PredictionStore, StoredPrediction};
+    // One pass of the bundled events, scored by the default champion a first start trains.
+    let data = tempfile::tempdir().unwrap();
+    replay_once(data.path());
+    {
+        // A repository whose discussions soured in the latest month, and the newest negative text of all,
+        // hostile; later than the replayed events, which the replay moves to about now.
+        let store = SqliteStore::open(&data.path().join("forgecast.sqlite")).unwrap();
+        let now = now_unix() + 400 * 86_400;
+        let prediction =
+            |id: String, label: &str, at: i64, repo: &str, text: &str| StoredPrediction {
+                event_id: id,
+                model: "sentiment".into(),
+                version: 1,
+                label: label.into(),
+                scores: [(label.to_string(), 0.9), ("neutral".to_string(), 0.1)].into(),
+                at,
+                repo: repo.into(),
+                org: None,
+                language: Some("Rust".into()),
+                excerpt: text.into(),
+            };
+        let mut added: Vec<StoredPrediction> = (0..4)
+            .map(|i| {
+                prediction(
+                    format!("80{i}"),
+                    "neutral",
+                    now - 45 * 86_400,
+                    HOSTILE_REPO,
+                    "fine",
+                )
+            })
+            .collect();
+        added.extend((0..3).map(|i| {
+            prediction(
+                format!("81{i}"),
+                "negative",
+                now - 60,
+                HOSTILE_REPO,
+                "not fine",
+            )
+        }));
+        added.push(prediction(
+            "899".into(),
+            "negative",
+            now,
+            HOSTILE_REPO,
+            HOSTILE_TEXT,
+        ));
+        store.write_predictions(added).await.unwrap();
+    }
+    let server = up(data.path(), &["--source", "none"]);
+    let url = server.url.clone();
+    let browser = Browser::start().await;
+    browser.open(&format!("{url}/#sentiment")).await;
+    let page = browser.wait_for("the sentiment view", READ_SENTIMENT).await;
+    let api = get_json(&format!("{url}/api/sentiment")).await;
+    let souring = get_json(&format!("{url}/api/sentiment/souring?limit=10")).await;
+    let recent = get_json(&format!(
+        "{url}/api/sentiment/recent?label=negative&limit=20"
+    ))
+    .await;
+
+    let (total, shares) = sentiment_tiles(&api);
+    assert!(
+        total.len() > 2,
+        "the bundled discussions are scored: {total}"
+    );
+    assert_eq!(page["total"], total);
+    assert_eq!(
+        [&page["negative"], &page["neutral"], &page["positive"]],
+        [&json!(shares[0]), &json!(shares[1]), &json!(shares[2])]
+    );
+    assert_eq!(page["key"], "every discussion");
+    for label in ["negative", "neutral", "positive"] {
+        let expected: Vec<f64> = api["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["shares"][label].as_f64().unwrap())
+            .collect();
+        let drawn: Vec<f64> = serde_json::from_value(page["dots"][label].clone()).unwrap();
+        assert_eq!(drawn, expected, "{label} line");
+    }
+    assert_eq!(page["languages"], api["languages"]);
+
+    assert_eq!(page["month"], souring["month"]);
+    let souring_rows: Vec<Vec<String>> = souring["repos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            vec![
+                r["repo"].as_str().unwrap().to_string(),
+                format!("{:.2}%", r["negative_share"].as_f64().unwrap()),
+                format!("{:.2}%", r["past_negative_share"].as_f64().unwrap()),
+                format!("+{:.2}", r["change"].as_f64().unwrap()),
+                shown(&r["count"]),
+            ]
+        })
+        .collect();
+    assert_eq!(page["souring"], json!(souring_rows));
+    assert_eq!(
+        page["souring"][0],
+        json!([HOSTILE_REPO, "100.00%", "0.00%", "+100.00", "4"]),
+        "the soured repository leads, its name shown as text"
+    );
+
+    let recent_rows: Vec<(String, String)> = recent["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["repo"].as_str().unwrap().into(),
+                p["text"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let page_rows: Vec<(String, String)> = page["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r[1].as_str().unwrap().into(), r[2].as_str().unwrap().into()))
+        .collect();
+    assert_eq!(page_rows, recent_rows);
+    assert_eq!(
+        page_rows[0],
+        (HOSTILE_REPO.to_string(), HOSTILE_TEXT.to_string())
+    );
+    let injected = browser
+        .run("return { pwned: window.__pwned || null, imgs: document.images.length, scripts: document.scripts.length };")
+        .await;
+    assert_eq!(injected, json!({ "pwned": null, "imgs": 0, "scripts": 1 }));
+    browser.screenshot("sentiment").await;
+
+    // One language: the page shows that language's own series.
+    let language = api["languages"][0]
+        .as_str()
+        .expect("a language")
+        .to_string();
+    browser
+        .run(&format!(
+            r#"const s = document.getElementById("sentiment-scope"); s.value = "language"; s.dispatchEvent(new Event("change"));
+               const l = document.getElementById("sentiment-language"); l.value = {language:?}; l.dispatchEvent(new Event("change")); return true;"#
+        ))
+        .await;
+    let wanted = format!(
+        "const key = document.querySelector('[data-testid=\"sentiment-key\"]').textContent; return key === {language:?} ? {{ total: document.querySelector('[data-testid=\"sentiment-total\"]').textContent }} : null;"
+    );
+    let chosen = browser.wait_for("the language's series", &wanted).await;
+    let of_language = get_json(&format!(
+        "{url}/api/sentiment?scope=language&key={}",
+        language.replace('+', "%2B").replace('#', "%23")
+    ))
+    .await;
+    assert_eq!(chosen["total"], sentiment_tiles(&of_language).0);
+    let bad = forgecast_github::http::client()
+        .get(format!("{url}/api/sentiment?scope=repo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    assert!(bad.text().await.unwrap().contains("needs a key"));
+}

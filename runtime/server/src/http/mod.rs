@@ -13,6 +13,7 @@
 //! | `GET /api/scripts/reloads` | the last 100 reload decisions, newest first |
 //! | `GET /api/tap?topic=T` | server-sent events: every record routed to `T` (`gh.raw.*` prefixes, `*` for all); admin route |
 //! | `GET /api/models[/{name}]`, `POST /api/models/{name}/predict` | the registry, and predictions by the champion (see [`models`]) |
+//! | `GET /api/sentiment[/souring, /recent]` | the sentiment of discussions as the model stage counted it (see [`sentiment`]) |
 //!
 //! Every route passes [`guard`] first: allowed `Host` names, browser protections on every answer, and for admin
 //! routes the admin token (or loopback without one).
@@ -21,6 +22,7 @@ mod dashboard;
 pub mod guard;
 mod live;
 pub mod models;
+pub mod sentiment;
 mod tap;
 mod trends;
 
@@ -58,6 +60,9 @@ pub fn router(shared: Arc<Shared>, guard: Arc<Guard>) -> Router {
         .route("/api/live", get(live::live))
         .route("/api/sources", get(sources))
         .route("/api/trends", get(trends::trends))
+        .route("/api/sentiment", get(sentiment::series))
+        .route("/api/sentiment/souring", get(sentiment::souring_repos))
+        .route("/api/sentiment/recent", get(sentiment::recent))
         .route("/api/models", get(models::list))
         .route("/api/models/{name}", get(models::show))
         .route(
