@@ -108,14 +108,22 @@ pub struct EvalArgs {
 #[derive(Debug, Args)]
 pub struct ModelsArgs {
     /// `list` every model with its champion; `show NAME` its versions with their figures and roles; `promote NAME
-    /// VERSION` makes that version the champion (the champion before it is retired; also how to roll back)
+    /// VERSION` makes that version the champion (the champion before it is retired; also how to roll back);
+    /// `export NAME VERSION --file F` writes a version (figures and artifact) to a file; `import --file F` registers
+    /// it as a new version of another registry
     #[arg(value_enum, default_value_t = ModelsVerb::List)]
     pub verb: ModelsVerb,
-    /// The model, for `show` and `promote`.
+    /// The model, for `show`, `promote` and `export`.
     pub name: Option<String>,
-    /// The version, for `promote`.
+    /// The version, for `promote` and `export`.
     #[arg(value_name = "VERSION")]
     pub number: Option<u32>,
+    /// The file `export` writes and `import` reads.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Make the imported version the champion (otherwise it is a challenger).
+    #[arg(long)]
+    pub promote: bool,
     /// The config file.
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -133,6 +141,10 @@ pub enum ModelsVerb {
     Show,
     /// Make a version the champion.
     Promote,
+    /// Write a version to a file.
+    Export,
+    /// Register a version from a file.
+    Import,
 }
 
 /// What `forgecast models` does, checked.
@@ -151,6 +163,22 @@ pub enum ModelsAction {
         name: String,
         /// The version.
         version: u32,
+    },
+    /// Write a version, its figures and its artifact to a file.
+    Export {
+        /// The model.
+        name: String,
+        /// The version.
+        version: u32,
+        /// The file written.
+        file: PathBuf,
+    },
+    /// Register the version a file holds as the next version of its model.
+    Import {
+        /// The file read.
+        file: PathBuf,
+        /// Whether it becomes the champion.
+        promote: bool,
     },
 }
 

@@ -814,15 +814,36 @@ pub fn predict(args: VersionArgs) -> Result<ModelPlan, ConfigError> {
 /// `forgecast models`, validated: the action and the store.
 pub fn models(args: ModelsArgs) -> Result<(ModelsAction, StoragePlan), ConfigError> {
     let file = file(&args.config)?;
-    let action = match (args.verb, args.name, args.number) {
-        (ModelsVerb::List, None, None) => ModelsAction::List,
-        (ModelsVerb::Show, Some(name), None) => ModelsAction::Show { name },
-        (ModelsVerb::Promote, Some(name), Some(version)) => ModelsAction::Promote { name, version },
-        (verb, _, _) => {
+    let promote = args.promote;
+    let action = match (args.verb, args.name, args.number, args.file) {
+        (ModelsVerb::List, None, None, None) if !promote => ModelsAction::List,
+        (ModelsVerb::Show, Some(name), None, None) if !promote => ModelsAction::Show { name },
+        (ModelsVerb::Promote, Some(name), Some(version), None) if !promote => {
+            ModelsAction::Promote { name, version }
+        }
+        (ModelsVerb::Export, Some(name), Some(version), Some(file)) if !promote => {
+            ModelsAction::Export {
+                name,
+                version,
+                file,
+            }
+        }
+        (ModelsVerb::Import, None, None, Some(file)) => {
+            if !file.is_file() {
+                return Err(bad_flag(
+                    "--file",
+                    format!("{} is not a file", file.display()),
+                ));
+            }
+            ModelsAction::Import { file, promote }
+        }
+        (verb, ..) => {
             let usage = match verb {
                 ModelsVerb::List => "forgecast models list",
                 ModelsVerb::Show => "forgecast models show NAME",
                 ModelsVerb::Promote => "forgecast models promote NAME VERSION",
+                ModelsVerb::Export => "forgecast models export NAME VERSION --file FILE",
+                ModelsVerb::Import => "forgecast models import --file FILE [--promote]",
             };
             return Err(ConfigError::Usage(format!("usage: {usage}")));
         }
