@@ -1,5 +1,5 @@
-//! The model layer: the features, learners, metrics and evaluation behind Forgecast's models, starting with the
-//! sentiment of issue, review and comment text.
+//! The model layer: the features, learners, metrics and evaluation behind Forgecast's models: the sentiment of
+//! issue, review and comment text, and the forecasts of language shares and repository stars.
 //!
 //! - [`text`]: normalisation of developer discussions (quoted replies and code dropped; URLs, mentions and numbers
 //!   as placeholders; emoticons and emoji kept) and tokenisation, with negation marking.
@@ -10,12 +10,20 @@
 //! - [`metrics`]: confusion matrices, per-class precision, recall and F1, macro-F1, accuracy.
 //! - [`dataset`]: the labelled CSV files and the folds of a cross-validation.
 //! - [`sentiment`]: [`SentimentModel`] (train, predict, save, load) and [`cross_validate`] with its baselines.
+//! - [`forecast`]: share forecasts per language (naive, seasonal naive, SES, damped trend, Theta and their
+//!   combination on the logit scale, renormalised, with empirical intervals), rolling-origin backtests with MASE
+//!   and coverage, and the GitHut files as share series.
+//! - [`growth`]: forecasts of a repository's stars half-years ahead (a drift damped by one factor fitted over all
+//!   repositories), with intervals, its backtest beside the naive and drift baselines, and the GitHub-Ranking
+//!   snapshots read as histories.
 //!
 //! Everything here is written for sparse text: linfa, which the project uses for dense models, holds features in
 //! dense arrays and its tf-idf recomputes idf on every batch it transforms, so one text could not be scored
 //! with the training idf.
 
 pub mod dataset;
+pub mod forecast;
+pub mod growth;
 pub mod linear;
 pub mod metrics;
 pub mod sentiment;
