@@ -156,9 +156,16 @@ function trendsUrl() {
 }
 
 // Lines over labelled x positions; `lines` are { name, values (number or null) }.
-function renderLines(container, legend, labels, lines, unit, testid, width = 960) {
+// `ahead`, optional: per line name, its forecast { periods, shares, lower80, upper80 }, drawn dashed after the
+// line with the 80 % band shaded; periods not among `labels` are added after them.
+function renderLines(container, legend, labels, lines, unit, testid, width = 960, ahead = null) {
   const height = 280, left = 56, right = 28, top = 8, bottom = 28;
-  const values = lines.flatMap((l) => l.values).filter((v) => v !== null);
+  if (ahead) {
+    labels = [...labels];
+    for (const f of Object.values(ahead)) for (const p of f.periods) if (!labels.includes(p)) labels.push(p);
+  }
+  const values = lines.flatMap((l) => l.values).filter((v) => v !== null)
+    .concat(ahead ? Object.values(ahead).flatMap((f) => f.upper80) : []);
   const max = Math.max(1, ...values);
   const plotW = width - left - right, plotH = height - top - bottom;
   const x = (i) => left + (labels.length < 2 ? plotW / 2 : (i * plotW) / (labels.length - 1));
@@ -171,7 +178,9 @@ function renderLines(container, legend, labels, lines, unit, testid, width = 960
   chart.append(svg("text", { x: 12, y: top + plotH / 2, transform: `rotate(-90 12 ${top + plotH / 2})`, "text-anchor": "middle" }, unit));
   const step = Math.max(1, Math.ceil(labels.length / 12));
   labels.forEach((label, i) => {
-    if (i % step === 0 || i === labels.length - 1) chart.append(svg("text", { x: x(i), y: height - 8, "text-anchor": "middle" }, label));
+    // The last label too, unless it would overlap the one before it.
+    const last = i === labels.length - 1 && i % step >= Math.ceil(step / 2);
+    if (i % step === 0 || last || labels.length === 1) chart.append(svg("text", { x: x(i), y: height - 8, "text-anchor": "middle" }, label));
   });
   lines.forEach((line, k) => {
     const color = COLORS[k % COLORS.length];
@@ -191,6 +200,25 @@ function renderLines(container, legend, labels, lines, unit, testid, width = 960
       dot.addEventListener("mouseleave", hideTooltip);
       chart.append(dot);
     });
+    const f = ahead && ahead[line.name];
+    if (f) {
+      const at = f.periods.map((p) => labels.indexOf(p));
+      const last = line.values.length - 1 - [...line.values].reverse().findIndex((v) => v !== null);
+      const band = at.map((i, j) => `${x(i).toFixed(1)},${y(f.upper80[j]).toFixed(1)}`)
+        .concat(at.map((i, j) => `${x(i).toFixed(1)},${y(f.lower80[j]).toFixed(1)}`).reverse());
+      chart.append(svg("polygon", { points: band.join(" "), fill: color, "fill-opacity": 0.15, stroke: "none", "data-band": line.name }));
+      const start = last >= 0 && line.values[last] !== null ? `M${x(last).toFixed(1)},${y(line.values[last]).toFixed(1)} L` : "M";
+      const path = start + at.map((i, j) => `${x(i).toFixed(1)},${y(f.shares[j]).toFixed(1)}`).join(" L");
+      chart.append(svg("path", { d: path, fill: "none", stroke: color, "stroke-width": 2, "stroke-dasharray": "5 4", "data-forecast": line.name }));
+      at.forEach((i, j) => {
+        const dot = svg("circle", { cx: x(i), cy: y(f.shares[j]), r: 2.5, fill: "#fff", stroke: color, "data-forecast-series": line.name, "data-label": labels[i], "data-value": f.shares[j] });
+        const text = `${line.name}, ${labels[i]} (forecast): ${f.shares[j]} ${unit}, 80 % ${f.lower80[j]}–${f.upper80[j]}`;
+        dot.append(svg("title", {}, text));
+        dot.addEventListener("mousemove", (e) => showTooltip(e, text));
+        dot.addEventListener("mouseleave", hideTooltip);
+        chart.append(dot);
+      });
+    }
   });
   container.replaceChildren(chart);
   legend.replaceChildren(...lines.map((line, k) => {
@@ -207,8 +235,10 @@ function renderTrends([trends]) {
   testid("trends-metric-name").textContent = trends.metric ? metricNames[trends.metric] || trends.metric : "events";
   testid("trends-dimension-name").textContent = { type: "event type", topic: "topic" }[trends.dimension] || "language";
   document.getElementById("trends-metric").disabled = trends.dimension !== "language";
-  renderLines(document.getElementById("trends-chart"), document.getElementById("trends-legend"), trends.periods,
-    trends.series.map((s) => ({ name: s.key, values: s.shares, counts: s.counts })), "% share", "trends-chart");
+  const drawTrends = (ahead) => renderLines(document.getElementById("trends-chart"), document.getElementById("trends-legend"), trends.periods,
+    trends.series.map((s) => ({ name: s.key, values: s.shares, counts: s.counts })), "% share", "trends-chart", 960, ahead);
+  drawTrends(null);
+  renderForecast(trends, drawTrends);
 
   const chosen = new Set(trends.series.map((s) => s.key));
   const names = [...new Set([...trends.available, ...chosen])];
@@ -279,6 +309,43 @@ function renderSentiment([sentiment, souring, recent]) {
     { text: p.repo, className: "key" },
     { text: p.text, className: "text" },
     { text: p.scores[p.label].toFixed(2), className: "num" },
+  ]));
+}
+
+// Where the compared series are heading: `/api/forecast` for the same series, drawn after them, and the table of
+// the expected changes over the next year.
+async function renderForecast(trends, draw) {
+  const status = testid("forecast-status");
+  const keys = trends.series.map((s) => s.key);
+  if (!keys.length) return;
+  const q = new URLSearchParams({ dimension: trends.dimension, granularity: trends.granularity, keys: keys.join(",") });
+  if (trends.metric) q.set("metric", trends.metric);
+  const perYear = { quarter: 4, month: 12, year: 1 }[trends.granularity] || 4;
+  q.set("horizon", perYear);
+  const response = await fetch(`/api/forecast?${q}`, { cache: "no-store" });
+  if (!response.ok) {
+    status.textContent = `No forecast: ${(await response.text()).trim()}`;
+    testid("forecast-as-of").textContent = "–";
+    fillRows(testid("forecast-table"), []);
+    return;
+  }
+  const forecast = await response.json();
+  const ahead = Object.fromEntries(forecast.series.map((s) => [s.key, s.forecast]));
+  draw(ahead);
+  status.textContent = `Forecast by ${forecast.model.method}${forecast.model.version ? ` (version ${forecast.model.version})` : ""} from the history up to ${forecast.as_of}; dashed, with the 80 % interval shaded.`;
+  testid("forecast-as-of").textContent = forecast.as_of;
+  const rows = forecast.series.map((s) => {
+    const now = s.history.shares[s.history.shares.length - 1];
+    const j = s.forecast.shares.length - 1;
+    return { key: s.key, now, then: s.forecast.shares[j], period: s.forecast.periods[j], lower: s.forecast.lower80[j], upper: s.forecast.upper80[j], change: Math.round((s.forecast.shares[j] - now) * 100) / 100 };
+  });
+  rows.sort((a, b) => b.change - a.change || a.key.localeCompare(b.key));
+  fillRows(testid("forecast-table"), rows.map((r) => [
+    { text: r.key, className: "key" },
+    { text: `${r.now.toFixed(2)}%`, className: "num" },
+    { text: `${r.then.toFixed(2)}%`, className: "num" },
+    { text: `${r.lower.toFixed(2)}–${r.upper.toFixed(2)}%`, className: "num" },
+    { text: `${r.change > 0 ? "+" : ""}${r.change.toFixed(2)}`, className: `num change ${r.change > 0 ? "rise" : r.change < 0 ? "fall" : ""}` },
   ]));
 }
 

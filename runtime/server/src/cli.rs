@@ -37,6 +37,83 @@ pub enum Command {
     Predict(VersionArgs),
     /// The registered models: list them, show one's versions, promote a version (also to roll back).
     Models(ModelsArgs),
+    /// Where the trends are heading: forecast shares, or backtest the forecasting methods.
+    Forecast(ForecastArgs),
+}
+
+/// `forgecast forecast`.
+#[derive(Debug, Args)]
+pub struct ForecastArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub what: ForecastWhat,
+}
+
+/// The verbs of `forgecast forecast`.
+#[derive(Debug, Subcommand)]
+pub enum ForecastWhat {
+    /// Every method over rolling origins on the trends' share series: MASE (mean, median, per step ahead) and the
+    /// 80 % / 95 % intervals' coverage, with the naive baseline in the same run.
+    Backtest(BacktestArgs),
+    /// Forecast the trends' shares, with 80 % and 95 % intervals, as tables (or JSON).
+    Trends(TrendForecastArgs),
+}
+
+/// Which share series (as `/api/trends` serves them).
+#[derive(Debug, Args)]
+pub struct ShareArgs {
+    /// `language`, `type` or `topic`.
+    #[arg(long, default_value = "language")]
+    pub dimension: String,
+    /// For languages, the event type counted [default: PullRequestEvent]
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// `quarter`, `month` or `year`.
+    #[arg(long, default_value = "quarter")]
+    pub granularity: String,
+    /// Periods ahead.
+    #[arg(long, default_value_t = 4)]
+    pub horizon: usize,
+    /// The config file.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The store whose counters are read.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `forgecast forecast backtest`.
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    /// The series.
+    #[command(flatten)]
+    pub series: ShareArgs,
+    /// The largest keys over the history.
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
+    /// Forecast origins, the last ones of the history.
+    #[arg(long, default_value_t = 9)]
+    pub origins: usize,
+}
+
+/// `forgecast forecast trends`.
+#[derive(Debug, Args)]
+pub struct TrendForecastArgs {
+    /// The series.
+    #[command(flatten)]
+    pub series: ShareArgs,
+    /// Comma-separated keys [default: the --top largest]
+    #[arg(long, value_delimiter = ',')]
+    pub keys: Option<Vec<String>>,
+    /// The largest keys over the history, when none are named.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// The last period the forecast sees (`2021Q4`, `2021-03`, `2021`) [default: the last complete one]
+    #[arg(long, value_name = "PERIOD")]
+    pub as_of: Option<String>,
+    /// JSON, as `GET /api/forecast` answers.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The models that can be trained.

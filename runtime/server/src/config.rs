@@ -851,6 +851,81 @@ pub fn models(args: ModelsArgs) -> Result<(ModelsAction, StoragePlan), ConfigErr
     Ok((action, storage(args.store, &file)?))
 }
 
+/// What `forgecast forecast` does, checked.
+#[derive(Debug, Clone)]
+pub enum ForecastAction {
+    /// Every method over the last `origins` origins.
+    Backtest {
+        /// Forecast origins.
+        origins: usize,
+    },
+    /// Forecasts, as tables or JSON.
+    Trends {
+        /// JSON instead of tables.
+        json: bool,
+    },
+}
+
+/// A validated `forgecast forecast`.
+#[derive(Debug, Clone)]
+pub struct ForecastPlan {
+    /// What to do.
+    pub action: ForecastAction,
+    /// The series.
+    pub query: crate::forecasts::ShareQuery,
+    /// Periods ahead.
+    pub horizon: usize,
+    /// The store whose counters are read.
+    pub storage: StoragePlan,
+}
+
+/// `forgecast forecast`, validated.
+pub fn forecast(args: crate::cli::ForecastArgs) -> Result<ForecastPlan, ConfigError> {
+    use crate::cli::ForecastWhat;
+    use crate::forecasts::{MAX_HORIZON, MAX_SERIES, ShareQuery};
+    let (series, action, top, keys, as_of) = match args.what {
+        ForecastWhat::Backtest(a) => {
+            if a.origins == 0 {
+                return Err(bad_flag("--origins", "must be at least 1"));
+            }
+            (
+                a.series,
+                ForecastAction::Backtest { origins: a.origins },
+                a.top,
+                None,
+                None,
+            )
+        }
+        ForecastWhat::Trends(a) => (
+            a.series,
+            ForecastAction::Trends { json: a.json },
+            a.top,
+            a.keys,
+            a.as_of,
+        ),
+    };
+    if !(1..=MAX_HORIZON).contains(&series.horizon) {
+        return Err(bad_flag("--horizon", format!("use 1 to {MAX_HORIZON}")));
+    }
+    if !(1..=MAX_SERIES).contains(&top) {
+        return Err(bad_flag("--top", format!("use 1 to {MAX_SERIES}")));
+    }
+    let file = file(&series.config)?;
+    Ok(ForecastPlan {
+        action,
+        query: ShareQuery {
+            dimension: Some(series.dimension),
+            metric: series.metric,
+            granularity: Some(series.granularity),
+            keys,
+            as_of,
+            top,
+        },
+        horizon: series.horizon,
+        storage: storage(series.store, &file)?,
+    })
+}
+
 /// `forgecast archive`, validated.
 pub fn archive(args: ArchiveArgs) -> Result<ArchivePlan, ConfigError> {
     let file = file(&args.config)?;

@@ -10,6 +10,7 @@
 //! - [`history`]: the history of a lake per month, quarter and year, by the runtime's engine or Spark.
 //! - [`champions`]: the champion of each model, loaded from the registry and kept current, for the HTTP API and
 //!   the model stage.
+//! - [`forecasts`]: the trends' share series cut for forecasting, forecast and backtested.
 //! - [`retry`]: retrying backend operations with the runtime's backoff policy.
 //! - [`http`]: the HTTP server: the dashboard and its JSON API, health, metrics, scripts, sources, live taps.
 //! - [`metrics`]: the Prometheus metrics of a running pipeline.
@@ -20,6 +21,7 @@ pub mod champions;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod forecasts;
 pub mod history;
 pub mod http;
 pub mod logging;

@@ -216,7 +216,7 @@ async fn the_live_view_shows_the_numbers_of_its_api_and_hostile_names_as_text() 
     // Trends: every point of the chart and every row of the growth table are the API's numbers.
     browser.open(&format!("{url}/#trends")).await;
     let drawn = browser
-        .wait_for("the trends chart", r#"const dots = [...document.querySelectorAll('[data-testid="trends-chart"] circle')];
+        .wait_for("the trends chart", r#"const dots = [...document.querySelectorAll('[data-testid="trends-chart"] circle[data-series]')];
             if (!dots.length) return null;
             return { dots: dots.map((d) => [d.getAttribute("data-series"), d.getAttribute("data-label"), Number(d.getAttribute("data-value"))]),
               growth: [...document.querySelectorAll('[data-testid="growth"] tbody tr')].map((tr) => [tr.cells[0].textContent, tr.cells[3].textContent]),
@@ -258,7 +258,7 @@ async fn the_live_view_shows_the_numbers_of_its_api_and_hostile_names_as_text() 
         api_points.len()
     );
     let hover = browser
-        .run(r#"return document.querySelector('[data-testid="trends-chart"] circle title').textContent;"#)
+        .run(r#"return document.querySelector('[data-testid="trends-chart"] circle[data-series] title').textContent;"#)
         .await;
     let first = &trends["series"][0];
     let count = first["counts"][0].as_u64().unwrap();
@@ -296,6 +296,79 @@ async fn the_live_view_shows_the_numbers_of_its_api_and_hostile_names_as_text() 
     assert_eq!(drawn["growth"].as_array().unwrap(), &rows);
     assert!(!rows.is_empty());
 
+    // Where the compared languages are heading: every forecast point and row of the table from /api/forecast.
+    let ahead = browser
+        .wait_for("the forecasts", r#"const dots = [...document.querySelectorAll('[data-testid="trends-chart"] circle[data-forecast-series]')];
+            const rows = [...document.querySelectorAll('[data-testid="forecast-table"] tbody tr')];
+            if (!dots.length || !rows.length) return null;
+            return { dots: dots.map((d) => [d.getAttribute("data-forecast-series"), d.getAttribute("data-label"), Number(d.getAttribute("data-value"))]),
+              rows: rows.map((tr) => [...tr.cells].map((td) => td.textContent)),
+              bands: document.querySelectorAll('[data-testid="trends-chart"] polygon[data-band]').length,
+              as_of: document.querySelector('[data-testid="forecast-as-of"]').textContent };"#)
+        .await;
+    let keys: Vec<&str> = trends["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap())
+        .collect();
+    let forecast = get_json(&format!(
+        "{url}/api/forecast?dimension=language&metric=PullRequestEvent&granularity=quarter&horizon=4&keys={}",
+        keys.join(",").replace('+', "%2B").replace('#', "%23")
+    ))
+    .await;
+    assert_eq!(ahead["as_of"], forecast["as_of"]);
+    assert_eq!(
+        forecast["as_of"], "2024Q1",
+        "the last quarter of the bundled history"
+    );
+    let mut expected_ahead = Vec::new();
+    let mut expected_rows = Vec::new();
+    for s in forecast["series"].as_array().unwrap() {
+        let f = &s["forecast"];
+        for (label, share) in f["periods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(f["shares"].as_array().unwrap())
+        {
+            expected_ahead.push((
+                s["key"].as_str().unwrap().to_string(),
+                label.as_str().unwrap().to_string(),
+                share.as_f64().unwrap(),
+            ));
+        }
+        let history = s["history"]["shares"].as_array().unwrap();
+        let now = history[history.len() - 1].as_f64().unwrap();
+        let then = f["shares"][3].as_f64().unwrap();
+        let change = ((then - now) * 100.0).round() / 100.0;
+        expected_rows.push((
+            change,
+            s["key"].as_str().unwrap().to_string(),
+            vec![
+                s["key"].as_str().unwrap().to_string(),
+                format!("{now:.2}%"),
+                format!("{then:.2}%"),
+                format!(
+                    "{:.2}–{:.2}%",
+                    f["lower80"][3].as_f64().unwrap(),
+                    f["upper80"][3].as_f64().unwrap()
+                ),
+                format!("{}{change:.2}", if change > 0.0 { "+" } else { "" }),
+            ],
+        ));
+    }
+    expected_rows.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let drawn_ahead: Vec<(String, String, f64)> =
+        serde_json::from_value(ahead["dots"].clone()).unwrap();
+    assert_eq!(drawn_ahead, expected_ahead);
+    assert_eq!(ahead["bands"].as_u64().unwrap() as usize, keys.len());
+    let table: Vec<Vec<String>> = serde_json::from_value(ahead["rows"].clone()).unwrap();
+    assert_eq!(
+        table,
+        expected_rows.into_iter().map(|r| r.2).collect::<Vec<_>>()
+    );
+
     // Choosing another event type redraws from the API's numbers for it.
     browser.run(r#"const s = document.getElementById("trends-metric"); s.value = "PushEvent"; s.dispatchEvent(new Event("change")); return null;"#).await;
     browser.wait_for("the pushes chart", r#"return document.querySelector('[data-testid="trends-metric-name"]').textContent === "pushes" || null;"#).await;
@@ -303,7 +376,7 @@ async fn the_live_view_shows_the_numbers_of_its_api_and_hostile_names_as_text() 
     let first = &pushes["series"][0];
     let expect = json!([first["key"], pushes["periods"][0], first["shares"][0]]);
     browser
-        .wait_for("the first push point", &format!(r#"const d = document.querySelector('[data-testid="trends-chart"] circle');
+        .wait_for("the first push point", &format!(r#"const d = document.querySelector('[data-testid="trends-chart"] circle[data-series]');
             return d && JSON.stringify([d.getAttribute("data-series"), d.getAttribute("data-label"), Number(d.getAttribute("data-value"))]) === {:?} || null;"#, expect.to_string()))
         .await;
     browser.screenshot("trends").await;

@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Guard;
 use super::guard::refuse;
+use crate::backends::AnyStore;
 use crate::pipeline::Shared;
 
 /// Event types with a language history series.
@@ -49,13 +50,20 @@ const OVERLAY_YEARS: usize = 6;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrendsQuery {
-    dimension: Option<String>,
-    metric: Option<String>,
-    granularity: Option<String>,
-    from: Option<i32>,
-    to: Option<i32>,
-    keys: Option<String>,
-    focus: Option<String>,
+    /// `language`, `type` or `topic`.
+    pub dimension: Option<String>,
+    /// For languages: the event type counted.
+    pub metric: Option<String>,
+    /// `month`, `quarter` or `year`.
+    pub granularity: Option<String>,
+    /// First year.
+    pub from: Option<i32>,
+    /// Last year.
+    pub to: Option<i32>,
+    /// Comma-separated keys.
+    pub keys: Option<String>,
+    /// The overlay's key.
+    pub focus: Option<String>,
 }
 
 /// The answer.
@@ -140,9 +148,12 @@ pub struct OverlayYear {
 
 /// Calendar periods, each identified by the Unix time it starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Period {
+pub enum Period {
+    /// A calendar month.
     Month,
+    /// A calendar quarter.
     Quarter,
+    /// A calendar year.
     Year,
 }
 
@@ -153,7 +164,8 @@ fn date(unix: i64) -> NaiveDate {
 }
 
 impl Period {
-    fn parse(text: &str) -> Option<Period> {
+    /// From its name.
+    pub fn parse(text: &str) -> Option<Period> {
         match text {
             "month" => Some(Period::Month),
             "quarter" => Some(Period::Quarter),
@@ -162,7 +174,8 @@ impl Period {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// Its name: `month`, `quarter` or `year`.
+    pub fn name(self) -> &'static str {
         match self {
             Period::Month => "month",
             Period::Quarter => "quarter",
@@ -170,7 +183,8 @@ impl Period {
         }
     }
 
-    fn granularity(self) -> Granularity {
+    /// The counters' granularity of the same width.
+    pub fn granularity(self) -> Granularity {
         match self {
             Period::Month => Granularity::Month,
             Period::Quarter => Granularity::Quarter,
@@ -178,11 +192,13 @@ impl Period {
         }
     }
 
-    fn start(self, at: i64) -> i64 {
+    /// Start of the period holding `at`.
+    pub fn start(self, at: i64) -> i64 {
         self.granularity().bucket(at)
     }
 
-    fn next(self, start: i64) -> i64 {
+    /// Start of the period after the one starting at `start`.
+    pub fn next(self, start: i64) -> i64 {
         let d = date(start);
         match self {
             Period::Month if d.month() == 12 => month_start(d.year() + 1, 1),
@@ -192,12 +208,14 @@ impl Period {
         }
     }
 
-    fn year_before(self, start: i64) -> i64 {
+    /// Start of the same period a year earlier.
+    pub fn year_before(self, start: i64) -> i64 {
         let d = date(start);
         month_start(d.year() - 1, d.month())
     }
 
-    fn label(self, start: i64) -> String {
+    /// `2024-03`, `2024Q1` or `2024`.
+    pub fn label(self, start: i64) -> String {
         let d = date(start);
         match self {
             Period::Month => format!("{}-{:02}", d.year(), d.month()),
@@ -221,7 +239,7 @@ fn round(x: f64) -> f64 {
 }
 
 /// Events per key, per period.
-type Table = BTreeMap<i64, BTreeMap<String, u64>>;
+pub(crate) type Table = BTreeMap<i64, BTreeMap<String, u64>>;
 
 fn share(period: &BTreeMap<String, u64>, key: &str) -> Option<f64> {
     let total: u64 = period.values().sum();
@@ -233,7 +251,7 @@ fn share(period: &BTreeMap<String, u64>, key: &str) -> Option<f64> {
 /// aggregate`), then GitHut's quarters (languages only; they cannot be split into months), then the live day
 /// counters rolled up.
 async fn table(
-    shared: &Shared,
+    store: &AnyStore,
     dimension: Dimension,
     prefix: &str,
     period: Period,
@@ -247,8 +265,7 @@ async fn table(
     sources.push((Granularity::Day, dimension));
     let mut merged = Table::new();
     for (granularity, dimension) in sources {
-        let rows = shared
-            .store
+        let rows = store
             .aggregates(AggregateQuery {
                 granularity,
                 dimension,
@@ -345,6 +362,29 @@ fn parse(query: &TrendsQuery) -> Result<Spec, TrendsError> {
     })
 }
 
+/// The counts per key and period of a query, every period from the first with data to the last listed (empty
+/// where there is none), and the period they are rolled up to.
+pub(crate) async fn counts(
+    store: &AnyStore,
+    query: &TrendsQuery,
+) -> Result<(Period, Table), TrendsError> {
+    let spec = parse(query)?;
+    Ok((spec.period, periods_of(store, &spec).await?))
+}
+
+async fn periods_of(store: &AnyStore, spec: &Spec) -> Result<Table, StoreError> {
+    let (from, to) = spec.range;
+    let mut periods = table(store, spec.dimension, &spec.prefix, spec.period, from, to).await?;
+    if let (Some(&first), Some(&last)) = (periods.keys().next(), periods.keys().last()) {
+        let mut at = first;
+        while at < last {
+            periods.entry(at).or_default();
+            at = spec.period.next(at);
+        }
+    }
+    Ok(periods)
+}
+
 /// Share changes from the same period a year earlier, at the latest period that has both.
 fn growth(periods: &BTreeMap<i64, BTreeMap<String, u64>>, period: Period) -> Option<Growth> {
     let has_data = |at: i64| periods.get(&at).is_some_and(|p| !p.is_empty());
@@ -405,7 +445,15 @@ async fn overlay(shared: &Shared, spec: &Spec, key: String) -> Result<Overlay, S
         _ => ["Q1", "Q2", "Q3", "Q4"].map(String::from).to_vec(),
     };
     let (from, to) = spec.range;
-    let fine = table(shared, spec.dimension, &spec.prefix, slot_period, from, to).await?;
+    let fine = table(
+        &shared.store,
+        spec.dimension,
+        &spec.prefix,
+        slot_period,
+        from,
+        to,
+    )
+    .await?;
     let mut years: BTreeMap<i32, Vec<Option<f64>>> = BTreeMap::new();
     for (&at, counts) in &fine {
         let line = years
@@ -426,15 +474,7 @@ async fn overlay(shared: &Shared, spec: &Spec, key: String) -> Result<Overlay, S
 pub async fn compute(shared: &Shared, query: TrendsQuery) -> Result<Trends, TrendsError> {
     let spec = parse(&query)?;
     let period = spec.period;
-    let (from, to) = spec.range;
-    let mut periods = table(shared, spec.dimension, &spec.prefix, period, from, to).await?;
-    if let (Some(&first), Some(&last)) = (periods.keys().next(), periods.keys().last()) {
-        let mut at = first;
-        while at < last {
-            periods.entry(at).or_default();
-            at = period.next(at);
-        }
-    }
+    let periods = periods_of(&shared.store, &spec).await?;
 
     let mut recent: BTreeMap<&str, u64> = BTreeMap::new();
     for counts in periods.values().rev().filter(|p| !p.is_empty()).take(8) {

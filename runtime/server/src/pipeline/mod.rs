@@ -23,6 +23,12 @@ pub mod write;
 
 pub use shared::{GithubView, Shared};
 
+/// Loads the bundled GitHut history into the store, as every pipeline does at start (setting the same counters
+/// again changes nothing); for commands that read history without a pipeline.
+pub async fn load_bundled_history(store: &crate::backends::AnyStore) -> Result<(), StartError> {
+    bundled::load_history(store).await
+}
+
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 

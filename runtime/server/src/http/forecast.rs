@@ -1,0 +1,127 @@
+//! `GET /api/forecast`: where the trends' shares are heading, with 80 % and 95 % intervals.
+//!
+//! | parameter | values | default |
+//! |---|---|---|
+//! | `dimension`, `metric`, `granularity` | as `/api/trends` | `language`, `PullRequestEvent`, `quarter` |
+//! | `horizon` | periods ahead, 1 to 12 | 4 |
+//! | `keys` | comma-separated keys | the `top` largest over the history |
+//! | `top` | 1 to 50 | 10 |
+//! | `as_of` | the last period the forecast sees (`2021Q4`, `2021-03`, `2021`), so that anyone can check a forecast against what happened | the last complete period with data |
+//!
+//! The answer: `as_of`, `horizon`, `model` (`name`, `version` of the registered trend model or `null`, `method`)
+//! and `series` (`key`, `history` with `periods` and `shares`, `forecast` with `periods`, `shares`, `lower80`,
+//! `upper80`, `lower95`, `upper95`), shares in percent. A parameter that cannot be answered is a 400 naming it.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use forgecast_core::registry::{Registry, champion};
+use forgecast_models::forecast::Settings;
+use serde::Deserialize;
+
+use super::Guard;
+use super::guard::refuse;
+use crate::forecasts::{ForecastFailure, MAX_HORIZON, MAX_SERIES, ShareQuery, forecast, history};
+use crate::pipeline::Shared;
+
+/// The registered name of the trend forecaster.
+pub const TRENDS_MODEL: &str = "trends";
+
+/// The query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForecastQuery {
+    dimension: Option<String>,
+    metric: Option<String>,
+    granularity: Option<String>,
+    horizon: Option<usize>,
+    keys: Option<String>,
+    top: Option<usize>,
+    as_of: Option<String>,
+}
+
+fn bad(message: impl Into<String>) -> Response {
+    refuse(StatusCode::BAD_REQUEST, message.into()).into_response()
+}
+
+pub(super) async fn trends(
+    State(shared): State<Arc<Shared>>,
+    Extension(guard): Extension<Arc<Guard>>,
+    query: Result<Query<ForecastQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(query)) = query else {
+        return bad(
+            "unknown or malformed parameter; use dimension, metric, granularity, horizon, keys, top, as_of",
+        );
+    };
+    let horizon = query.horizon.unwrap_or(4);
+    if !(1..=MAX_HORIZON).contains(&horizon) {
+        return bad(format!("horizon {horizon}: use 1 to {MAX_HORIZON}"));
+    }
+    let top = query.top.unwrap_or(10);
+    if !(1..=MAX_SERIES).contains(&top) {
+        return bad(format!("top {top}: use 1 to {MAX_SERIES}"));
+    }
+    let keys: Option<Vec<String>> = query.keys.as_deref().map(|list| {
+        list.split(',')
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty())
+            .collect()
+    });
+    if keys.as_ref().is_some_and(|k| k.len() > MAX_SERIES) {
+        return bad(format!("keys: at most {MAX_SERIES}"));
+    }
+    let _turn = match guard.heavy_turn().await {
+        Ok(turn) => turn,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let share_query = ShareQuery {
+        dimension: query.dimension,
+        metric: query.metric,
+        granularity: query.granularity,
+        keys,
+        as_of: query.as_of,
+        top,
+    };
+    let (version, settings) = match serving(&shared).await {
+        Ok(found) => found,
+        Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, e).into_response(),
+    };
+    let answer = async {
+        let history = history(&shared.store, &share_query).await?;
+        let series = forecast(&history, &settings, horizon)?;
+        let labels = history.labels();
+        Ok::<_, ForecastFailure>(serde_json::json!({
+            "as_of": labels[labels.len() - 1],
+            "horizon": horizon,
+            "model": { "name": TRENDS_MODEL, "version": version, "method": settings.method.name() },
+            "series": series,
+        }))
+    };
+    match answer.await {
+        Ok(answer) => Json(answer).into_response(),
+        Err(ForecastFailure::Query(message)) => bad(message),
+        Err(ForecastFailure::Model(e)) => bad(e.to_string()),
+        Err(ForecastFailure::Store(e)) => {
+            refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()
+        }
+    }
+}
+
+/// The trend model's champion version and settings, or the default settings while none is registered.
+async fn serving(shared: &Shared) -> Result<(Option<u32>, Settings), String> {
+    let versions = shared
+        .store
+        .versions(TRENDS_MODEL)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(current) = champion(&versions) else {
+        return Ok((None, Settings::default()));
+    };
+    let settings =
+        serde_json::from_value(current.meta.params["settings"].clone()).unwrap_or_default();
+    Ok((Some(current.version), settings))
+}
