@@ -175,11 +175,14 @@ fn cut(
     }
     run.reverse();
     if run.len() < MIN_PERIODS {
+        let until = match &query.as_of {
+            Some(label) => format!("as_of {label}: up to it"),
+            None => "up to now".to_string(),
+        };
         return bad(format!(
-            "only {} complete {}s with data up to {}; a forecast needs at least {MIN_PERIODS}",
+            "{until}, only {} complete {}s with data in a row; a forecast needs at least {MIN_PERIODS}",
             run.len(),
             period.name(),
-            query.as_of.as_deref().unwrap_or("now")
         ));
     }
     let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
@@ -401,5 +404,141 @@ mod tests {
         };
         let refused = cut(period, &table, &unknown, now).unwrap_err();
         assert!(refused.to_string().contains("Cobol"), "{refused}");
+    }
+}
+
+/// The series the registered trend model is evaluated on: the top 20 languages' share of pull requests per quarter.
+fn evaluated_series() -> ShareQuery {
+    ShareQuery {
+        dimension: Some("language".into()),
+        metric: Some("PullRequestEvent".into()),
+        granularity: Some("quarter".into()),
+        keys: None,
+        as_of: None,
+        top: 20,
+    }
+}
+
+/// The steps ahead and origins of the registered model's backtest.
+const EVALUATED_HORIZON: usize = 4;
+const EVALUATED_ORIGINS: usize = 9;
+
+/// Registers a new version of the trend model when its input changed since the champion was fitted (a new
+/// complete quarter, counters set by an `aggregate` run): the served settings, backtested with every method on
+/// the evaluated series, the figures recorded, and promoted. Returns the version registered, if any.
+pub async fn refit_trends(store: &AnyStore) -> Result<Option<u32>, ForecastFailure> {
+    use forgecast_core::registry::{Alias, NewVersion, Registry, champion};
+    use forgecast_models::forecast::TrendModel;
+    use sha2::{Digest, Sha256};
+
+    let query = evaluated_series();
+    let history = history(store, &query).await?;
+    let labels = history.labels();
+    let fingerprint = {
+        let mut hash = Sha256::new();
+        for s in &history.series {
+            hash.update(s.key.as_bytes());
+            for v in &s.values {
+                hash.update(v.to_le_bytes());
+            }
+        }
+        format!("{:x}", hash.finalize())
+    };
+    let training = format!(
+        "pull request shares of the top {} languages per quarter, {} to {} ({} quarters; input {})",
+        history.series.len(),
+        labels[0],
+        labels[labels.len() - 1],
+        labels.len(),
+        &fingerprint[..12]
+    );
+    let versions = store.versions(crate::http::TRENDS_MODEL).await?;
+    if champion(&versions).is_some_and(|c| c.meta.training == training) {
+        return Ok(None);
+    }
+    let reports = {
+        let history = history.clone();
+        tokio::task::spawn_blocking(move || {
+            backtest_all(&history, EVALUATED_HORIZON, EVALUATED_ORIGINS)
+        })
+        .await
+        .map_err(|e| ForecastFailure::Query(e.to_string()))??
+    };
+    let settings = Settings::default();
+    let served = reports
+        .iter()
+        .find(|r| r.method == settings.method)
+        .cloned()
+        .ok_or_else(|| ForecastFailure::Query("the served method was not backtested".into()))?;
+    let naive = reports
+        .iter()
+        .find(|r| r.method == Method::Naive)
+        .map_or(f64::NAN, |r| r.mase);
+    let metrics = [
+        ("mase", served.mase),
+        ("mase_median", served.median_mase),
+        ("mase_naive", naive),
+        ("mase_vs_naive", served.mase / naive),
+        ("coverage80", served.coverage80),
+        ("coverage95", served.coverage95),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let model = TrendModel::new(
+        settings.clone(),
+        EVALUATED_HORIZON,
+        reports
+            .into_iter()
+            .map(|r| (format!("{} {}", r.method.name(), training), r))
+            .collect(),
+    );
+    let artifact = model.to_json();
+    let version = NewVersion {
+        name: crate::http::TRENDS_MODEL.into(),
+        created: now_unix(),
+        training,
+        params: serde_json::json!({
+            "settings": settings,
+            "backtest": { "horizon": EVALUATED_HORIZON, "origins": EVALUATED_ORIGINS, "metric": "MASE" },
+        }),
+        metrics,
+        sha256: format!("{:x}", Sha256::digest(&artifact)),
+        size: artifact.len() as u64,
+    };
+    let number = store.register(version, artifact).await?;
+    store
+        .set_alias(crate::http::TRENDS_MODEL, number, Alias::Champion)
+        .await?;
+    tracing::info!(
+        component = "models",
+        model = crate::http::TRENDS_MODEL,
+        version = number,
+        mase = format!("{:.3}", served.mase),
+        mase_naive = format!("{naive:.3}"),
+        "Trend model refitted on new input and promoted."
+    );
+    Ok(Some(number))
+}
+
+/// How often the trend model's input is looked at.
+pub const REFIT_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Refits the trend model at start and whenever its input changed, every [`REFIT_EVERY`], until `stop`.
+pub async fn keep_trends_fitted(store: AnyStore, stop: tokio_util::sync::CancellationToken) {
+    loop {
+        match refit_trends(&store).await {
+            Ok(_) => {}
+            Err(ForecastFailure::Query(reason)) => {
+                tracing::debug!(component = "models", model = crate::http::TRENDS_MODEL, %reason, "No trend model to fit yet.");
+            }
+            Err(e) => {
+                tracing::warn!(component = "models", model = crate::http::TRENDS_MODEL, error = %e, "Refitting the trend model failed; trying again later.");
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(REFIT_EVERY) => {}
+        }
     }
 }

@@ -22,6 +22,13 @@ pub async fn run(plan: UpPlan, shutdown: Shutdown) -> Result<Summary> {
     let address = listener.local_addr()?;
     tracing::info!(component = "http", address = %address, "Serving http://{address}/");
     let stop_http = tokio_util::sync::CancellationToken::new();
+    if plan.pipeline.models {
+        // The trend forecaster refits off the request path when its input changes.
+        tokio::spawn(crate::forecasts::keep_trends_fitted(
+            pipeline.shared().store.clone(),
+            stop_http.clone(),
+        ));
+    }
     let server = {
         let stop = stop_http.clone();
         let guard = Arc::new(Guard::new(plan.http.clone(), plan.pipeline.bounds));

@@ -27,7 +27,7 @@ use super::guard::refuse;
 use crate::forecasts::{ForecastFailure, MAX_HORIZON, MAX_SERIES, ShareQuery, forecast, history};
 use crate::pipeline::Shared;
 
-/// The registered name of the trend forecaster.
+/// The registered name of the trend forecaster (refitted by [`crate::forecasts::keep_trends_fitted`]).
 pub const TRENDS_MODEL: &str = "trends";
 
 /// The query.

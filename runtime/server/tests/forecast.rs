@@ -1,0 +1,177 @@
+//! Forecasts as a user sees them: `forgecast forecast backtest` on the bundled history (the served method beats
+//! naive there, its intervals cover within reason), `forecast trends`, and `GET /api/forecast` of a running `up`
+//! with its registered trend model, `as_of` cutting the history, and the 400s that name the bad parameter.
+
+mod support;
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn forecast(data: &std::path::Path, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_forgecast"))
+        .arg("forecast")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{args:?}: {text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    text
+}
+
+/// The row of `method` in a backtest table: MASE, median, ratio to naive, then the per-step figures and coverage.
+fn row(table: &str, method: &str) -> Vec<f64> {
+    table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(method))
+        .unwrap_or_else(|| panic!("no {method} in\n{table}"))
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect()
+}
+
+#[test]
+fn the_served_method_beats_naive_on_the_bundled_history_and_its_intervals_cover() {
+    let data = tempfile::tempdir().unwrap();
+    let table = forecast(
+        data.path(),
+        &[
+            "backtest",
+            "--top",
+            "20",
+            "--horizon",
+            "4",
+            "--origins",
+            "9",
+        ],
+    );
+    assert!(table.contains("2012Q2 to 2024Q1 (48 periods)"), "{table}");
+    let naive = row(&table, "naive");
+    let served = row(&table, "combination");
+    assert!(table.contains("(served)"), "{table}");
+    // The reference protocol's naive figure on the same data.
+    assert!((naive[0] - 1.194).abs() < 0.0005, "naive MASE {}", naive[0]);
+    assert!(
+        served[0] < naive[0],
+        "served {} against naive {}",
+        served[0],
+        naive[0]
+    );
+    let (cov80, cov95) = (served[served.len() - 2], served[served.len() - 1]);
+    assert!((0.65..=0.97).contains(&cov80), "80 % coverage {cov80}");
+    assert!((0.85..=1.0).contains(&cov95), "95 % coverage {cov95}");
+
+    let json: Value = serde_json::from_str(&forecast(
+        data.path(),
+        &[
+            "trends",
+            "--keys",
+            "Rust,Go",
+            "--as-of",
+            "2021Q4",
+            "--horizon",
+            "2",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(json["as_of"], "2021Q4");
+    assert_eq!(json["series"][0]["key"], "Rust");
+    assert_eq!(
+        json["series"][0]["forecast"]["periods"],
+        serde_json::json!(["2022Q1", "2022Q2"])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_forecasts_from_the_registered_model_and_names_bad_parameters() {
+    let data = tempfile::tempdir().unwrap();
+    let up = support::up(data.path(), &["--source", "none"]);
+    let url = &up.url;
+    // The trend model is fitted and registered off the request path at start.
+    let started = std::time::Instant::now();
+    let model = loop {
+        let response = forgecast_github::http::client()
+            .get(format!("{url}/api/models/trends"))
+            .send()
+            .await
+            .unwrap();
+        let model: Value =
+            serde_json::from_str(&response.text().await.unwrap()).unwrap_or_default();
+        if model["champion"].is_number() {
+            break model;
+        }
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "no trend model registered: {model}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let metrics = &model["versions"][0]["metrics"];
+    assert!(
+        metrics["mase"].as_f64().unwrap() < metrics["mase_naive"].as_f64().unwrap(),
+        "{metrics}"
+    );
+
+    let answer = support::get_json(&format!(
+        "{url}/api/forecast?dimension=language&metric=PullRequestEvent&granularity=quarter&horizon=4&keys=Rust,Go&as_of=2021Q4"
+    ))
+    .await;
+    assert_eq!(answer["as_of"], "2021Q4");
+    assert_eq!(answer["horizon"], 4);
+    assert_eq!(answer["model"]["name"], "trends");
+    assert_eq!(answer["model"]["version"], model["champion"]);
+    assert_eq!(answer["model"]["method"], "combination");
+    let rust = &answer["series"][0];
+    assert_eq!(rust["key"], "Rust");
+    let history = rust["history"]["periods"].as_array().unwrap();
+    assert_eq!(history.last().unwrap(), "2021Q4", "as_of cuts the history");
+    let f = &rust["forecast"];
+    assert_eq!(
+        f["periods"],
+        serde_json::json!(["2022Q1", "2022Q2", "2022Q3", "2022Q4"])
+    );
+    for i in 0..4 {
+        let at = |k: &str| f[k][i].as_f64().unwrap();
+        assert!(
+            at("lower95") <= at("lower80")
+                && at("lower80") <= at("shares")
+                && at("shares") <= at("upper80")
+                && at("upper80") <= at("upper95"),
+            "{f}"
+        );
+    }
+    // Without keys: the ten largest.
+    let top = support::get_json(&format!("{url}/api/forecast")).await;
+    assert_eq!(top["series"].as_array().unwrap().len(), 10);
+    assert_eq!(top["as_of"], "2024Q1");
+
+    let client = forgecast_github::http::client();
+    for (query, named) in [
+        ("as_of=2021-12", "as_of"),
+        ("as_of=1999Q1", "as_of"),
+        ("keys=Cobolt", "Cobolt"),
+        ("horizon=99", "horizon"),
+        ("metric=ForkEvent", "metric"),
+        ("dimension=type", "a forecast needs at least"),
+        ("color=blue", "unknown"),
+    ] {
+        let response = client
+            .get(format!("{url}/api/forecast?{query}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{query}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains(named), "{query}: {text}");
+    }
+}
