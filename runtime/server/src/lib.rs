@@ -11,6 +11,7 @@
 //! - [`champions`]: the champion of each model, loaded from the registry and kept current, for the HTTP API and
 //!   the model stage.
 //! - [`forecasts`]: the trends' share series cut for forecasting, forecast and backtested.
+//! - [`repo_growth`]: the bundled star snapshots and the repository growth forecaster fitted on them.
 //! - [`retry`]: retrying backend operations with the runtime's backoff policy.
 //! - [`http`]: the HTTP server: the dashboard and its JSON API, health, metrics, scripts, sources, live taps.
 //! - [`metrics`]: the Prometheus metrics of a running pipeline.
@@ -27,5 +28,6 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod pipeline;
+pub mod repo_growth;
 pub mod retry;
 pub mod shutdown;

@@ -28,6 +28,12 @@ pub async fn run(plan: UpPlan, shutdown: Shutdown) -> Result<Summary> {
             pipeline.shared().store.clone(),
             stop_http.clone(),
         ));
+        let store = pipeline.shared().store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::repo_growth::register_growth(&store).await {
+                tracing::warn!(component = "models", model = crate::repo_growth::GROWTH_MODEL, error = %e, "Cannot register the growth model.");
+            }
+        });
     }
     let server = {
         let stop = stop_http.clone();

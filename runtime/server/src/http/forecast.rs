@@ -125,3 +125,80 @@ async fn serving(shared: &Shared) -> Result<(Option<u32>, Settings), String> {
         serde_json::from_value(current.meta.params["settings"].clone()).unwrap_or_default();
     Ok((Some(current.version), settings))
 }
+
+/// The query of `GET /api/forecast/repos`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReposQuery {
+    repo: Option<String>,
+    horizon: Option<usize>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/forecast/repos?repo=owner/name&horizon=2`: one repository's stars and their forecast; without
+/// `repo`, the repositories of the latest snapshot expected to grow most by the horizon, relative and absolute.
+pub(super) async fn repos(
+    State(shared): State<Arc<Shared>>,
+    query: Result<Query<ReposQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    use crate::repo_growth::{GROWTH_MODEL, MAX_HALF_YEARS, bundled, forecast_repo, risers};
+    let Ok(Query(query)) = query else {
+        return bad("unknown or malformed parameter; use repo, horizon, limit");
+    };
+    let horizon = query.horizon.unwrap_or(2);
+    if !(1..=MAX_HALF_YEARS).contains(&horizon) {
+        return bad(format!(
+            "horizon {horizon}: use 1 to {MAX_HALF_YEARS} half-years"
+        ));
+    }
+    let limit = query.limit.unwrap_or(10);
+    if !(1..=MAX_SERIES).contains(&limit) {
+        return bad(format!("limit {limit}: use 1 to {MAX_SERIES}"));
+    }
+    let growth = match bundled() {
+        Ok(growth) => growth,
+        Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, e).into_response(),
+    };
+    let version = match shared.store.versions(GROWTH_MODEL).await {
+        Ok(versions) => champion(&versions).map(|v| v.version),
+        Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    };
+    let model = serde_json::json!({
+        "name": GROWTH_MODEL,
+        "version": version,
+        "method": "damped_drift",
+    });
+    match query.repo {
+        Some(repo) => {
+            let work = tokio::task::spawn_blocking(move || {
+                forecast_repo(growth, &repo, horizon).ok_or(repo)
+            });
+            match work.await {
+                Ok(Ok(found)) => Json(serde_json::json!({
+                    "as_of": found.history.periods.last(),
+                    "horizon": horizon,
+                    "model": model,
+                    "series": [found],
+                }))
+                .into_response(),
+                Ok(Err(repo)) => refuse(
+                    StatusCode::NOT_FOUND,
+                    format!("repo {repo:?}: no snapshot lists it (the bundled snapshots hold the most starred repositories)"),
+                )
+                .into_response(),
+                Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+            }
+        }
+        None => match tokio::task::spawn_blocking(move || risers(growth, horizon, limit)).await {
+            Ok((relative, absolute)) => Json(serde_json::json!({
+                "as_of": growth.snapshots.last().map(|s| s.date.clone()),
+                "horizon": horizon,
+                "model": model,
+                "relative": relative,
+                "absolute": absolute,
+            }))
+            .into_response(),
+            Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        },
+    }
+}
