@@ -239,6 +239,7 @@ function renderTrends([trends]) {
     trends.series.map((s) => ({ name: s.key, values: s.shares, counts: s.counts })), "% share", "trends-chart", 960, ahead);
   drawTrends(null);
   renderForecast(trends, drawTrends);
+  renderRepoGrowth();
 
   const chosen = new Set(trends.series.map((s) => s.key));
   const names = [...new Set([...trends.available, ...chosen])];
@@ -346,6 +347,22 @@ async function renderForecast(trends, draw) {
     { text: `${r.then.toFixed(2)}%`, className: "num" },
     { text: `${r.lower.toFixed(2)}–${r.upper.toFixed(2)}%`, className: "num" },
     { text: `${r.change > 0 ? "+" : ""}${r.change.toFixed(2)}`, className: `num change ${r.change > 0 ? "rise" : r.change < 0 ? "fall" : ""}` },
+  ]));
+}
+
+// The most starred repositories expected to grow fastest over the next year (`/api/forecast/repos`).
+async function renderRepoGrowth() {
+  const response = await fetch("/api/forecast/repos?horizon=2&limit=5", { cache: "no-store" });
+  if (!response.ok) return;
+  const growth = await response.json();
+  testid("growth-as-of").textContent = growth.as_of;
+  const last = growth.relative.length ? growth.relative[0] : null;
+  testid("growth-horizon").textContent = last ? "two half-years" : "–";
+  fillRows(testid("repo-growth"), growth.relative.map((r) => [
+    { text: r.repo, className: "key" },
+    { text: number(r.stars), className: "num" },
+    { text: number(Math.round(r.expected)), className: "num" },
+    { text: `+${r.gain_percent.toFixed(2)}%`, className: "num change rise" },
   ]));
 }
 

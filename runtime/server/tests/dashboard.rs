@@ -363,6 +363,25 @@ async fn the_live_view_shows_the_numbers_of_its_api_and_hostile_names_as_text() 
         serde_json::from_value(ahead["dots"].clone()).unwrap();
     assert_eq!(drawn_ahead, expected_ahead);
     assert_eq!(ahead["bands"].as_u64().unwrap() as usize, keys.len());
+    let growth_rows = browser
+        .wait_for("the growth panel", r#"const rows = [...document.querySelectorAll('[data-testid="repo-growth"] tbody tr')];
+            return rows.length ? rows.map((tr) => [...tr.cells].map((td) => td.textContent)) : null;"#)
+        .await;
+    let growth = get_json(&format!("{url}/api/forecast/repos?horizon=2&limit=5")).await;
+    let expected_growth: Vec<Vec<String>> = growth["relative"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            vec![
+                r["repo"].as_str().unwrap().to_string(),
+                shown(&r["stars"]),
+                shown(&json!(r["expected"].as_f64().unwrap().round() as u64)),
+                format!("+{:.2}%", r["gain_percent"].as_f64().unwrap()),
+            ]
+        })
+        .collect();
+    assert_eq!(growth_rows, json!(expected_growth));
     let table: Vec<Vec<String>> = serde_json::from_value(ahead["rows"].clone()).unwrap();
     assert_eq!(
         table,
