@@ -316,7 +316,7 @@ pub fn backtest_all(
     origins: usize,
 ) -> Result<Vec<BacktestReport>, ForecastFailure> {
     let len = history.starts.len();
-    let last = len.checked_sub(horizon).unwrap_or(0);
+    let last = len.saturating_sub(horizon);
     let first = (last + 1).saturating_sub(origins).max(2);
     if first > last {
         return Err(ForecastFailure::Query(format!(
@@ -335,76 +335,6 @@ pub fn backtest_all(
             )?)
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use forgecast_core::aggregate::quarter_start;
-
-    fn table(quarters: &[(i32, u8, &[(&str, u64)])]) -> Table {
-        quarters
-            .iter()
-            .map(|(y, q, counts)| {
-                (
-                    quarter_start(*y, *q),
-                    counts.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
-                )
-            })
-            .collect()
-    }
-
-    #[test]
-    fn the_history_is_the_last_unbroken_run_of_complete_periods() {
-        let mut quarters: Vec<(i32, u8, &[(&str, u64)])> = Vec::new();
-        for year in 2014..2018 {
-            for q in 1..=4 {
-                quarters.push((year, q, &[("Rust", 1), ("Go", 3)]));
-            }
-        }
-        // A gap, then two quarters, the last unfinished.
-        quarters.push((2019, 1, &[]));
-        quarters.push((2020, 1, &[("Rust", 5)]));
-        quarters.push((2020, 2, &[("Rust", 5)]));
-        let table = table(&quarters);
-        let period = Period::parse("quarter").unwrap();
-        let now = quarter_start(2020, 2) + 86_400;
-        let query = ShareQuery {
-            top: 5,
-            ..ShareQuery::default()
-        };
-        // The last run (2020Q1 only, 2020Q2 unfinished) is too short.
-        let short = cut(period, &table, &query, now).unwrap_err();
-        assert!(
-            short.to_string().contains("only 1 complete quarter"),
-            "{short}"
-        );
-        let query = ShareQuery {
-            as_of: Some("2017Q4".into()),
-            top: 5,
-            ..ShareQuery::default()
-        };
-        let history = cut(period, &table, &query, now).unwrap();
-        assert_eq!(history.starts.len(), 16);
-        assert_eq!(history.labels()[0], "2014Q1");
-        assert_eq!(history.future(2), ["2018Q1", "2018Q2"]);
-        assert_eq!(history.series[0].key, "Go", "largest first");
-        assert_eq!(history.series[0].values[0], 0.75);
-        let bad = ShareQuery {
-            as_of: Some("2017-12".into()),
-            top: 5,
-            ..ShareQuery::default()
-        };
-        assert!(cut(period, &table, &bad, now).is_err());
-        let unknown = ShareQuery {
-            as_of: Some("2017Q4".into()),
-            keys: Some(vec!["Cobol".into()]),
-            top: 5,
-            ..ShareQuery::default()
-        };
-        let refused = cut(period, &table, &unknown, now).unwrap_err();
-        assert!(refused.to_string().contains("Cobol"), "{refused}");
-    }
 }
 
 /// The series the registered trend model is evaluated on: the top 20 languages' share of pull requests per quarter.
@@ -540,5 +470,78 @@ pub async fn keep_trends_fitted(store: AnyStore, stop: tokio_util::sync::Cancell
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(REFIT_EVERY) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use forgecast_core::aggregate::quarter_start;
+
+    /// A quarter's counts: year, quarter, (key, events).
+    type Quarter<'a> = (i32, u8, &'a [(&'a str, u64)]);
+
+    fn table(quarters: &[Quarter]) -> Table {
+        quarters
+            .iter()
+            .map(|(y, q, counts)| {
+                (
+                    quarter_start(*y, *q),
+                    counts.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_history_is_the_last_unbroken_run_of_complete_periods() {
+        let mut quarters: Vec<Quarter> = Vec::new();
+        for year in 2014..2018 {
+            for q in 1..=4 {
+                quarters.push((year, q, &[("Rust", 1), ("Go", 3)]));
+            }
+        }
+        // A gap, then two quarters, the last unfinished.
+        quarters.push((2019, 1, &[]));
+        quarters.push((2020, 1, &[("Rust", 5)]));
+        quarters.push((2020, 2, &[("Rust", 5)]));
+        let table = table(&quarters);
+        let period = Period::parse("quarter").unwrap();
+        let now = quarter_start(2020, 2) + 86_400;
+        let query = ShareQuery {
+            top: 5,
+            ..ShareQuery::default()
+        };
+        // The last run (2020Q1 only, 2020Q2 unfinished) is too short.
+        let short = cut(period, &table, &query, now).unwrap_err();
+        assert!(
+            short.to_string().contains("only 1 complete quarter"),
+            "{short}"
+        );
+        let query = ShareQuery {
+            as_of: Some("2017Q4".into()),
+            top: 5,
+            ..ShareQuery::default()
+        };
+        let history = cut(period, &table, &query, now).unwrap();
+        assert_eq!(history.starts.len(), 16);
+        assert_eq!(history.labels()[0], "2014Q1");
+        assert_eq!(history.future(2), ["2018Q1", "2018Q2"]);
+        assert_eq!(history.series[0].key, "Go", "largest first");
+        assert_eq!(history.series[0].values[0], 0.75);
+        let bad = ShareQuery {
+            as_of: Some("2017-12".into()),
+            top: 5,
+            ..ShareQuery::default()
+        };
+        assert!(cut(period, &table, &bad, now).is_err());
+        let unknown = ShareQuery {
+            as_of: Some("2017Q4".into()),
+            keys: Some(vec!["Cobol".into()]),
+            top: 5,
+            ..ShareQuery::default()
+        };
+        let refused = cut(period, &table, &unknown, now).unwrap_err();
+        assert!(refused.to_string().contains("Cobol"), "{refused}");
     }
 }
