@@ -13,18 +13,22 @@
 //! | `GET /api/scripts/reloads` | the last 100 reload decisions, newest first |
 //! | `GET /api/tap?topic=T` | server-sent events: every record routed to `T` (`gh.raw.*` prefixes, `*` for all); admin route |
 //! | `GET /api/models[/{name}]`, `POST /api/models/{name}/predict` | the registry, and predictions by the champion (see [`models`]) |
+//! | `GET /v2`, `/v2/health/{live,ready}`, `/v2/models/{name}[/ready]`, `POST /v2/models/{name}/infer` | the same champions over the Open Inference Protocol v2 (see [`inference`]) |
+//! | `GET /api/forecast`, `GET /api/forecast/repos` | where the trends' shares and the most starred repositories' stars are heading, with 80 % and 95 % intervals (see [`forecast`]) |
 //! | `GET /api/sentiment[/souring, /recent]` | the sentiment of discussions as the model stage counted it (see [`sentiment`]) |
 //!
 //! Every route passes [`guard`] first: allowed `Host` names, browser protections on every answer, and for admin
 //! routes the admin token (or loopback without one).
 
 mod dashboard;
+mod forecast;
 pub mod guard;
+mod inference;
 mod live;
 pub mod models;
 pub mod sentiment;
 mod tap;
-mod trends;
+pub mod trends;
 
 use std::sync::Arc;
 
@@ -38,6 +42,7 @@ use forgecast_core::store::Store;
 
 use crate::pipeline::Shared;
 
+pub use forecast::TRENDS_MODEL;
 pub use guard::Guard;
 pub use tap::{Tapped, topic_matches};
 
@@ -60,6 +65,8 @@ pub fn router(shared: Arc<Shared>, guard: Arc<Guard>) -> Router {
         .route("/api/live", get(live::live))
         .route("/api/sources", get(sources))
         .route("/api/trends", get(trends::trends))
+        .route("/api/forecast", get(forecast::trends))
+        .route("/api/forecast/repos", get(forecast::repos))
         .route("/api/sentiment", get(sentiment::series))
         .route("/api/sentiment/souring", get(sentiment::souring_repos))
         .route("/api/sentiment/recent", get(sentiment::recent))
@@ -67,9 +74,9 @@ pub fn router(shared: Arc<Shared>, guard: Arc<Guard>) -> Router {
         .route("/api/models/{name}", get(models::show))
         .route(
             "/api/models/{name}/predict",
-            axum::routing::post(models::predict)
-                .layer(axum::extract::DefaultBodyLimit::max(2 * models::MAX_BODY)),
+            axum::routing::post(models::predict).layer(models::body_limit()),
         )
+        .merge(inference::routes())
         .route("/", get(dashboard::page))
         .route("/assets/{file}", get(dashboard::asset))
         .merge(admin)

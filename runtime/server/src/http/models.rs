@@ -9,17 +9,19 @@
 //! A bad body is a 400 that says what is wrong, one over [`MAX_BODY`] bytes or [`MAX_INSTANCES`] instances a
 //! 413, a model that is not known a 404, a model without a champion yet a 503. The champion comes from
 //! [`Champions`](crate::champions::Champions), so a promotion (by any process) serves within seconds, without a
-//! restart.
+//! restart. The Open Inference Protocol v2 routes ([`inference`](super::inference)) share these checks and the
+//! prediction code.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use forgecast_core::registry::{ModelVersion, Registry, champion};
+use forgecast_models::{Prediction, SentimentModel};
 use serde::Serialize;
 
 use super::guard::refuse;
@@ -79,6 +81,74 @@ pub(super) async fn show(State(shared): State<Arc<Shared>>, Path(name): Path<Str
     }
 }
 
+/// A request refused: the status and what is wrong. `/api/models` answers it as plain text,
+/// [`inference`](super::inference) as `{"error": …}`.
+pub(super) type Failure = (StatusCode, String);
+
+/// The body limit of the routes that take texts: up to twice [`MAX_BODY`] is read, so that the handler can say
+/// how large a body over [`MAX_BODY`] was; past that axum stops reading.
+pub(super) fn body_limit() -> DefaultBodyLimit {
+    DefaultBodyLimit::max(2 * MAX_BODY)
+}
+
+/// A 404 for a model this runtime cannot load.
+pub(super) fn known(name: &str) -> Result<(), Failure> {
+    if KNOWN.contains(&name) {
+        return Ok(());
+    }
+    Err((
+        StatusCode::NOT_FOUND,
+        format!("no model {name:?}; known: {}", KNOWN.join(", ")),
+    ))
+}
+
+/// A 413 for a body over [`MAX_BODY`] bytes.
+pub(super) fn check_body(body: &[u8]) -> Result<(), Failure> {
+    if body.len() > MAX_BODY {
+        return Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body has {} bytes; at most {MAX_BODY}", body.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// A 413 for more than [`MAX_INSTANCES`] texts; `what` names them as the request does.
+pub(super) fn check_count(count: usize, what: &str) -> Result<(), Failure> {
+    if count > MAX_INSTANCES {
+        return Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{count} {what}; at most {MAX_INSTANCES} per request"),
+        ));
+    }
+    Ok(())
+}
+
+/// The champion of `name` and its version, or a 503 while there is none (or the store fails).
+pub(super) async fn serving(
+    shared: &Shared,
+    name: &str,
+) -> Result<(u32, Arc<SentimentModel>), Failure> {
+    match shared.champions.get(&shared.store, name).await {
+        Ok(Some(found)) => Ok(found),
+        Ok(None) => Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{name} has no champion yet; `forgecast train {name} --promote` trains one"),
+        )),
+        Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, e)),
+    }
+}
+
+/// The answers of `model` for `texts`, in their order, computed off the async runtime.
+pub(super) async fn predictions(
+    model: Arc<SentimentModel>,
+    texts: Vec<String>,
+) -> Result<Vec<Prediction>, Failure> {
+    tokio::task::spawn_blocking(move || model.predict_batch(&texts))
+        .await
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
 /// One answer.
 #[derive(Serialize)]
 struct Predicted {
@@ -87,22 +157,14 @@ struct Predicted {
 }
 
 /// The instances of a request body, or what is wrong with it.
-fn instances(body: &[u8]) -> Result<Vec<String>, (StatusCode, String)> {
+fn instances(body: &[u8]) -> Result<Vec<String>, Failure> {
     let bad = |message: String| (StatusCode::BAD_REQUEST, message);
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| bad(format!("the body is not JSON: {e}")))?;
     let list = value["instances"]
         .as_array()
         .ok_or_else(|| bad("expected {\"instances\": [{\"text\": \"…\"}, …]}".into()))?;
-    if list.len() > MAX_INSTANCES {
-        return Err((
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "{} instances; at most {MAX_INSTANCES} per request",
-                list.len()
-            ),
-        ));
-    }
+    check_count(list.len(), "instances")?;
     list.iter()
         .enumerate()
         .map(|(i, item)| {
@@ -119,53 +181,27 @@ pub(super) async fn predict(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    if !KNOWN.contains(&name.as_str()) {
-        return refuse(
-            StatusCode::NOT_FOUND,
-            format!("no model {name:?}; known: {}", KNOWN.join(", ")),
-        )
-        .into_response();
-    }
-    if body.len() > MAX_BODY {
-        return refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body has {} bytes; at most {MAX_BODY}", body.len()),
-        )
-        .into_response();
-    }
-    let texts = match instances(&body) {
-        Ok(texts) => texts,
-        Err((status, message)) => return refuse(status, message).into_response(),
-    };
-    let (version, model) = match shared.champions.get(&shared.store, &name).await {
-        Ok(Some(found)) => found,
-        Ok(None) => {
-            return unavailable(format!(
-                "{name} has no champion yet; `forgecast train {name} --promote` trains one"
-            ));
-        }
-        Err(e) => return unavailable(e),
-    };
-    let predictions = tokio::task::spawn_blocking(move || {
-        texts
-            .iter()
-            .map(|text| {
-                let p = model.predict(text);
-                Predicted {
-                    label: p.label,
-                    scores: p.scores.into_iter().collect(),
-                }
+    let answer = async {
+        known(&name)?;
+        check_body(&body)?;
+        let texts = instances(&body)?;
+        let (version, model) = serving(&shared, &name).await?;
+        let predictions: Vec<Predicted> = predictions(model, texts)
+            .await?
+            .into_iter()
+            .map(|p| Predicted {
+                label: p.label,
+                scores: p.scores.into_iter().collect(),
             })
-            .collect::<Vec<_>>()
-    })
-    .await;
-    match predictions {
-        Ok(predictions) => Json(serde_json::json!({
+            .collect();
+        Ok::<_, Failure>(serde_json::json!({
             "model": name,
             "version": version,
             "predictions": predictions,
         }))
-        .into_response(),
-        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    };
+    match answer.await {
+        Ok(answer) => Json(answer).into_response(),
+        Err((status, message)) => refuse(status, message).into_response(),
     }
 }
