@@ -7,10 +7,13 @@
 //! - [`inflate`]: whole-file inflate with libdeflate, for the batch history.
 //! - [`replay`]: the bundled real events played back as if happening now (the embedded default's source).
 //! - [`githut`]: GitHut 2.0's quarterly counts per language, the history of previous years.
+//! - [`jira`]: the Apache Jira bug reports as `IssuesEvent`s (opened, closed) written to hour files, the real
+//!   issue history the issue-outcome model is evaluated on.
 
 pub mod githut;
 pub mod hours;
 pub mod inflate;
+pub mod jira;
 pub mod lines;
 pub mod replay;
 

@@ -16,16 +16,27 @@
 //! - [`growth`]: forecasts of a repository's stars half-years ahead (a drift damped by one factor fitted over all
 //!   repositories), with intervals, its backtest beside the naive and drift baselines, and the GitHub-Ranking
 //!   snapshots read as histories.
+//! - [`online`]: feature hashing of a features script's map, FTRL-Proximal logistic regression learning one label
+//!   at a time (the issue-outcome model), and the batch logistic regression refitted on a recent window.
+//! - [`prequential`]: test-then-train scores of a stream of predictions (exact AUC, log-loss, Brier, positive
+//!   rate), over everything, the last `n`, or per window, and the predictions waiting for a delayed label.
+//! - [`drift`]: the population stability index of numbers and of categories, and the two-sample
+//!   Kolmogorov–Smirnov statistic, between a reference and a current sample.
+//! - [`detect`]: change detectors for a stream of errors: Page-Hinkley and ADWIN.
 //!
 //! Everything here is written for sparse text: linfa, which the project uses for dense models, holds features in
 //! dense arrays and its tf-idf recomputes idf on every batch it transforms, so one text could not be scored
 //! with the training idf.
 
 pub mod dataset;
+pub mod detect;
+pub mod drift;
 pub mod forecast;
 pub mod growth;
 pub mod linear;
 pub mod metrics;
+pub mod online;
+pub mod prequential;
 pub mod sentiment;
 pub mod sparse;
 pub mod text;
