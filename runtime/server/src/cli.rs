@@ -57,6 +57,26 @@ pub enum ForecastWhat {
     Backtest(BacktestArgs),
     /// Forecast the trends' shares, with 80 % and 95 % intervals, as tables (or JSON).
     Trends(TrendForecastArgs),
+    /// Forecast the stars of the most starred repositories (the bundled snapshots), one repository or the
+    /// fastest growing.
+    Repos(RepoForecastArgs),
+}
+
+/// `forgecast forecast repos`.
+#[derive(Debug, Args)]
+pub struct RepoForecastArgs {
+    /// One repository, `owner/name` [default: the repositories expected to grow most]
+    #[arg(long)]
+    pub repo: Option<String>,
+    /// Half-years ahead, 1 to 4.
+    #[arg(long, default_value_t = 2)]
+    pub horizon: usize,
+    /// Repositories listed without --repo.
+    #[arg(long, default_value_t = 10)]
+    pub limit: usize,
+    /// JSON, as `GET /api/forecast/repos` answers (without the registered version).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Which share series (as `/api/trends` serves them).

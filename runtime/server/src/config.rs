@@ -864,6 +864,15 @@ pub enum ForecastAction {
         /// JSON instead of tables.
         json: bool,
     },
+    /// Repository stars ahead.
+    Repos {
+        /// One repository, or the fastest growing.
+        repo: Option<String>,
+        /// Repositories listed without `repo`.
+        limit: usize,
+        /// JSON instead of tables.
+        json: bool,
+    },
 }
 
 /// A validated `forgecast forecast`.
@@ -875,15 +884,38 @@ pub struct ForecastPlan {
     pub query: crate::forecasts::ShareQuery,
     /// Periods ahead.
     pub horizon: usize,
-    /// The store whose counters are read.
-    pub storage: StoragePlan,
+    /// The store whose counters are read (none for repositories: their snapshots are bundled).
+    pub storage: Option<StoragePlan>,
 }
 
 /// `forgecast forecast`, validated.
 pub fn forecast(args: crate::cli::ForecastArgs) -> Result<ForecastPlan, ConfigError> {
     use crate::cli::ForecastWhat;
     use crate::forecasts::{MAX_HORIZON, MAX_SERIES, ShareQuery};
+    let repos = |a: crate::cli::RepoForecastArgs| -> Result<ForecastPlan, ConfigError> {
+        use crate::repo_growth::MAX_HALF_YEARS;
+        if !(1..=MAX_HALF_YEARS).contains(&a.horizon) {
+            return Err(bad_flag(
+                "--horizon",
+                format!("use 1 to {MAX_HALF_YEARS} half-years"),
+            ));
+        }
+        if !(1..=MAX_SERIES).contains(&a.limit) {
+            return Err(bad_flag("--limit", format!("use 1 to {MAX_SERIES}")));
+        }
+        Ok(ForecastPlan {
+            action: ForecastAction::Repos {
+                repo: a.repo,
+                limit: a.limit,
+                json: a.json,
+            },
+            query: ShareQuery::default(),
+            horizon: a.horizon,
+            storage: None,
+        })
+    };
     let (series, action, top, keys, as_of) = match args.what {
+        ForecastWhat::Repos(a) => return repos(a),
         ForecastWhat::Backtest(a) => {
             if a.origins == 0 {
                 return Err(bad_flag("--origins", "must be at least 1"));
@@ -922,7 +954,7 @@ pub fn forecast(args: crate::cli::ForecastArgs) -> Result<ForecastPlan, ConfigEr
             top,
         },
         horizon: series.horizon,
-        storage: storage(series.store, &file)?,
+        storage: Some(storage(series.store, &file)?),
     })
 }
 

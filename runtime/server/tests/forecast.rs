@@ -9,11 +9,13 @@ use std::process::Command;
 use serde_json::Value;
 
 fn forecast(data: &std::path::Path, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_forgecast"))
-        .arg("forecast")
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_forgecast"));
+    command.arg("forecast").args(args);
+    // Repositories' snapshots are bundled: that verb reads no store.
+    if args[0] != "repos" {
+        command.arg("--data-dir").arg(data);
+    }
+    let output = command
         .env("NO_COLOR", "1")
         .env_remove("RUST_LOG")
         .output()
@@ -90,6 +92,25 @@ fn the_served_method_beats_naive_on_the_bundled_history_and_its_intervals_cover(
         json["series"][0]["forecast"]["periods"],
         serde_json::json!(["2022Q1", "2022Q2"])
     );
+}
+
+#[test]
+fn repository_stars_are_forecast_on_the_command_line() {
+    let data = tempfile::tempdir().unwrap();
+    let out = forecast(
+        data.path(),
+        &["repos", "--repo", "rust-lang/rust", "--horizon", "2"],
+    );
+    assert!(
+        out.starts_with("rust-lang/rust: stars per snapshot"),
+        "{out}"
+    );
+    assert!(out.contains("2025-07-02"), "{out}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("  ") && l.contains('[')).count(), 2, "{out}");
+    let json: Value =
+        serde_json::from_str(&forecast(data.path(), &["repos", "--limit", "3", "--json"])).unwrap();
+    assert_eq!(json["relative"].as_array().unwrap().len(), 3);
+    assert_eq!(json["as_of"], "2025-07-02");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

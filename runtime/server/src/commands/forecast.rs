@@ -1,5 +1,6 @@
-//! `forgecast forecast backtest | trends`: the forecasts of the trends' shares from the store's counters (the
-//! bundled GitHut history loaded first, as `up` does), printed as tables or JSON.
+//! `forgecast forecast backtest | trends | repos`: the forecasts of the trends' shares from the store's counters
+//! (the bundled GitHut history loaded first, as `up` does), and of repository stars from the bundled snapshots,
+//! printed as tables or JSON.
 
 use anyhow::bail;
 use forgecast_models::forecast::{Method, Settings};
@@ -9,11 +10,17 @@ use crate::backends::{Access, open_store};
 use crate::config::{ForecastAction, ForecastPlan};
 use crate::forecasts::{backtest_all, forecast, history};
 use crate::pipeline::load_bundled_history;
+use crate::repo_growth::{bundled, forecast_repo, risers};
 
 /// Runs the plan; prints what it found.
 pub async fn run(plan: ForecastPlan) -> anyhow::Result<()> {
-    let Some(store) = open_store(&plan.storage, Access::Reader, &CancellationToken::new()).await?
-    else {
+    if let ForecastAction::Repos { repo, limit, json } = &plan.action {
+        return repos(repo.as_deref(), plan.horizon, *limit, *json);
+    }
+    let Some(storage) = &plan.storage else {
+        bail!("no store to read the trends from");
+    };
+    let Some(store) = open_store(storage, Access::Reader, &CancellationToken::new()).await? else {
         bail!("the store could not be reached");
     };
     load_bundled_history(&store).await?;
@@ -75,6 +82,7 @@ pub async fn run(plan: ForecastPlan) -> anyhow::Result<()> {
                 );
             }
         }
+        ForecastAction::Repos { .. } => unreachable!("answered above"),
         ForecastAction::Trends { json } => {
             let settings = Settings::default();
             let series = forecast(&history, &settings, plan.horizon)?;
@@ -111,6 +119,72 @@ pub async fn run(plan: ForecastPlan) -> anyhow::Result<()> {
                         f.upper80[i],
                         f.lower95[i],
                         f.upper95[i]
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Repository stars ahead, from the bundled snapshots.
+fn repos(repo: Option<&str>, horizon: usize, limit: usize, json: bool) -> anyhow::Result<()> {
+    let growth = bundled().map_err(anyhow::Error::msg)?;
+    let as_of = growth
+        .snapshots
+        .last()
+        .map(|s| s.date.as_str())
+        .unwrap_or("-");
+    match repo {
+        Some(repo) => {
+            let Some(found) = forecast_repo(growth, repo, horizon) else {
+                bail!(
+                    "{repo}: no snapshot lists it (the bundled snapshots hold the most starred repositories)"
+                );
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&found)?);
+                return Ok(());
+            }
+            println!(
+                "{repo}: stars per snapshot, then forecast by damped drift, [80 % interval] (95 % interval)."
+            );
+            for (day, stars) in found.history.periods.iter().zip(&found.history.stars) {
+                println!("  {day}  {stars:>10}");
+            }
+            let f = &found.forecast;
+            for i in 0..f.periods.len() {
+                println!(
+                    "  {}  {:>10.0}  [{:.0} – {:.0}]  ({:.0} – {:.0})",
+                    f.periods[i],
+                    f.stars[i],
+                    f.lower80[i],
+                    f.upper80[i],
+                    f.lower95[i],
+                    f.upper95[i]
+                );
+            }
+        }
+        None => {
+            let (relative, absolute) = risers(growth, horizon, limit);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "as_of": as_of, "horizon": horizon, "relative": relative, "absolute": absolute,
+                    }))?
+                );
+                return Ok(());
+            }
+            println!(
+                "Expected to grow most in {horizon} half-year(s) from the snapshot of {as_of}:"
+            );
+            for (title, list) in [("relative", &relative), ("absolute", &absolute)] {
+                println!("{title}:");
+                for r in list {
+                    println!(
+                        "  {:<40} {:>9} → {:>9.0}  ({:+.0}, {:+.2} %)",
+                        r.repo, r.stars, r.expected, r.gain, r.gain_percent
                     );
                 }
             }
