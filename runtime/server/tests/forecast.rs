@@ -106,7 +106,13 @@ fn repository_stars_are_forecast_on_the_command_line() {
         "{out}"
     );
     assert!(out.contains("2025-07-02"), "{out}");
-    assert_eq!(out.lines().filter(|l| l.starts_with("  ") && l.contains('[')).count(), 2, "{out}");
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.starts_with("  ") && l.contains('['))
+            .count(),
+        2,
+        "{out}"
+    );
     let json: Value =
         serde_json::from_str(&forecast(data.path(), &["repos", "--limit", "3", "--json"])).unwrap();
     assert_eq!(json["relative"].as_array().unwrap().len(), 3);
