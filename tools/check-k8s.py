@@ -1,18 +1,22 @@
 #!/usr/bin/env python3
 """Checks the container files as far as a machine without a Docker engine or cluster can.
 
-- k8s/forgecast.yaml and the ConfigMap that k8s/scripts-configmap.sh makes are valid Kubernetes objects
-  (kubernetes-validate, strict, against the schemas it ships);
-- every file under scripts/ is in the ConfigMap and mapped back to its path by the Deployment's volume items;
-- a directory laid out the way kubelet mounts that ConfigMap (timestamped folder, `..data` link, one link per
-  top-level entry) passes `forgecast check`, so the pod's runtime loads the scripts;
+- every object of every rendered overlay (RENDERED_DIR/<overlay>.yaml, written by tools/kustomize-check) is a valid
+  Kubernetes object (kubernetes-validate, strict, against the schemas it ships);
+- in each overlay, a directory laid out the way kubelet mounts the scripts ConfigMap with a pipeline pod's volume
+  `items` (timestamped folder, `..data` link, one link per top-level entry) passes `forgecast check`, so the pod's
+  runtime loads the scripts;
+- the JavaScript the manifests run (k8s/**/*.js, e.g. the replica set's initiation) parses (`node --check`);
 - compose/Dockerfile and compose/Dockerfile.spark parse, every path they copy from the repository exists, each ends
   as a non-root user, and both compile the binary with the same build stage.
 
-usage: tools/check-k8s.py FORGECAST_BINARY
+tools/kustomize-check checks how the objects fit together (and with compose); this checks each object alone.
+
+usage: tools/check-k8s.py FORGECAST_BINARY RENDERED_DIR
 """
+import glob
 import os
-import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KUBERNETES = "1.30.0"
 # The images: the runtime's, and the Spark jobs' (same binary, on the Apache Spark image).
 DOCKERFILES = ["compose/Dockerfile", "compose/Dockerfile.spark"]
+SCRIPTS_CONFIGMAP = "forgecast-scripts"
 
 
 def fail(message):
@@ -59,40 +64,23 @@ def validate(doc, where):
         fail(f"{where}: {doc.get('kind')} {doc['metadata'].get('name')}: {e.message} at {list(e.path)}")
 
 
-def main():
-    binary = sys.argv[1]
-    with open(os.path.join(ROOT, "k8s/forgecast.yaml")) as f:
-        docs = [d for d in yaml.safe_load_all(f) if d]
-    for doc in docs:
-        validate(doc, "k8s/forgecast.yaml")
-    deployment = next(d for d in docs if d["kind"] == "Deployment")
-    volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "scripts")
+def pod_specs(doc):
+    """The pod specs of a workload (Deployment, StatefulSet, Job, CronJob, ...)."""
+    spec = doc.get("spec", {})
+    if "template" in spec:
+        yield spec["template"]["spec"]
+    elif "jobTemplate" in spec:
+        yield spec["jobTemplate"]["spec"]["template"]["spec"]
+
+
+def check_scripts_layout(binary, overlay, docs):
+    """Lays the scripts ConfigMap out as kubelet mounts it with the first pipeline pod's items; runs forgecast check."""
+    configmap = next((d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == SCRIPTS_CONFIGMAP), None)
+    volume = next((v for d in docs for spec in pod_specs(d) for v in spec.get("volumes", [])
+                   if v.get("configMap", {}).get("name") == SCRIPTS_CONFIGMAP), None)
+    if configmap is None or volume is None:
+        fail(f"{overlay}: no ConfigMap {SCRIPTS_CONFIGMAP}, or no pod mounts it")
     items = {i["key"]: i["path"] for i in volume["configMap"]["items"]}
-
-    with open(os.path.join(ROOT, "k8s/scripts-configmap.sh")) as f:
-        pairs = re.findall(r"--from-file=([^=\s]+)=(\S+)", f.read())
-    keys = dict(pairs)
-    files = sorted(
-        os.path.relpath(os.path.join(d, n), os.path.join(ROOT, "scripts"))
-        for d, _, names in os.walk(os.path.join(ROOT, "scripts"))
-        for n in names
-    )
-    for path in files:
-        key = path.replace("/", ".")
-        if keys.get(key) != f"scripts/{path}":
-            fail(f"scripts/{path} is not in k8s/scripts-configmap.sh as {key}")
-        if items.get(key) != path:
-            fail(f"scripts/{path} is not mapped back by the Deployment's volume items (key {key})")
-    if len(keys) != len(files) or len(items) != len(files):
-        fail("k8s/scripts-configmap.sh or the Deployment names scripts that scripts/ does not have")
-
-    configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "forgecast-scripts"}, "data": {}}
-    for key, source in keys.items():
-        with open(os.path.join(ROOT, source)) as f:
-            configmap["data"][key] = f.read()
-    validate(configmap, "the scripts ConfigMap")
-
-    # The layout kubelet writes for a ConfigMap volume with items.
     with tempfile.TemporaryDirectory() as mount:
         stamp = os.path.join(mount, "..2026_01_01_00_00_00.000000001")
         for key, path in items.items():
@@ -104,16 +92,48 @@ def main():
             os.symlink(os.path.join("..data", entry), os.path.join(mount, entry))
         checked = subprocess.run([binary, "check", mount], capture_output=True, text=True)
         if checked.returncode != 0:
-            fail(f"forgecast check fails on the ConfigMap layout:\n{checked.stdout}{checked.stderr}")
-        print(f"check-k8s: {checked.stdout.strip()} (ConfigMap layout)")
+            fail(f"{overlay}: forgecast check fails on the ConfigMap layout:\n{checked.stdout}{checked.stderr}")
+        return checked.stdout.strip()
+
+
+def check_javascript():
+    """Every JavaScript file of the manifests parses."""
+    node = shutil.which("node")
+    if node is None:
+        fail("Node.js (`node`) is needed to check the JavaScript under k8s/")
+    files = sorted(glob.glob(os.path.join(ROOT, "k8s", "**", "*.js"), recursive=True))
+    for path in files:
+        checked = subprocess.run([node, "--check", path], capture_output=True, text=True)
+        if checked.returncode != 0:
+            fail(f"{os.path.relpath(path, ROOT)} does not parse:\n{checked.stderr}")
+    return len(files)
+
+
+def main():
+    if len(sys.argv) != 3:
+        fail("usage: tools/check-k8s.py FORGECAST_BINARY RENDERED_DIR")
+    binary, rendered = sys.argv[1], sys.argv[2]
+    overlays = sorted(glob.glob(os.path.join(rendered, "*.yaml")))
+    if not overlays:
+        fail(f"no rendered overlays in {rendered} (tools/kustomize-check writes them)")
+    total = 0
+    for path in overlays:
+        overlay = os.path.splitext(os.path.basename(path))[0]
+        with open(path) as f:
+            docs = [d for d in yaml.safe_load_all(f) if d]
+        for doc in docs:
+            validate(doc, overlay)
+        total += len(docs)
+        print(f"check-k8s: {overlay}: {check_scripts_layout(binary, overlay, docs)} (the ConfigMap as kubelet mounts it)")
+    scripts = check_javascript()
 
     build_stages = {}
     for name in DOCKERFILES:
         build_stages[name] = check_dockerfile(name)
     if len(set(map(tuple, build_stages.values()))) != 1:
         fail(f"the build stages of {' and '.join(DOCKERFILES)} differ: keep them the same, instruction for instruction")
-    print(f"check-k8s: {len(docs)} Kubernetes objects and the scripts ConfigMap valid for {KUBERNETES}; "
-          f"{', '.join(DOCKERFILES)} OK")
+    print(f"check-k8s: {total} Kubernetes objects in {len(overlays)} overlays valid for {KUBERNETES}; "
+          f"{scripts} JavaScript file(s) parse; {', '.join(DOCKERFILES)} OK")
 
 
 if __name__ == "__main__":

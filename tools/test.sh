@@ -29,6 +29,11 @@ compose_check="$HOME/.cache/forgecast/compose-check/compose-check"
   GOCACHE="$HOME/.cache/forgecast/go/build" GOFLAGS="-modcacherw -buildvcs=false" GOTOOLCHAIN=local \
   go build -trimpath -o "$compose_check" .)
 
+# The Kubernetes manifests' renderer and checker, on kustomize's own library (sigs.k8s.io/kustomize/api) and
+# compose-go, pinned by tools/kustomize-check/go.mod and go.sum, built into the cache the same way. The k8s test of
+# the runtime (runtime/server/tests/k8s.rs) renders the overlays with it too.
+kustomize_check="$(tools/kustomize-check/build.sh)"
+
 # Apache Kafka (jars from Maven Central) and SecantusDB (a MongoDB-wire server from PyPI) for the tests of the
 # distributed backends; the tests start them on free loopback ports (tools/kafka-server.sh, tools/mongo-server.sh)
 # and stop them by PID.
@@ -48,5 +53,9 @@ cargo build --workspace --all-targets --locked
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked -- --test-threads=2
 "$spark_venv/bin/python" -m pytest -q spark/tests
-"$tools_venv/bin/python" tools/check-k8s.py target/debug/forgecast
+# Every overlay rendered into target/k8s and checked as a whole (kustomize-check), then object by object against the
+# Kubernetes schemas (check-k8s.py).
+rm -rf target/k8s
+"$kustomize_check" check -forgecast target/debug/forgecast -out target/k8s .
+"$tools_venv/bin/python" tools/check-k8s.py target/debug/forgecast target/k8s
 "$compose_check" compose/docker-compose.yml
