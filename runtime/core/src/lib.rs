@@ -7,6 +7,8 @@
 //! - [`history`]: counts per month, quarter and year over a span at once, as the batch jobs define them.
 //! - [`bus`] and [`store`]: the two backend traits, each with a short required surface, implemented by
 //!   `forgecast-embedded`, `forgecast-kafka` and `forgecast-mongo`.
+//! - [`outcomes`]: what the streaming issue-outcome model keeps (pending predictions, labels resolved once, the
+//!   learner's state, evaluations), and the `OutcomeStore` trait.
 //! - [`predictions`]: what the model stage keeps (a prediction per event, model and version) and the counters
 //!   of predicted labels, and the `PredictionStore` trait.
 //! - [`registry`]: trained model versions, their figures, artifacts and roles, and the `Registry` trait.
@@ -19,6 +21,7 @@ pub mod backoff;
 pub mod bus;
 pub mod event;
 pub mod history;
+pub mod outcomes;
 pub mod predictions;
 pub mod registry;
 pub mod source;

@@ -4,9 +4,11 @@
 //! - [`store`]: the store in one SQLite file, events written once into the lake beside it
 //!   ([`forgecast_lake::committed`]), counters in the same transaction; it is also the model registry
 //!   (`registry`: versions and artifacts in the same file) and the keeper of predictions (`predictions`: one
-//!   row per event, model and version, and the label counters in the same transaction).
+//!   row per event, model and version, and the label counters in the same transaction) and of the streaming
+//!   model's state (`outcomes`).
 
 pub mod bus;
+mod outcomes;
 mod predictions;
 mod registry;
 pub mod store;

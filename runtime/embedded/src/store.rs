@@ -120,6 +120,33 @@ CREATE TABLE IF NOT EXISTS label_counts (
     count INTEGER NOT NULL,
     PRIMARY KEY (model, granularity, scope, bucket, key, label)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outcome_pending (
+    model TEXT NOT NULL,
+    issue TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    probability REAL NOT NULL,
+    opened_at INTEGER NOT NULL,
+    features TEXT NOT NULL,
+    seq INTEGER,
+    resolved_at INTEGER,
+    label INTEGER,
+    PRIMARY KEY (model, issue)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS outcome_open ON outcome_pending (model, seq, opened_at);
+CREATE UNIQUE INDEX IF NOT EXISTS outcome_seq ON outcome_pending (model, seq);
+CREATE TABLE IF NOT EXISTS outcome_learners (
+    model TEXT PRIMARY KEY,
+    state BLOB NOT NULL,
+    through_seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    model TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    first_seq INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (model, version, first_seq)
+);
 CREATE TABLE IF NOT EXISTS script_reloads (
     seq INTEGER PRIMARY KEY,
     at INTEGER NOT NULL,

@@ -4,7 +4,8 @@
 //! kept whole), `aggregates` (unique on granularity, dimension, bucket and key), `repos` (`_id` is the full
 //! name), `dead_letters` (`_id` is a hash of the content, so a dead letter delivered twice is kept once),
 //! `script_reloads`, and for the model layer `models` (with `model_artifacts`; see `registry`), `predictions` and
-//! `label_counts` (see `predictions`), `evaluations` and `drift`.
+//! `label_counts` (see `predictions`), `outcome_pending`, `outcome_learners` and `evaluations` (see `outcomes`), and
+//! `drift`.
 //!
 //! Writing events is one multi-document transaction per slice of [`TRANSACTION_EVENTS`] events: find which
 //! ids are stored already, insert the others and increment the counters of exactly those. A transaction that
@@ -13,6 +14,7 @@
 //! runs transactions on a replica set (a single-node one is enough); the connection refuses a standalone
 //! server at start-up with that explanation.
 
+mod outcomes;
 mod predictions;
 mod registry;
 
@@ -220,6 +222,14 @@ impl MongoStore {
                 doc! { "model": 1, "granularity": 1, "scope": 1, "bucket": 1, "key": 1, "label": 1 },
                 true,
             ))
+            .await?;
+        self.db
+            .collection::<Document>("outcome_pending")
+            .create_index(index(doc! { "model": 1, "seq": 1 }, false))
+            .await?;
+        self.db
+            .collection::<Document>("outcome_pending")
+            .create_index(index(doc! { "model": 1, "opened_at": 1 }, false))
             .await?;
         self.db
             .collection::<Document>("evaluations")

@@ -19,7 +19,7 @@ fn refused(operation: &'static str, reason: impl ToString) -> StoreError {
 }
 
 /// Whether the error is a unique index refusing a second document with the same key.
-fn duplicate(e: &mongodb::error::Error) -> bool {
+pub(crate) fn duplicate(e: &mongodb::error::Error) -> bool {
     use mongodb::error::{ErrorKind, WriteFailure};
     matches!(&*e.kind, ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == DUPLICATE_KEY)
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use forgecast_core::aggregate::{AggregateQuery, AggregateRow};
 use forgecast_core::bus::{Bus, BusError, BusStats, Subscription, TopicFilter};
+use forgecast_core::outcomes::{Evaluation, Opened, OutcomeStore, Resolution};
 use forgecast_core::predictions::{LabelQuery, LabelRow, PredictionStore, StoredPrediction};
 use forgecast_core::registry::{Alias, ModelVersion, NewVersion, Registry};
 use forgecast_core::store::{RepoMeta, ScriptReload, Store, StoreError, WriteOutcome};
@@ -256,5 +257,59 @@ impl PredictionStore for AnyStore {
 
     async fn prediction_count(&self, model: &str) -> Result<u64, StoreError> {
         each_store!(self, s => s.prediction_count(model))
+    }
+}
+
+impl OutcomeStore for AnyStore {
+    async fn open_issues(
+        &self,
+        model: &str,
+        opened: Vec<Opened>,
+    ) -> Result<WriteOutcome, StoreError> {
+        each_store!(self, s => s.open_issues(model, opened))
+    }
+
+    async fn resolve(
+        &self,
+        model: &str,
+        closed: Vec<(String, i64)>,
+        now: i64,
+        horizon: i64,
+    ) -> Result<Vec<Resolution>, StoreError> {
+        each_store!(self, s => s.resolve(model, closed, now, horizon))
+    }
+
+    async fn resolutions_after(
+        &self,
+        model: &str,
+        seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Resolution>, StoreError> {
+        each_store!(self, s => s.resolutions_after(model, seq, limit))
+    }
+
+    async fn pending_count(&self, model: &str) -> Result<u64, StoreError> {
+        each_store!(self, s => s.pending_count(model))
+    }
+
+    async fn put_learner(
+        &self,
+        model: &str,
+        state: Vec<u8>,
+        through_seq: u64,
+    ) -> Result<(), StoreError> {
+        each_store!(self, s => s.put_learner(model, state, through_seq))
+    }
+
+    async fn learner(&self, model: &str) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
+        each_store!(self, s => s.learner(model))
+    }
+
+    async fn record_evaluation(&self, evaluation: Evaluation) -> Result<(), StoreError> {
+        each_store!(self, s => s.record_evaluation(evaluation))
+    }
+
+    async fn evaluations(&self, model: &str) -> Result<Vec<Evaluation>, StoreError> {
+        each_store!(self, s => s.evaluations(model))
     }
 }

@@ -910,6 +910,138 @@ async fn predictions_are_kept_once_and_each_event_counted_once<S: PredictionStor
     );
 }
 
+fn opened(issue: &str, at: i64) -> forgecast_core::outcomes::Opened {
+    forgecast_core::outcomes::Opened {
+        issue: issue.into(),
+        event_id: format!("e-{issue}"),
+        version: 1,
+        probability: 0.7,
+        opened_at: at,
+        features: r#"{"repo":"o/r"}"#.into(),
+    }
+}
+
+async fn issue_labels_are_resolved_once_in_order<S: forgecast_core::outcomes::OutcomeStore>(
+    store: S,
+) {
+    use forgecast_core::outcomes::Evaluation;
+    let day = 86_400;
+    let horizon = 30 * day;
+    let first = store
+        .open_issues(
+            "outcome",
+            vec![
+                opened("o/r#1", 0),
+                opened("o/r#2", day),
+                opened("o/r#3", 2 * day),
+                opened("o/r#1", 5),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.inserted, first.duplicates),
+        (3, 1),
+        "the first opening counts"
+    );
+    assert_eq!(store.pending_count("outcome").await.unwrap(), 3);
+    // #2 closes in time, #3 too late (after its horizon), #9 was never opened.
+    let made = store
+        .resolve(
+            "outcome",
+            vec![
+                ("o/r#2".into(), 3 * day),
+                ("o/r#3".into(), 40 * day),
+                ("o/r#9".into(), day),
+            ],
+            10 * day,
+            horizon,
+        )
+        .await
+        .unwrap();
+    assert_eq!(made.len(), 1);
+    assert_eq!(
+        (made[0].seq, made[0].opened.issue.as_str(), made[0].label),
+        (1, "o/r#2", true)
+    );
+    assert_eq!(made[0].resolved_at, 3 * day);
+    // Event time passes #1's and #3's horizons: negatives, oldest opening first; #2 is not resolved again.
+    let made = store
+        .resolve(
+            "outcome",
+            vec![("o/r#2".into(), 4 * day)],
+            33 * day,
+            horizon,
+        )
+        .await
+        .unwrap();
+    let got: Vec<(u64, &str, bool, i64)> = made
+        .iter()
+        .map(|r| (r.seq, r.opened.issue.as_str(), r.label, r.resolved_at))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (2, "o/r#1", false, horizon),
+            (3, "o/r#3", false, 2 * day + horizon)
+        ]
+    );
+    assert_eq!(made[0].opened, opened("o/r#1", 0), "read back whole");
+    assert_eq!(store.pending_count("outcome").await.unwrap(), 0);
+    assert!(
+        store
+            .resolve("outcome", vec![], 99 * day, horizon)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let after = store.resolutions_after("outcome", 1, 10).await.unwrap();
+    assert_eq!(after.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 3]);
+    assert!(
+        store
+            .resolutions_after("other", 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    assert_eq!(store.learner("outcome").await.unwrap(), None);
+    store
+        .put_learner("outcome", vec![1, 2, 3], 2)
+        .await
+        .unwrap();
+    store.put_learner("outcome", vec![4, 5], 3).await.unwrap();
+    assert_eq!(
+        store.learner("outcome").await.unwrap(),
+        Some((vec![4, 5], 3))
+    );
+
+    let evaluation = Evaluation {
+        model: "outcome".into(),
+        version: 1,
+        first_seq: 1,
+        last_seq: 3,
+        from: 3 * day,
+        to: 32 * day,
+        count: 3,
+        positive_rate: 1.0 / 3.0,
+        auc: Some(0.5),
+        log_loss: 0.9,
+        brier: 0.3,
+        label_delay_days: 21.0,
+    };
+    store.record_evaluation(evaluation.clone()).await.unwrap();
+    let mut later = evaluation.clone();
+    later.auc = None;
+    later.first_seq = 4;
+    store.record_evaluation(later.clone()).await.unwrap();
+    store.record_evaluation(later.clone()).await.unwrap();
+    assert_eq!(
+        store.evaluations("outcome").await.unwrap(),
+        [evaluation, later]
+    );
+}
+
 mod sqlite_store {
     use super::*;
 
@@ -960,6 +1092,12 @@ mod sqlite_store {
         let (_dir, store) = sqlite();
         super::predictions_are_kept_once_and_each_event_counted_once(store).await;
     }
+
+    #[tokio::test]
+    async fn issue_labels_are_resolved_once_in_order() {
+        let (_dir, store) = sqlite();
+        super::issue_labels_are_resolved_once_in_order(store).await;
+    }
 }
 
 mod mongo_store {
@@ -1007,5 +1145,10 @@ mod mongo_store {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn predictions_are_kept_once_and_each_event_counted_once() {
         super::predictions_are_kept_once_and_each_event_counted_once(mongo().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn issue_labels_are_resolved_once_in_order() {
+        super::issue_labels_are_resolved_once_in_order(mongo().await).await;
     }
 }

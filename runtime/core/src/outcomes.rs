@@ -1,0 +1,132 @@
+//! What the streaming issue-outcome model keeps: a prediction for each opened issue until its label is known,
+//! each label resolved exactly once, the learner's state with the last resolution it has learnt, and the
+//! prequential evaluations.
+//!
+//! An issue's label is known when a `closed` event comes within the horizon of its opening (positive) or when
+//! event time passes the opening plus the horizon without one (negative). Resolutions are numbered in the order
+//! the store made them (`seq`); the learner's state says through which number it has learnt, so that after a
+//! restart the resolutions after it are learnt again in the same order and nothing is learnt twice or lost.
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::{StoreError, WriteOutcome};
+
+/// An opened issue and what the model said of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Opened {
+    /// `owner/name#number`.
+    pub issue: String,
+    /// The opening event's id.
+    pub event_id: String,
+    /// The version that predicted.
+    pub version: u32,
+    /// The predicted probability of a close within the horizon.
+    pub probability: f64,
+    /// Event time of the opening, Unix seconds.
+    pub opened_at: i64,
+    /// The features the model saw, as JSON (learnt from when the label is known).
+    pub features: String,
+}
+
+/// An issue whose label became known.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resolution {
+    /// Its number in the order of resolution, from 1, per model.
+    pub seq: u64,
+    /// The issue and its prediction.
+    #[serde(flatten)]
+    pub opened: Opened,
+    /// Event time at which the label became known.
+    pub resolved_at: i64,
+    /// Closed within the horizon.
+    pub label: bool,
+}
+
+/// Prequential figures of one version over one window of resolutions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Model name.
+    pub model: String,
+    /// The version whose predictions were scored.
+    pub version: u32,
+    /// First and last resolution of the window (`seq`).
+    pub first_seq: u64,
+    /// See `first_seq`.
+    pub last_seq: u64,
+    /// Event time of the window's first and last resolution.
+    pub from: i64,
+    /// See `from`.
+    pub to: i64,
+    /// Resolutions scored.
+    pub count: u64,
+    /// Share of positives.
+    pub positive_rate: f64,
+    /// Area under the ROC curve, when both labels occur.
+    pub auc: Option<f64>,
+    /// Mean log-loss.
+    pub log_loss: f64,
+    /// Mean Brier score.
+    pub brier: f64,
+    /// Mean days from opening to the label being known.
+    pub label_delay_days: f64,
+}
+
+/// Where the streaming model's state lives.
+pub trait OutcomeStore: Send + Sync + 'static {
+    /// Keeps the predictions of issues not opened before for `model` (the first opening counts).
+    fn open_issues(
+        &self,
+        model: &str,
+        opened: Vec<Opened>,
+    ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
+
+    /// Resolves, in one step: each issue of `closed` (issue, close time) still pending and closed within
+    /// `horizon` seconds of its opening, as positive; then every issue still pending whose opening is more than
+    /// `horizon` before `now`, as negative. Returns the resolutions made, numbered, in order.
+    fn resolve(
+        &self,
+        model: &str,
+        closed: Vec<(String, i64)>,
+        now: i64,
+        horizon: i64,
+    ) -> impl Future<Output = Result<Vec<Resolution>, StoreError>> + Send;
+
+    /// The resolutions numbered after `seq`, in order, at most `limit`.
+    fn resolutions_after(
+        &self,
+        model: &str,
+        seq: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Resolution>, StoreError>> + Send;
+
+    /// Issues waiting for their label.
+    fn pending_count(&self, model: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Keeps the learner's state and the last resolution it has learnt.
+    fn put_learner(
+        &self,
+        model: &str,
+        state: Vec<u8>,
+        through_seq: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The learner's state and the last resolution it has learnt, if kept.
+    fn learner(
+        &self,
+        model: &str,
+    ) -> impl Future<Output = Result<Option<(Vec<u8>, u64)>, StoreError>> + Send;
+
+    /// Keeps an evaluation (the same version and window again replaces it).
+    fn record_evaluation(
+        &self,
+        evaluation: Evaluation,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every evaluation of `model`, oldest window first.
+    fn evaluations(
+        &self,
+        model: &str,
+    ) -> impl Future<Output = Result<Vec<Evaluation>, StoreError>> + Send;
+}

@@ -1,0 +1,253 @@
+//! The streaming model's state in the SQLite file: `outcome_pending` (one row per model and issue; `seq`,
+//! `resolved_at` and `label` set once, when the label is known), `outcome_learners`, `evaluations`.
+
+use forgecast_core::outcomes::{Evaluation, Opened, OutcomeStore, Resolution};
+use forgecast_core::store::{StoreError, WriteOutcome};
+use rusqlite::{OptionalExtension, Row, params};
+
+use crate::store::{SqliteStore, failed};
+
+const COLUMNS: &str =
+    "seq, issue, event_id, version, probability, opened_at, features, resolved_at, label";
+
+fn resolution(r: &Row<'_>) -> rusqlite::Result<Resolution> {
+    Ok(Resolution {
+        seq: r.get::<_, i64>(0)? as u64,
+        opened: Opened {
+            issue: r.get(1)?,
+            event_id: r.get(2)?,
+            version: r.get(3)?,
+            probability: r.get(4)?,
+            opened_at: r.get(5)?,
+            features: r.get(6)?,
+        },
+        resolved_at: r.get(7)?,
+        label: r.get(8)?,
+    })
+}
+
+impl OutcomeStore for SqliteStore {
+    async fn open_issues(
+        &self,
+        model: &str,
+        opened: Vec<Opened>,
+    ) -> Result<WriteOutcome, StoreError> {
+        let model = model.to_string();
+        self.with_conn(move |conn| {
+            let err = failed("open_issues");
+            let tx = conn.transaction().map_err(&err)?;
+            let mut outcome = WriteOutcome::default();
+            {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO outcome_pending
+                         (model, issue, event_id, version, probability, opened_at, features)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    )
+                    .map_err(&err)?;
+                for o in &opened {
+                    let changed = insert
+                        .execute(params![
+                            model,
+                            o.issue,
+                            o.event_id,
+                            o.version,
+                            o.probability,
+                            o.opened_at,
+                            o.features
+                        ])
+                        .map_err(&err)?;
+                    if changed == 0 {
+                        outcome.duplicates += 1;
+                    } else {
+                        outcome.inserted += 1;
+                    }
+                }
+            }
+            tx.commit().map_err(&err)?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn resolve(
+        &self,
+        model: &str,
+        closed: Vec<(String, i64)>,
+        now: i64,
+        horizon: i64,
+    ) -> Result<Vec<Resolution>, StoreError> {
+        let model = model.to_string();
+        self.with_conn(move |conn| {
+            let err = failed("resolve");
+            let tx = conn.transaction().map_err(&err)?;
+            let mut next: i64 = tx
+                .query_row(
+                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM outcome_pending WHERE model = ?1",
+                    [&model],
+                    |r| r.get(0),
+                )
+                .map_err(&err)?;
+            let first = next;
+            {
+                let mut close = tx
+                    .prepare_cached(
+                        "UPDATE outcome_pending SET seq = ?1, resolved_at = ?2, label = 1
+                         WHERE model = ?3 AND issue = ?4 AND seq IS NULL AND ?2 <= opened_at + ?5",
+                    )
+                    .map_err(&err)?;
+                for (issue, at) in &closed {
+                    if close.execute(params![next, at, model, issue, horizon]).map_err(&err)? > 0 {
+                        next += 1;
+                    }
+                }
+                let due: Vec<(String, i64)> = {
+                    let mut select = tx
+                        .prepare_cached(
+                            "SELECT issue, opened_at FROM outcome_pending
+                             WHERE model = ?1 AND seq IS NULL AND opened_at + ?2 < ?3
+                             ORDER BY opened_at, issue",
+                        )
+                        .map_err(&err)?;
+                    let rows = select
+                        .query_map(params![model, horizon, now], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .map_err(&err)?;
+                    rows.collect::<Result<_, _>>().map_err(&err)?
+                };
+                let mut expire = tx
+                    .prepare_cached(
+                        "UPDATE outcome_pending SET seq = ?1, resolved_at = ?2, label = 0
+                         WHERE model = ?3 AND issue = ?4 AND seq IS NULL",
+                    )
+                    .map_err(&err)?;
+                for (issue, opened_at) in due {
+                    expire
+                        .execute(params![next, opened_at + horizon, model, issue])
+                        .map_err(&err)?;
+                    next += 1;
+                }
+            }
+            let made = {
+                let mut select = tx
+                    .prepare_cached(&format!(
+                        "SELECT {COLUMNS} FROM outcome_pending WHERE model = ?1 AND seq >= ?2 ORDER BY seq"
+                    ))
+                    .map_err(&err)?;
+                let rows = select.query_map(params![model, first], resolution).map_err(&err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(&err)?
+            };
+            tx.commit().map_err(&err)?;
+            Ok(made)
+        })
+        .await
+    }
+
+    async fn resolutions_after(
+        &self,
+        model: &str,
+        seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Resolution>, StoreError> {
+        let model = model.to_string();
+        self.with_conn(move |conn| {
+            let err = failed("resolutions_after");
+            let mut select = conn
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM outcome_pending WHERE model = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+                ))
+                .map_err(&err)?;
+            let rows = select
+                .query_map(params![model, seq as i64, limit as i64], resolution)
+                .map_err(&err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(&err)
+        })
+        .await
+    }
+
+    async fn pending_count(&self, model: &str) -> Result<u64, StoreError> {
+        let model = model.to_string();
+        self.with_conn(move |conn| {
+            conn.query_row(
+                "SELECT count(*) FROM outcome_pending WHERE model = ?1 AND seq IS NULL",
+                [model],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(failed("pending_count"))
+        })
+        .await
+    }
+
+    async fn put_learner(
+        &self,
+        model: &str,
+        state: Vec<u8>,
+        through_seq: u64,
+    ) -> Result<(), StoreError> {
+        let model = model.to_string();
+        self.with_conn(move |conn| {
+            conn.execute(
+                "INSERT INTO outcome_learners (model, state, through_seq) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO UPDATE SET state = excluded.state, through_seq = excluded.through_seq",
+                params![model, state, through_seq as i64],
+            )
+            .map(|_| ())
+            .map_err(failed("put_learner"))
+        })
+        .await
+    }
+
+    async fn learner(&self, model: &str) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
+        let model = model.to_string();
+        self.with_conn(move |conn| {
+            conn.query_row(
+                "SELECT state, through_seq FROM outcome_learners WHERE model = ?1",
+                [model],
+                |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)),
+            )
+            .optional()
+            .map_err(failed("learner"))
+        })
+        .await
+    }
+
+    async fn record_evaluation(&self, e: Evaluation) -> Result<(), StoreError> {
+        self.with_conn(move |conn| {
+            let body = serde_json::to_string(&e).map_err(|x| StoreError::Operation {
+                operation: "record_evaluation",
+                reason: x.to_string(),
+            })?;
+            conn.execute(
+                "INSERT INTO evaluations (model, version, first_seq, body) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO UPDATE SET body = excluded.body",
+                params![e.model, e.version, e.first_seq as i64, body],
+            )
+            .map(|_| ())
+            .map_err(failed("record_evaluation"))
+        })
+        .await
+    }
+
+    async fn evaluations(&self, model: &str) -> Result<Vec<Evaluation>, StoreError> {
+        let model = model.to_string();
+        self.with_conn(move |conn| {
+            let err = failed("evaluations");
+            let mut select = conn
+                .prepare_cached(
+                    "SELECT body FROM evaluations WHERE model = ?1 ORDER BY first_seq, version",
+                )
+                .map_err(&err)?;
+            let rows = select
+                .query_map([model], |r| r.get::<_, String>(0))
+                .map_err(&err)?;
+            let mut found = Vec::new();
+            for body in rows {
+                if let Ok(e) = serde_json::from_str(&body.map_err(&err)?) {
+                    found.push(e);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+}

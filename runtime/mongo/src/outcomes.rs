@@ -1,0 +1,288 @@
+//! The streaming model's state in MongoDB: `outcome_pending` (`_id` = `model/issue`; `seq`, `resolved_at` and
+//! `label` set once, in the transaction that resolves it), `outcome_learners` (`_id` = model) and
+//! `evaluations` (`_id` = `model/version/first_seq`).
+
+use std::collections::HashMap;
+
+use forgecast_core::outcomes::{Evaluation, Opened, OutcomeStore, Resolution};
+use forgecast_core::store::{StoreError, WriteOutcome};
+use mongodb::bson::spec::BinarySubtype;
+use mongodb::bson::{Binary, Bson, Document, doc};
+use mongodb::{ClientSession, Collection};
+
+use super::{Failure, MongoStore, failed};
+
+fn int(doc: &Document, key: &str) -> Option<i64> {
+    match doc.get(key) {
+        Some(Bson::Int32(n)) => Some(i64::from(*n)),
+        Some(Bson::Int64(n)) => Some(*n),
+        _ => None,
+    }
+}
+
+fn opened_of(doc: &Document) -> Opened {
+    Opened {
+        issue: doc.get_str("issue").unwrap_or_default().to_string(),
+        event_id: doc.get_str("event_id").unwrap_or_default().to_string(),
+        version: int(doc, "version").unwrap_or_default() as u32,
+        probability: doc.get_f64("probability").unwrap_or_default(),
+        opened_at: int(doc, "opened_at").unwrap_or_default(),
+        features: doc.get_str("features").unwrap_or_default().to_string(),
+    }
+}
+
+impl MongoStore {
+    fn pending(&self) -> Collection<Document> {
+        self.db.collection("outcome_pending")
+    }
+
+    async fn resolve_in(
+        &self,
+        session: &mut ClientSession,
+        model: &str,
+        closed: &[(String, i64)],
+        now: i64,
+        horizon: i64,
+    ) -> Result<Vec<Resolution>, Failure> {
+        let last = self
+            .pending()
+            .find_one(doc! { "model": model, "seq": { "$ne": Bson::Null } })
+            .sort(doc! { "seq": -1 })
+            .session(&mut *session)
+            .await?;
+        let mut next = last.and_then(|d| int(&d, "seq")).unwrap_or(0) as u64 + 1;
+        let mut waiting: HashMap<String, Opened> = HashMap::new();
+        let issues: Vec<&str> = closed.iter().map(|(i, _)| i.as_str()).collect();
+        let mut cursor = self
+            .pending()
+            .find(doc! { "model": model, "issue": { "$in": issues }, "seq": Bson::Null })
+            .session(&mut *session)
+            .await?;
+        while let Some(found) = cursor.next(&mut *session).await {
+            let o = opened_of(&found?);
+            waiting.insert(o.issue.clone(), o);
+        }
+        let mut made = Vec::new();
+        for (issue, at) in closed {
+            if let Some(o) = waiting.get(issue).filter(|o| *at <= o.opened_at + horizon) {
+                made.push(Resolution {
+                    seq: next,
+                    opened: o.clone(),
+                    resolved_at: *at,
+                    label: true,
+                });
+                waiting.remove(issue);
+                next += 1;
+            }
+        }
+        let mut cursor = self
+            .pending()
+            .find(doc! { "model": model, "seq": Bson::Null, "opened_at": { "$lt": now - horizon } })
+            .sort(doc! { "opened_at": 1, "issue": 1 })
+            .session(&mut *session)
+            .await?;
+        let closing: std::collections::HashSet<String> =
+            made.iter().map(|r| r.opened.issue.clone()).collect();
+        while let Some(found) = cursor.next(&mut *session).await {
+            let o = opened_of(&found?);
+            if closing.contains(&o.issue) {
+                continue;
+            }
+            let resolved_at = o.opened_at + horizon;
+            made.push(Resolution {
+                seq: next,
+                opened: o,
+                resolved_at,
+                label: false,
+            });
+            next += 1;
+        }
+        let updates = made.iter().map(|r| {
+            doc! {
+                "q": { "_id": format!("{model}/{}", r.opened.issue), "seq": Bson::Null },
+                "u": { "$set": { "seq": r.seq as i64, "resolved_at": r.resolved_at, "label": r.label } },
+            }
+        });
+        self.update(Some(session), "outcome_pending", updates)
+            .await?;
+        Ok(made)
+    }
+}
+
+impl OutcomeStore for MongoStore {
+    async fn open_issues(
+        &self,
+        model: &str,
+        opened: Vec<Opened>,
+    ) -> Result<WriteOutcome, StoreError> {
+        let mut outcome = WriteOutcome::default();
+        for o in opened {
+            let inserted = self
+                .pending()
+                .insert_one(doc! {
+                    "_id": format!("{model}/{}", o.issue),
+                    "model": model,
+                    "issue": &o.issue,
+                    "event_id": &o.event_id,
+                    "version": i64::from(o.version),
+                    "probability": o.probability,
+                    "opened_at": o.opened_at,
+                    "features": &o.features,
+                    "seq": Bson::Null,
+                })
+                .await;
+            match inserted {
+                Ok(_) => outcome.inserted += 1,
+                Err(e) if super::registry::duplicate(&e) => outcome.duplicates += 1,
+                Err(e) => return Err(failed("open_issues")(e)),
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn resolve(
+        &self,
+        model: &str,
+        closed: Vec<(String, i64)>,
+        now: i64,
+        horizon: i64,
+    ) -> Result<Vec<Resolution>, StoreError> {
+        let mut session = self
+            .client
+            .start_session()
+            .await
+            .map_err(failed("resolve"))?;
+        session
+            .start_transaction()
+            .await
+            .map_err(failed("resolve"))?;
+        match self
+            .resolve_in(&mut session, model, &closed, now, horizon)
+            .await
+        {
+            Ok(made) => {
+                super::commit(&mut session)
+                    .await
+                    .map_err(|e| e.during("resolve"))?;
+                Ok(made)
+            }
+            Err(e) => {
+                let _ = session.abort_transaction().await;
+                Err(e.during("resolve"))
+            }
+        }
+    }
+
+    async fn resolutions_after(
+        &self,
+        model: &str,
+        seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Resolution>, StoreError> {
+        let err = failed("resolutions_after");
+        let mut cursor = self
+            .pending()
+            .find(doc! { "model": model, "seq": { "$gt": seq as i64 } })
+            .sort(doc! { "seq": 1 })
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .await
+            .map_err(&err)?;
+        let mut found = Vec::new();
+        while cursor.advance().await.map_err(&err)? {
+            let doc: Document = cursor.deserialize_current().map_err(&err)?;
+            found.push(Resolution {
+                seq: int(&doc, "seq").unwrap_or_default() as u64,
+                opened: opened_of(&doc),
+                resolved_at: int(&doc, "resolved_at").unwrap_or_default(),
+                label: doc.get_bool("label").unwrap_or_default(),
+            });
+        }
+        Ok(found)
+    }
+
+    async fn pending_count(&self, model: &str) -> Result<u64, StoreError> {
+        self.pending()
+            .count_documents(doc! { "model": model, "seq": Bson::Null })
+            .await
+            .map_err(failed("pending_count"))
+    }
+
+    async fn put_learner(
+        &self,
+        model: &str,
+        state: Vec<u8>,
+        through_seq: u64,
+    ) -> Result<(), StoreError> {
+        let state = Binary {
+            subtype: BinarySubtype::Generic,
+            bytes: state,
+        };
+        self.db
+            .collection::<Document>("outcome_learners")
+            .replace_one(
+                doc! { "_id": model },
+                doc! { "_id": model, "state": state, "through_seq": through_seq as i64 },
+            )
+            .upsert(true)
+            .await
+            .map(|_| ())
+            .map_err(failed("put_learner"))
+    }
+
+    async fn learner(&self, model: &str) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
+        let found = self
+            .db
+            .collection::<Document>("outcome_learners")
+            .find_one(doc! { "_id": model })
+            .await
+            .map_err(failed("learner"))?;
+        Ok(found.and_then(|doc| {
+            let state = match doc.get("state") {
+                Some(Bson::Binary(b)) => b.bytes.clone(),
+                _ => return None,
+            };
+            Some((state, int(&doc, "through_seq").unwrap_or_default() as u64))
+        }))
+    }
+
+    async fn record_evaluation(&self, e: Evaluation) -> Result<(), StoreError> {
+        let body = mongodb::bson::to_document(&e).map_err(|x| StoreError::Operation {
+            operation: "record_evaluation",
+            reason: x.to_string(),
+        })?;
+        let mut doc =
+            doc! { "_id": format!("{}/{}/{}", e.model, e.version, e.first_seq), "at": e.to };
+        doc.extend(body);
+        self.db
+            .collection::<Document>("evaluations")
+            .replace_one(
+                doc! { "_id": doc.get_str("_id").unwrap_or_default() },
+                doc.clone(),
+            )
+            .upsert(true)
+            .await
+            .map(|_| ())
+            .map_err(failed("record_evaluation"))
+    }
+
+    async fn evaluations(&self, model: &str) -> Result<Vec<Evaluation>, StoreError> {
+        let err = failed("evaluations");
+        let mut cursor = self
+            .db
+            .collection::<Document>("evaluations")
+            .find(doc! { "model": model })
+            .sort(doc! { "first_seq": 1, "version": 1 })
+            .await
+            .map_err(&err)?;
+        let mut found = Vec::new();
+        while cursor.advance().await.map_err(&err)? {
+            let mut doc: Document = cursor.deserialize_current().map_err(&err)?;
+            doc.remove("_id");
+            doc.remove("at");
+            if let Ok(e) = mongodb::bson::from_document(doc) {
+                found.push(e);
+            }
+        }
+        Ok(found)
+    }
+}
