@@ -1,6 +1,8 @@
 //! The streaming model's state in the SQLite file: `outcome_pending` (one row per model and issue; `seq`,
 //! `resolved_at` and `label` set once, when the label is known), `outcome_learners`, `evaluations`.
 
+use std::collections::HashMap;
+
 use forgecast_core::outcomes::{Evaluation, Opened, OutcomeStore, Resolution};
 use forgecast_core::store::{StoreError, WriteOutcome};
 use rusqlite::{OptionalExtension, Row, params};
@@ -81,50 +83,63 @@ impl OutcomeStore for SqliteStore {
         self.with_conn(move |conn| {
             let err = failed("resolve");
             let tx = conn.transaction().map_err(&err)?;
-            let mut next: i64 = tx
+            let first: i64 = tx
                 .query_row(
                     "SELECT COALESCE(MAX(seq), 0) + 1 FROM outcome_pending WHERE model = ?1",
                     [&model],
                     |r| r.get(0),
                 )
                 .map_err(&err)?;
-            let first = next;
+            // (known at, issue, label): a close within the horizon at its time; a horizon passed at its end.
+            let mut known: Vec<(i64, String, bool)> = Vec::new();
             {
-                let mut close = tx
+                let mut waiting = tx
                     .prepare_cached(
-                        "UPDATE outcome_pending SET seq = ?1, resolved_at = ?2, label = 1
-                         WHERE model = ?3 AND issue = ?4 AND seq IS NULL AND ?2 <= opened_at + ?5",
+                        "SELECT opened_at FROM outcome_pending WHERE model = ?1 AND issue = ?2 AND seq IS NULL",
                     )
                     .map_err(&err)?;
+                let mut closing: HashMap<&str, i64> = HashMap::new();
                 for (issue, at) in &closed {
-                    if close.execute(params![next, at, model, issue, horizon]).map_err(&err)? > 0 {
-                        next += 1;
+                    let opened_at: Option<i64> = waiting
+                        .query_row(params![model, issue], |r| r.get(0))
+                        .optional()
+                        .map_err(&err)?;
+                    if opened_at.is_some_and(|o| *at <= o + horizon) {
+                        let earliest = closing.entry(issue).or_insert(*at);
+                        *earliest = (*earliest).min(*at);
                     }
                 }
-                let due: Vec<(String, i64)> = {
-                    let mut select = tx
-                        .prepare_cached(
-                            "SELECT issue, opened_at FROM outcome_pending
-                             WHERE model = ?1 AND seq IS NULL AND opened_at + ?2 < ?3
-                             ORDER BY opened_at, issue",
-                        )
-                        .map_err(&err)?;
-                    let rows = select
-                        .query_map(params![model, horizon, now], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .map_err(&err)?;
-                    rows.collect::<Result<_, _>>().map_err(&err)?
-                };
-                let mut expire = tx
+                known.extend(closing.iter().map(|(issue, at)| (*at, issue.to_string(), true)));
+                let mut due = tx
                     .prepare_cached(
-                        "UPDATE outcome_pending SET seq = ?1, resolved_at = ?2, label = 0
-                         WHERE model = ?3 AND issue = ?4 AND seq IS NULL",
+                        "SELECT issue, opened_at FROM outcome_pending
+                         WHERE model = ?1 AND seq IS NULL AND opened_at + ?2 < ?3",
                     )
                     .map_err(&err)?;
-                for (issue, opened_at) in due {
-                    expire
-                        .execute(params![next, opened_at + horizon, model, issue])
+                let rows = due
+                    .query_map(params![model, horizon, now], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                    })
+                    .map_err(&err)?;
+                for row in rows {
+                    let (issue, opened_at) = row.map_err(&err)?;
+                    if !closing.contains_key(issue.as_str()) {
+                        known.push((opened_at + horizon, issue, false));
+                    }
+                }
+            }
+            // Numbered in the order the labels became known, so that the learner learns them as they came.
+            known.sort();
+            {
+                let mut set = tx
+                    .prepare_cached(
+                        "UPDATE outcome_pending SET seq = ?1, resolved_at = ?2, label = ?3
+                         WHERE model = ?4 AND issue = ?5 AND seq IS NULL",
+                    )
+                    .map_err(&err)?;
+                for (n, (at, issue, label)) in known.iter().enumerate() {
+                    set.execute(params![first + n as i64, at, label, model, issue])
                         .map_err(&err)?;
-                    next += 1;
                 }
             }
             let made = {

@@ -62,41 +62,44 @@ impl MongoStore {
             let o = opened_of(&found?);
             waiting.insert(o.issue.clone(), o);
         }
-        let mut made = Vec::new();
+        // (known at, issue, label): a close within the horizon at its time; a horizon passed at its end.
+        let mut closing: HashMap<String, i64> = HashMap::new();
         for (issue, at) in closed {
             if let Some(o) = waiting.get(issue).filter(|o| *at <= o.opened_at + horizon) {
-                made.push(Resolution {
-                    seq: next,
-                    opened: o.clone(),
-                    resolved_at: *at,
-                    label: true,
-                });
-                waiting.remove(issue);
-                next += 1;
+                let earliest = closing.entry(o.issue.clone()).or_insert(*at);
+                *earliest = (*earliest).min(*at);
             }
         }
+        let mut known: Vec<(i64, String, bool, Opened)> = closing
+            .iter()
+            .map(|(issue, at)| (*at, issue.clone(), true, waiting[issue].clone()))
+            .collect();
         let mut cursor = self
             .pending()
             .find(doc! { "model": model, "seq": Bson::Null, "opened_at": { "$lt": now - horizon } })
-            .sort(doc! { "opened_at": 1, "issue": 1 })
             .session(&mut *session)
             .await?;
-        let closing: std::collections::HashSet<String> =
-            made.iter().map(|r| r.opened.issue.clone()).collect();
         while let Some(found) = cursor.next(&mut *session).await {
             let o = opened_of(&found?);
-            if closing.contains(&o.issue) {
-                continue;
+            if !closing.contains_key(&o.issue) {
+                known.push((o.opened_at + horizon, o.issue.clone(), false, o));
             }
-            let resolved_at = o.opened_at + horizon;
-            made.push(Resolution {
-                seq: next,
-                opened: o,
-                resolved_at,
-                label: false,
-            });
-            next += 1;
         }
+        // Numbered in the order the labels became known, so that the learner learns them as they came.
+        known.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let made: Vec<Resolution> = known
+            .into_iter()
+            .map(|(resolved_at, _, label, opened)| {
+                let r = Resolution {
+                    seq: next,
+                    opened,
+                    resolved_at,
+                    label,
+                };
+                next += 1;
+                r
+            })
+            .collect();
         let updates = made.iter().map(|r| {
             doc! {
                 "q": { "_id": format!("{model}/{}", r.opened.issue), "seq": Bson::Null },

@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -143,6 +144,10 @@ pub struct Metrics {
     pub predictions: Family<ModelLabel, Counter>,
     /// The version the model stage scores with, per model (0: none).
     pub model_champion: Family<ModelLabel, Gauge>,
+    /// Labels learnt by the streaming model, per model.
+    pub model_labels: Family<ModelLabel, Counter>,
+    /// Prequential AUC of the latest evaluation window, per model.
+    pub model_auc: Family<ModelLabel, Gauge<f64, AtomicU64>>,
     topics: SeriesCap,
     scripts: SeriesCap,
     queries: SeriesCap,
@@ -248,10 +253,24 @@ impl Metrics {
             "The version the model stage scores with (0: none)",
             model_champion.clone(),
         );
+        let model_labels = Family::default();
+        let model_auc = Family::<ModelLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "model_labels",
+            "Labels learnt by the streaming model",
+            model_labels.clone(),
+        );
+        registry.register(
+            "model_window_auc",
+            "Prequential AUC of the latest evaluation window",
+            model_auc.clone(),
+        );
         Metrics {
             registry,
             predictions,
             model_champion,
+            model_labels,
+            model_auc,
             bus_uncommitted,
             bus_lag,
             bus_produce_errors,

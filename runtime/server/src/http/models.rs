@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `GET /api/models` | every model: its champion and its versions with their figures |
 //! | `GET /api/models/{name}` | one model's versions |
+//! | `GET /api/models/{name}/evaluations` | a streaming model's prequential evaluations, per window |
 //! | `POST /api/models/{name}/predict` | `{"instances": [{"text": "…"}, …]}` → `{"model", "version", "predictions": [{"label", "scores"}]}` |
 //!
 //! A bad body is a 400 that says what is wrong, one over [`MAX_BODY`] bytes or [`MAX_INSTANCES`] instances a
@@ -78,6 +79,20 @@ pub(super) async fn show(State(shared): State<Arc<Shared>>, Path(name): Path<Str
         }
         Ok(model) => Json(model).into_response(),
         Err(e) => unavailable(e),
+    }
+}
+
+/// `GET /api/models/{name}/evaluations`: the prequential evaluations of a streaming model, oldest window first
+/// (`version`, `first_seq`, `last_seq`, `from`, `to`, `count`, `positive_rate`, `auc`, `log_loss`, `brier`,
+/// `label_delay_days`); an empty list for a model without any.
+pub(super) async fn evaluations(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Response {
+    use forgecast_core::outcomes::OutcomeStore;
+    match shared.store.evaluations(&name).await {
+        Ok(found) => Json(found).into_response(),
+        Err(e) => unavailable(e.to_string()),
     }
 }
 

@@ -4,6 +4,8 @@
 //! - [`write`]: the store writer, which commits what it consumed only after the store accepted it.
 //! - [`score`]: the model stage, which scores events with the sentiment champion and keeps the predictions,
 //!   committing likewise.
+//! - [`outcome`]: the streaming issue-outcome model: predicts at opening, learns each label once it is known,
+//!   evaluates prequentially.
 //! - `shared`: what the stages and the HTTP server share ([`Shared`]).
 //! - `github`: the GitHub source, the poller and the enricher on one client.
 //! - `bundled`: the GitHut history loaded at start.
@@ -16,6 +18,7 @@
 mod bundled;
 mod github;
 mod reloads;
+pub mod outcome;
 pub mod route;
 pub mod score;
 mod shared;
@@ -45,6 +48,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backends::{Access, open_bus, open_store};
 use crate::config::{PipelinePlan, SourcePlan};
 use crate::metrics::Metrics;
+use outcome::OutcomeReport;
 use score::ScoreReport;
 use write::WriteReport;
 
@@ -96,6 +100,8 @@ pub struct Summary {
     pub written: WriteReport,
     /// What the model stage did.
     pub scored: ScoreReport,
+    /// What the issue-outcome stage did.
+    pub outcome: OutcomeReport,
 }
 
 /// A running pipeline.
@@ -108,6 +114,7 @@ pub struct Pipeline {
     router: JoinHandle<u64>,
     writer: JoinHandle<WriteReport>,
     scorer: JoinHandle<ScoreReport>,
+    learner: JoinHandle<OutcomeReport>,
 }
 
 impl Pipeline {
@@ -150,6 +157,7 @@ impl Pipeline {
             topics: route::TopicCap::new(plan.bounds.max_topics),
             champions: Default::default(),
             scored: AtomicU64::new(0),
+            outcome_taken: AtomicU64::new(0),
         });
         reloads::record_reloads(&shared);
 
@@ -168,6 +176,15 @@ impl Pipeline {
             tokio::spawn(score::run(subscription, shared.clone(), stop_all.clone()))
         } else {
             tokio::spawn(async { ScoreReport::default() })
+        };
+        let learner = if plan.models {
+            let subscription = bus.subscribe(
+                &format!("{writer_group}-outcome"),
+                vec![TopicFilter::Prefix(PIPELINE_PREFIX.into())],
+            )?;
+            tokio::spawn(outcome::run(subscription, shared.clone(), stop_all.clone()))
+        } else {
+            tokio::spawn(async { OutcomeReport::default() })
         };
 
         let (tx, rx) = mpsc::channel(SOURCE_QUEUE);
@@ -216,6 +233,7 @@ impl Pipeline {
             router,
             writer,
             scorer,
+            learner,
         })
     }
 
@@ -242,12 +260,14 @@ impl Pipeline {
         let routed = self.router.await.unwrap_or_default();
         let written = self.writer.await.unwrap_or_default();
         let scored = self.scorer.await.unwrap_or_default();
+        let outcome = self.learner.await.unwrap_or_default();
         self.stop_all.cancel();
         Summary {
             source_events,
             routed,
             written,
             scored,
+            outcome,
         }
     }
 

@@ -49,6 +49,8 @@ pub struct Shared {
     pub champions: Champions,
     /// Events the model stage has taken (scored, skipped or failed), for tests and the dashboard.
     pub scored: AtomicU64,
+    /// Records the issue-outcome stage has taken.
+    pub outcome_taken: AtomicU64,
 }
 
 /// What `GET /api/sources` shows of the GitHub source.

@@ -1,0 +1,418 @@
+//! The streaming issue-outcome stage: will an issue opened now be closed within the horizon (30 days)?
+//!
+//! It consumes every pipeline topic in its own consumer group. An `IssuesEvent` `opened` goes through
+//! `scripts/features/issue_outcome.rhai` and the online learner, and the prediction is kept until the label is
+//! known ([`forgecast_core::outcomes`]): a `closed` event within the horizon is a positive, event time passing
+//! the horizon a negative, so that backfills and replays behave like live data. The learner (FTRL-Proximal
+//! logistic regression on hashed features, `forgecast_models::online`) learns each label once, in the order the
+//! store resolved them; its state is kept with the last resolution learnt, and a restart learns the ones after
+//! it again. Every [`WINDOW`] resolutions, the predictions made before their labels were known are scored
+//! (prequential AUC, log-loss, Brier, positive rate, label delay) and kept in `evaluations`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use forgecast_core::bus::Subscription;
+use forgecast_core::outcomes::{Evaluation, Opened, OutcomeStore, Resolution};
+use forgecast_core::registry::{Alias, NewVersion, Registry, champion};
+use forgecast_core::store::StoreError;
+use forgecast_core::time::now_unix;
+use forgecast_core::{Event, RecordBody};
+use forgecast_models::online::{Features, FtrlParams, OnlineLogistic};
+use forgecast_models::prequential::scores;
+use forgecast_script::{EventView, FeatureValue};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use super::Shared;
+use crate::backends::{AnyStore, AnySubscription};
+use crate::retry::{PIPELINE, retry};
+
+/// The model's registered name.
+pub const OUTCOME: &str = "issue_outcome";
+/// Its features script.
+pub const OUTCOME_FEATURES: &str = "features/issue_outcome";
+/// An issue closed within this many seconds of its opening is a positive.
+pub const HORIZON: i64 = 30 * 86_400;
+/// Resolutions per evaluation window.
+pub const WINDOW: u64 = 200;
+/// Records taken from the bus at once.
+const BATCH: usize = 4096;
+/// Resolutions learnt per store read.
+const LEARN_BATCH: usize = 5000;
+
+/// The learner's settings: FTRL-Proximal with α 1, β 1, L1 0, L2 1 on 2^20 hashed coordinates, chosen by
+/// prequential AUC on the first 1,000 issues of the Jira history only (`models/issue_outcome/README.md`).
+pub fn served_params() -> FtrlParams {
+    FtrlParams {
+        alpha: 1.0,
+        beta: 1.0,
+        l1: 0.0,
+        l2: 1.0,
+        bits: 20,
+    }
+}
+
+/// What the stage did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutcomeReport {
+    /// Opened issues predicted and kept for the first time.
+    pub opened: u64,
+    /// Labels learnt.
+    pub learnt: u64,
+    /// Evaluation windows recorded.
+    pub evaluations: u64,
+}
+
+/// The learner and how far it has learnt.
+struct Learner {
+    model: OnlineLogistic,
+    through: u64,
+    version: u32,
+}
+
+/// The champion's number, registering the zero-start learner as version 1 on a store without one.
+async fn version(store: &AnyStore) -> Result<u32, StoreError> {
+    let versions = store.versions(OUTCOME).await?;
+    if let Some(c) = champion(&versions) {
+        return Ok(c.version);
+    }
+    if let Some(last) = versions.last() {
+        // Versions exist but none is the champion (rolled back by hand): go on learning under the last.
+        return Ok(last.version);
+    }
+    let artifact = OnlineLogistic::new(served_params()).to_bytes();
+    let number = store
+        .register(
+            NewVersion {
+                name: OUTCOME.into(),
+                created: now_unix(),
+                training: "online from the stream: each label learnt once as it becomes known, from a zero start"
+                    .into(),
+                params: serde_json::json!({
+                    "learner": "FTRL-Proximal logistic regression on hashed features",
+                    "ftrl": served_params(),
+                    "horizon_days": HORIZON / 86_400,
+                }),
+                metrics: Default::default(),
+                sha256: format!("{:x}", Sha256::digest(&artifact)),
+                size: artifact.len() as u64,
+            },
+            artifact,
+        )
+        .await?;
+    store.set_alias(OUTCOME, number, Alias::Champion).await?;
+    Ok(number)
+}
+
+async fn load(store: &AnyStore) -> Result<Learner, StoreError> {
+    let version = version(store).await?;
+    let (model, through) = match store.learner(OUTCOME).await? {
+        Some((bytes, through)) => match OnlineLogistic::from_bytes(&bytes) {
+            Ok(model) => (model, through),
+            Err(e) => {
+                tracing::warn!(component = "models", model = OUTCOME, error = %e, "The kept learner cannot be read; learning again from the first label.");
+                (OnlineLogistic::new(served_params()), 0)
+            }
+        },
+        None => (OnlineLogistic::new(served_params()), 0),
+    };
+    Ok(Learner {
+        model,
+        through,
+        version,
+    })
+}
+
+/// `owner/name#number` of an issue event, and its action.
+fn issue_of(event: &Event) -> Option<(String, String)> {
+    if event.kind != "IssuesEvent" {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(&event.raw).ok()?;
+    let payload = &value["payload"];
+    let number = payload["issue"]["number"].as_u64()?;
+    let action = payload["action"].as_str()?.to_string();
+    Some((format!("{}#{number}", event.repo), action))
+}
+
+/// The script's features as the learner reads them.
+fn learner_features(features: &forgecast_script::Features) -> Features {
+    use forgecast_models::online::Value;
+    features
+        .iter()
+        .map(|(name, value)| {
+            let value = match value {
+                FeatureValue::Number(n) => Value::Number(*n),
+                FeatureValue::Text(t) => Value::Text(t.clone()),
+                FeatureValue::Bool(b) => Value::Bool(*b),
+            };
+            (name.clone(), value)
+        })
+        .collect()
+}
+
+/// Runs until the bus is closed and drained, or `stop` forces an end while the store is failing.
+pub async fn run(
+    mut subscription: AnySubscription,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) -> OutcomeReport {
+    let mut report = OutcomeReport::default();
+    let metrics = shared.metrics.clone();
+    let failed = || {
+        metrics.store_retries.inc();
+    };
+    let Some(mut learner) = retry("outcome learner", &PIPELINE, &stop, failed, || {
+        load(&shared.store)
+    })
+    .await
+    else {
+        return report;
+    };
+    tracing::info!(
+        component = "models",
+        model = OUTCOME,
+        version = learner.version,
+        through = learner.through,
+        "Issue-outcome learner ready."
+    );
+    loop {
+        let batch = match subscription.next_batch(BATCH).await {
+            Ok(Some(batch)) => batch,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::error!(component = "models", error = %e, "Bus failed; stopping the issue-outcome stage.");
+                break;
+            }
+        };
+        let script = shared.host.scripts().get(OUTCOME_FEATURES).cloned();
+        let engine = shared.host.engine().clone();
+        let mut slice = Slice::default();
+        let mut stopped = false;
+        for record in &batch {
+            let RecordBody::Event(event) = &record.body else {
+                continue;
+            };
+            slice.now = slice.now.max(event.created_at);
+            let Some((issue, action)) = issue_of(event) else {
+                continue;
+            };
+            match action.as_str() {
+                "closed" => slice.closed.push((issue, event.created_at)),
+                "opened" => {
+                    let Some(script) = &script else { continue };
+                    let features = match script
+                        .event_features(&engine, EventView::new(event.clone()))
+                    {
+                        Ok(Some(features)) => features,
+                        Ok(None) => continue,
+                        Err(e) => {
+                            tracing::warn!(component = "models", script = %e.script, event = %event.id, error = %e.message, "Features script failed on an issue; not scored.");
+                            continue;
+                        }
+                    };
+                    let probability = learner.model.predict_proba(&learner_features(&features));
+                    slice.opened.push(Opened {
+                        issue,
+                        event_id: event.id.clone(),
+                        version: learner.version,
+                        probability,
+                        opened_at: event.created_at,
+                        features: serde_json::to_string(&features).unwrap_or_default(),
+                    });
+                    // A backfill brings years in one batch: settle every few openings, so that each issue is
+                    // predicted by a learner that has learnt the labels known at its opening.
+                    if slice.opened.len() >= SLICE_OPENINGS {
+                        if !settle(
+                            &shared,
+                            &mut learner,
+                            std::mem::take(&mut slice),
+                            &stop,
+                            &mut report,
+                        )
+                        .await
+                        {
+                            stopped = true;
+                            break;
+                        }
+                        slice.now = event.created_at;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if stopped || !settle(&shared, &mut learner, slice, &stop, &mut report).await {
+            break;
+        }
+        if let Err(e) = subscription.commit().await {
+            tracing::warn!(component = "models", error = %e, "Commit failed; the batch may be delivered again (harmless).");
+        }
+        shared
+            .outcome_taken
+            .fetch_add(batch.len() as u64, Ordering::SeqCst);
+    }
+    report
+}
+
+/// Openings predicted between two settlements of a batch.
+const SLICE_OPENINGS: usize = 16;
+
+/// What part of a batch brings: openings predicted, closings, and the latest event time.
+struct Slice {
+    opened: Vec<Opened>,
+    closed: Vec<(String, i64)>,
+    now: i64,
+}
+
+impl Default for Slice {
+    fn default() -> Self {
+        Slice {
+            opened: Vec::new(),
+            closed: Vec::new(),
+            now: i64::MIN,
+        }
+    }
+}
+
+/// Keeps a slice's openings, resolves what its closings and time make known, and learns it. `false` when
+/// shutdown was forced while the store was failing.
+async fn settle(
+    shared: &Shared,
+    learner: &mut Learner,
+    slice: Slice,
+    stop: &CancellationToken,
+    report: &mut OutcomeReport,
+) -> bool {
+    let metrics = &shared.metrics;
+    let failed = || {
+        metrics.store_retries.inc();
+    };
+    if !slice.opened.is_empty() {
+        let Some(outcome) = retry("open_issues", &PIPELINE, stop, failed, || {
+            shared.store.open_issues(OUTCOME, slice.opened.clone())
+        })
+        .await
+        else {
+            return false;
+        };
+        report.opened += outcome.inserted;
+    }
+    if slice.now > i64::MIN || !slice.closed.is_empty() {
+        let closed = slice.closed;
+        if retry("resolve", &PIPELINE, stop, failed, || {
+            shared
+                .store
+                .resolve(OUTCOME, closed.clone(), slice.now, HORIZON)
+        })
+        .await
+        .is_none()
+        {
+            return false;
+        }
+    }
+    match learn(shared, learner, stop).await {
+        Some((learnt, evaluations)) => {
+            report.learnt += learnt;
+            report.evaluations += evaluations;
+            true
+        }
+        None => false,
+    }
+}
+
+/// Learns every resolution after the learner's, in order, keeps its state, and records each evaluation window
+/// completed. `None` when shutdown was forced while the store was failing.
+async fn learn(
+    shared: &Shared,
+    learner: &mut Learner,
+    stop: &CancellationToken,
+) -> Option<(u64, u64)> {
+    let metrics = &shared.metrics;
+    let failed = || {
+        metrics.store_retries.inc();
+    };
+    let (mut learnt, mut evaluations) = (0, 0);
+    loop {
+        let through = learner.through;
+        let resolutions = retry("resolutions_after", &PIPELINE, stop, failed, || {
+            shared
+                .store
+                .resolutions_after(OUTCOME, through, LEARN_BATCH)
+        })
+        .await?;
+        if resolutions.is_empty() {
+            return Some((learnt, evaluations));
+        }
+        let done = resolutions.len() < LEARN_BATCH;
+        for r in &resolutions {
+            let features: Features = serde_json::from_str(&r.opened.features).unwrap_or_default();
+            learner.model.learn(&features, r.label);
+            learner.through = r.seq;
+            learnt += 1;
+        }
+        metrics
+            .model_labels
+            .get_or_create(&metrics.model(OUTCOME))
+            .inc_by(resolutions.len() as u64);
+        let (state, through) = (learner.model.to_bytes(), learner.through);
+        retry("put_learner", &PIPELINE, stop, failed, || {
+            shared.store.put_learner(OUTCOME, state.clone(), through)
+        })
+        .await?;
+        // The windows this batch completed, scored from the store so that a restart changes nothing.
+        let first_window = (through - resolutions.len() as u64) / WINDOW;
+        for window in first_window..through / WINDOW {
+            let start = window * WINDOW;
+            let rows = retry("resolutions_after", &PIPELINE, stop, failed, || {
+                shared
+                    .store
+                    .resolutions_after(OUTCOME, start, WINDOW as usize)
+            })
+            .await?;
+            let evaluation = evaluate(&rows, learner.version);
+            if let Some(auc) = evaluation.auc {
+                metrics
+                    .model_auc
+                    .get_or_create(&metrics.model(OUTCOME))
+                    .set(auc);
+            }
+            retry("record_evaluation", &PIPELINE, stop, failed, || {
+                shared.store.record_evaluation(evaluation.clone())
+            })
+            .await?;
+            evaluations += 1;
+        }
+        if done {
+            return Some((learnt, evaluations));
+        }
+    }
+}
+
+/// The prequential figures of one window of resolutions.
+pub fn evaluate(rows: &[Resolution], version: u32) -> Evaluation {
+    let pairs: Vec<(f64, bool)> = rows
+        .iter()
+        .map(|r| (r.opened.probability, r.label))
+        .collect();
+    let s = scores(&pairs);
+    let delay = rows
+        .iter()
+        .map(|r| (r.resolved_at - r.opened.opened_at) as f64 / 86_400.0)
+        .sum::<f64>()
+        / rows.len().max(1) as f64;
+    Evaluation {
+        model: OUTCOME.into(),
+        version,
+        first_seq: rows.first().map_or(0, |r| r.seq),
+        last_seq: rows.last().map_or(0, |r| r.seq),
+        from: rows.first().map_or(0, |r| r.resolved_at),
+        to: rows.last().map_or(0, |r| r.resolved_at),
+        count: rows.len() as u64,
+        positive_rate: s.positive_rate,
+        auc: s.auc,
+        log_loss: s.log_loss,
+        brier: s.brier,
+        label_delay_days: delay,
+    }
+}
