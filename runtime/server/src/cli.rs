@@ -39,6 +39,31 @@ pub enum Command {
     Models(ModelsArgs),
     /// Where the trends are heading: forecast shares, or backtest the forecasting methods.
     Forecast(ForecastArgs),
+    /// Convert other issue histories into GH Archive hour files that `backfill --source-dir DIR --sparse` replays.
+    Convert(ConvertArgs),
+}
+
+/// `forgecast convert`.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The format read: `jira`, the Apache Jira bug-fix CSV files (`<project>-jira-bug-fix-dataset.csv`).
+    #[arg(value_enum)]
+    pub format: ConvertFormat,
+    /// Directory of the files read.
+    #[arg(long, value_name = "DIR")]
+    pub input: PathBuf,
+    /// Directory the hour files are written to (created if missing), `YYYY-MM-DD-H.json.gz` as GH Archive
+    /// publishes them.
+    #[arg(long, value_name = "DIR")]
+    pub output: PathBuf,
+}
+
+/// The formats `forgecast convert` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConvertFormat {
+    /// Apache Jira bug-fix histories: an `IssuesEvent` opened at each issue's creation (with only what is known
+    /// then) and closed at its resolution.
+    Jira,
 }
 
 /// `forgecast forecast`.
@@ -499,6 +524,10 @@ pub struct BackfillArgs {
         default_value = "https://data.gharchive.org"
     )]
     pub source_url: String,
+    /// Hours without a file in --source-dir are expected (a converted history has files only for the hours with
+    /// events): counted as empty, not as missing.
+    #[arg(long, requires = "source_dir")]
+    pub sparse: bool,
     /// Longest line read from an hour file; a longer one goes to the dead letters (its first KB) unread.
     #[arg(
         long,

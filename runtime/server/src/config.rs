@@ -280,6 +280,8 @@ pub struct BackfillPlan {
     pub source: HourSource,
     /// Longest line read from an hour file.
     pub max_line_bytes: usize,
+    /// Hours without a file are expected (a converted history), not missing.
+    pub sparse: bool,
 }
 
 /// How the Spark job runs.
@@ -664,6 +666,7 @@ pub fn backfill(args: BackfillArgs) -> Result<BackfillPlan, ConfigError> {
         hours,
         source,
         max_line_bytes: args.max_line_bytes,
+        sparse: args.sparse,
     })
 }
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use forgecast::cli::{Cli, Command};
 use forgecast::commands::{
-    aggregate, archive, backfill, check, eval, forecast, models, predict, tap, train, up,
+    aggregate, archive, backfill, check, convert, eval, forecast, models, predict, tap, train, up,
 };
 use forgecast::shutdown::Shutdown;
 use forgecast::{config, logging};
@@ -88,6 +88,7 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
         Command::Predict(args) => predict::run(config::predict(args)?)
             .await
             .map(|bad| bad == 0),
+        Command::Convert(args) => convert::run(args).map(|()| true),
         Command::Forecast(args) => forecast::run(config::forecast(args)?).await.map(|()| true),
         Command::Models(args) => {
             let (action, storage) = config::models(args)?;

@@ -170,3 +170,100 @@ fn count_opened(events: &[Arc<Event>]) -> u64 {
         .filter(|e| e.raw.contains("\"action\":\"opened\""))
         .count() as u64
 }
+
+#[test]
+fn a_converted_year_of_jira_history_is_backfilled_into_predictions_and_evaluations() {
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let hours = dir.path().join("hours");
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_forgecast"))
+            .args(args)
+            .current_dir(repo())
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).to_string();
+        assert!(
+            output.status.success(),
+            "{args:?}: {text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        text
+    };
+    let out = run(&[
+        "convert",
+        "jira",
+        "--input",
+        repo().join("data/apache-jira-bugfix").to_str().unwrap(),
+        "--output",
+        hours.to_str().unwrap(),
+    ]);
+    assert!(
+        out.starts_with("4575 issues: 4575 opened and 4575 closed events"),
+        "{out}"
+    );
+    assert!(
+        out.contains("--sparse --from 2009-01-08T08 --to 2018-12-31T18"),
+        "{out}"
+    );
+
+    let data = dir.path().join("data");
+    let out = run(&[
+        "backfill",
+        "--source-dir",
+        hours.to_str().unwrap(),
+        "--sparse",
+        "--from",
+        "2016-01-01T00",
+        "--to",
+        "2016-12-31T23",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    // The events of 2016, counted from the converter's own output.
+    let issues = jira::read_dir(&repo().join("data/apache-jira-bugfix")).unwrap();
+    let (start, end) = (1_451_606_400, 1_483_228_800);
+    let in_2016: Vec<jira::JiraEvent> = jira::events(&issues)
+        .into_iter()
+        .filter(|e| (start..end).contains(&e.created_at))
+        .collect();
+    assert!(
+        out.contains(&format!(
+            "{} events decoded, {} new in the store",
+            in_2016.len(),
+            in_2016.len()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("0 missing") && out.contains("without a file (--sparse)"),
+        "{out}"
+    );
+    let opened = in_2016.iter().filter(|e| e.action == "opened").count() as u64;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = forgecast_embedded::SqliteStore::open_alongside(&data.join("forgecast.sqlite"))
+            .unwrap();
+        let resolved = store
+            .resolutions_after(OUTCOME, 0, usize::MAX >> 1)
+            .await
+            .unwrap();
+        let pending = store.pending_count(OUTCOME).await.unwrap();
+        assert_eq!(
+            resolved.len() as u64 + pending,
+            opened,
+            "each opened issue predicted once"
+        );
+        assert_eq!(
+            store.evaluations(OUTCOME).await.unwrap().len() as u64,
+            resolved.len() as u64 / WINDOW
+        );
+        assert!(resolved.len() as u64 >= WINDOW, "{} labels", resolved.len());
+    });
+}

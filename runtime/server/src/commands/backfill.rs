@@ -45,6 +45,8 @@ pub struct Report {
     pub skipped: u64,
     /// Hours the archive does not have.
     pub missing: Vec<Hour>,
+    /// Hours without a file, expected with `--sparse`.
+    pub empty: u64,
     /// Hours that failed after retries, with the reason.
     pub failed: Vec<(Hour, String)>,
     /// Hours whose file is damaged, with the events kept (those before the damage) and the reason.
@@ -251,6 +253,7 @@ pub async fn run(plan: BackfillPlan, shutdown: Shutdown) -> anyhow::Result<Repor
                 report.decoded.add(&outcome.decoded);
                 report.partial.push((hour, events, reason));
             }
+            Err(HourError::Missing(_)) if plan.sparse => report.empty += 1,
             Err(HourError::Missing(name)) => {
                 tracing::warn!(component = "backfill", hour = %hour, "{name} is not in the archive; skipped.");
                 report.missing.push(hour);
@@ -280,8 +283,12 @@ pub async fn run(plan: BackfillPlan, shutdown: Shutdown) -> anyhow::Result<Repor
 
 /// Prints the summary; returns whether every hour was done whole or skipped.
 pub fn print(report: &Report) -> bool {
+    let empty = match report.empty {
+        0 => String::new(),
+        n => format!(", {n} without a file (--sparse)"),
+    };
     println!(
-        "Backfill: {} hours done, {} skipped (done before), {} missing, {} failed, {} partial",
+        "Backfill: {} hours done, {} skipped (done before), {} missing, {} failed, {} partial{empty}",
         report.done.len(),
         report.skipped,
         report.missing.len(),

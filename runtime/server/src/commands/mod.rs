@@ -10,12 +10,14 @@
 //! - [`archive`]: every event on the Kafka topics appended to a lake.
 //! - [`train`], [`eval`], [`predict`], [`models`]: the model layer: train and register a version, score one on
 //!   labelled data, predict JSON lines, list and promote versions.
+//! - [`convert`]: issue histories kept elsewhere (Apache Jira) written as GH Archive hour files.
 //! - [`forecast`]: the trends' shares forecast, and the forecasting methods backtested.
 
 pub mod aggregate;
 pub mod archive;
 pub mod backfill;
 pub mod check;
+pub mod convert;
 pub mod eval;
 pub mod forecast;
 pub mod models;
