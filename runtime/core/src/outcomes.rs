@@ -73,6 +73,27 @@ pub struct Evaluation {
     pub label_delay_days: f64,
 }
 
+/// What the retrain policy script decided after an evaluation window, with what it was shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// Model name.
+    pub model: String,
+    /// The evaluation window it followed (its first resolution); one decision per window.
+    pub window: u64,
+    /// Event time of the window's end, Unix seconds.
+    pub at: i64,
+    /// The champion's version.
+    pub version: u32,
+    /// Content hash of the policy script's version that decided.
+    pub script: String,
+    /// Whether to train a challenger.
+    pub retrain: bool,
+    /// The script's reason, or why there is no decision (the script failed).
+    pub reason: String,
+    /// The context `should_retrain(ctx)` was called with.
+    pub context: serde_json::Value,
+}
+
 /// Where the streaming model's state lives.
 pub trait OutcomeStore: Send + Sync + 'static {
     /// Keeps the predictions of issues not opened before for `model` (the first opening counts).
@@ -129,4 +150,16 @@ pub trait OutcomeStore: Send + Sync + 'static {
         &self,
         model: &str,
     ) -> impl Future<Output = Result<Vec<Evaluation>, StoreError>> + Send;
+
+    /// Keeps a retrain decision (the same model and window again replaces it).
+    fn record_decision(
+        &self,
+        decision: Decision,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The decisions about `model`, oldest window first.
+    fn decisions(
+        &self,
+        model: &str,
+    ) -> impl Future<Output = Result<Vec<Decision>, StoreError>> + Send;
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use forgecast_core::outcomes::{Evaluation, Opened, OutcomeStore, Resolution};
+use forgecast_core::outcomes::{Decision, Evaluation, Opened, OutcomeStore, Resolution};
 use forgecast_core::store::{StoreError, WriteOutcome};
 use rusqlite::{OptionalExtension, Row, params};
 
@@ -259,6 +259,46 @@ impl OutcomeStore for SqliteStore {
             for body in rows {
                 if let Ok(e) = serde_json::from_str(&body.map_err(&err)?) {
                     found.push(e);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn record_decision(&self, d: Decision) -> Result<(), StoreError> {
+        self.with_conn(move |conn| {
+            let body = serde_json::to_string(&d).map_err(|x| StoreError::Operation {
+                operation: "record_decision",
+                reason: x.to_string(),
+            })?;
+            conn.execute(
+                "INSERT INTO retrain_decisions (model, window, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO UPDATE SET body = excluded.body",
+                params![d.model, d.window as i64, body],
+            )
+            .map(|_| ())
+            .map_err(failed("record_decision"))
+        })
+        .await
+    }
+
+    async fn decisions(&self, model: &str) -> Result<Vec<Decision>, StoreError> {
+        let model = model.to_string();
+        self.with_conn(move |conn| {
+            let err = failed("decisions");
+            let mut select = conn
+                .prepare_cached(
+                    "SELECT body FROM retrain_decisions WHERE model = ?1 ORDER BY window",
+                )
+                .map_err(&err)?;
+            let rows = select
+                .query_map([model], |r| r.get::<_, String>(0))
+                .map_err(&err)?;
+            let mut found = Vec::new();
+            for body in rows {
+                if let Ok(d) = serde_json::from_str(&body.map_err(&err)?) {
+                    found.push(d);
                 }
             }
             Ok(found)

@@ -147,6 +147,12 @@ CREATE TABLE IF NOT EXISTS evaluations (
     body TEXT NOT NULL,
     PRIMARY KEY (model, version, first_seq)
 );
+CREATE TABLE IF NOT EXISTS retrain_decisions (
+    model TEXT NOT NULL,
+    window INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (model, window)
+);
 CREATE TABLE IF NOT EXISTS script_reloads (
     seq INTEGER PRIMARY KEY,
     at INTEGER NOT NULL,

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use forgecast_core::outcomes::{Evaluation, Opened, OutcomeStore, Resolution};
+use forgecast_core::outcomes::{Decision, Evaluation, Opened, OutcomeStore, Resolution};
 use forgecast_core::store::{StoreError, WriteOutcome};
 use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{Binary, Bson, Document, doc};
@@ -284,6 +284,43 @@ impl OutcomeStore for MongoStore {
             doc.remove("at");
             if let Ok(e) = mongodb::bson::from_document(doc) {
                 found.push(e);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn record_decision(&self, d: Decision) -> Result<(), StoreError> {
+        let id = format!("{}/{}", d.model, d.window);
+        let body = serde_json::to_string(&d).map_err(|x| StoreError::Operation {
+            operation: "record_decision",
+            reason: x.to_string(),
+        })?;
+        self.db
+            .collection::<Document>("retrain_decisions")
+            .replace_one(
+                doc! { "_id": &id },
+                doc! { "_id": &id, "model": &d.model, "window": d.window as i64, "body": body },
+            )
+            .upsert(true)
+            .await
+            .map(|_| ())
+            .map_err(failed("record_decision"))
+    }
+
+    async fn decisions(&self, model: &str) -> Result<Vec<Decision>, StoreError> {
+        let err = failed("decisions");
+        let mut cursor = self
+            .db
+            .collection::<Document>("retrain_decisions")
+            .find(doc! { "model": model })
+            .sort(doc! { "window": 1 })
+            .await
+            .map_err(&err)?;
+        let mut found = Vec::new();
+        while cursor.advance().await.map_err(&err)? {
+            let doc: Document = cursor.deserialize_current().map_err(&err)?;
+            if let Ok(d) = serde_json::from_str(doc.get_str("body").unwrap_or_default()) {
+                found.push(d);
             }
         }
         Ok(found)

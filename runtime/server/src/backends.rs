@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use forgecast_core::aggregate::{AggregateQuery, AggregateRow};
 use forgecast_core::bus::{Bus, BusError, BusStats, Subscription, TopicFilter};
-use forgecast_core::outcomes::{Evaluation, Opened, OutcomeStore, Resolution};
+use forgecast_core::outcomes::{Decision, Evaluation, Opened, OutcomeStore, Resolution};
 use forgecast_core::predictions::{LabelQuery, LabelRow, PredictionStore, StoredPrediction};
 use forgecast_core::registry::{Alias, ModelVersion, NewVersion, Registry};
 use forgecast_core::store::{RepoMeta, ScriptReload, Store, StoreError, WriteOutcome};
@@ -311,5 +311,13 @@ impl OutcomeStore for AnyStore {
 
     async fn evaluations(&self, model: &str) -> Result<Vec<Evaluation>, StoreError> {
         each_store!(self, s => s.evaluations(model))
+    }
+
+    async fn record_decision(&self, decision: Decision) -> Result<(), StoreError> {
+        each_store!(self, s => s.record_decision(decision))
+    }
+
+    async fn decisions(&self, model: &str) -> Result<Vec<Decision>, StoreError> {
+        each_store!(self, s => s.decisions(model))
     }
 }

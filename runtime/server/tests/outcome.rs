@@ -22,8 +22,12 @@ fn repo() -> PathBuf {
 }
 
 fn plan(data: &Path) -> PipelinePlan {
+    plan_with(data, &repo().join("scripts"))
+}
+
+fn plan_with(data: &Path, scripts: &Path) -> PipelinePlan {
     PipelinePlan {
-        scripts: repo().join("scripts"),
+        scripts: scripts.to_path_buf(),
         source: SourcePlan::Feed,
         limits: Limits::default(),
         watch: WatchConfig::default(),
@@ -40,7 +44,11 @@ fn plan(data: &Path) -> PipelinePlan {
 
 /// Feeds `events` through a pipeline on `data` and drains it.
 async fn feed(data: &Path, events: &[Arc<Event>]) -> forgecast::pipeline::Summary {
-    let mut pipeline = Pipeline::start(&plan(data)).await.expect("pipeline starts");
+    feed_with(&plan(data), events).await
+}
+
+async fn feed_with(plan: &PipelinePlan, events: &[Arc<Event>]) -> forgecast::pipeline::Summary {
+    let mut pipeline = Pipeline::start(plan).await.expect("pipeline starts");
     let input = pipeline.take_feed().unwrap();
     for chunk in events.chunks(500) {
         input
@@ -123,6 +131,33 @@ async fn the_jira_history_is_predicted_resolved_learnt_and_evaluated_once() {
         overall.positive_rate
     );
     assert!(auc >= 0.6, "prequential AUC {auc:.3}");
+    // After each window, the retrain policy decided, with its context, and said why.
+    let decisions = store.decisions(OUTCOME).await.unwrap();
+    assert_eq!(
+        decisions.iter().map(|d| d.window).collect::<Vec<_>>(),
+        evaluations.iter().map(|e| e.first_seq).collect::<Vec<_>>()
+    );
+    for d in &decisions {
+        assert!(!d.script.is_empty() && !d.reason.is_empty(), "{d:?}");
+        for key in [
+            "age_days",
+            "new_labels",
+            "live_error",
+            "baseline_error",
+            "drift_psi",
+            "alarms",
+        ] {
+            assert!(d.context[key].is_number(), "{key} in {}", d.context);
+        }
+    }
+    // The first window is its own reference: no drift; later ones drift as the projects change.
+    assert_eq!(decisions[0].context["drift_psi"], 0.0);
+    assert!(
+        decisions
+            .iter()
+            .any(|d| d.reason.starts_with("feature drift")),
+        "{decisions:?}"
+    );
     let (state, through) = store.learner(OUTCOME).await.unwrap().unwrap();
     assert_eq!(through, resolved.len() as u64);
     drop(store);
@@ -266,4 +301,55 @@ fn a_converted_year_of_jira_history_is_backfilled_into_predictions_and_evaluatio
         );
         assert!(resolved.len() as u64 >= WINDOW, "{} labels", resolved.len());
     });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_failing_on_some_windows_never_stops_the_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let scripts = dir.path().join("scripts");
+    copy_dir(&repo().join("scripts"), &scripts);
+    // Passes its cases (few labels), throws once more than 1,000 labels are learnt.
+    std::fs::write(
+        scripts.join("policies/retrain.rhai"),
+        "fn should_retrain(ctx) {\n    if ctx.new_labels > 1000 { throw \"labels overflow\"; }\n    #{ retrain: false, reason: \"fine\" }\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        scripts.join("policies/retrain.cases.jsonl"),
+        r#"{"name":"few labels","input":{"model":"issue_outcome","age_days":1,"new_labels":20,"live_error":0.2,"baseline_error":0.2,"drift_psi":0.1,"alarms":0},"expect":{"retrain":false,"reason":"fine"}}"#,
+    )
+    .unwrap();
+    let issues = jira::read_dir(&repo().join("data/apache-jira-bugfix")).unwrap();
+    let events: Vec<Arc<Event>> = jira::events(&issues)
+        .iter()
+        .map(|e| Arc::new(Event::parse(&e.line).unwrap()))
+        .collect();
+    let data = dir.path().join("data");
+    let summary = feed_with(&plan_with(&data, &scripts), &events).await;
+    assert_eq!(summary.outcome.opened, issues.len() as u64);
+    let store =
+        forgecast_embedded::SqliteStore::open_alongside(&data.join("forgecast.sqlite")).unwrap();
+    let decisions = store.decisions(OUTCOME).await.unwrap();
+    assert_eq!(decisions.len() as u64, summary.outcome.evaluations);
+    for d in &decisions {
+        if d.window > 1000 {
+            assert!(!d.retrain && d.reason.contains("labels overflow"), "{d:?}");
+        } else {
+            assert_eq!(d.reason, "fine");
+        }
+    }
+    assert!(decisions.iter().any(|d| d.window > 1000));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //! | `GET /api/models` | every model: its champion and its versions with their figures |
 //! | `GET /api/models/{name}` | one model's versions |
 //! | `GET /api/models/{name}/evaluations` | a streaming model's prequential evaluations, per window |
+//! | `GET /api/models/{name}/decisions` | the retrain policy's decisions, per window, with their context |
 //! | `POST /api/models/{name}/predict` | `{"instances": [{"text": "…"}, …]}` → `{"model", "version", "predictions": [{"label", "scores"}]}` |
 //!
 //! A bad body is a 400 that says what is wrong, one over [`MAX_BODY`] bytes or [`MAX_INSTANCES`] instances a
@@ -91,6 +92,19 @@ pub(super) async fn evaluations(
 ) -> Response {
     use forgecast_core::outcomes::OutcomeStore;
     match shared.store.evaluations(&name).await {
+        Ok(found) => Json(found).into_response(),
+        Err(e) => unavailable(e.to_string()),
+    }
+}
+
+/// `GET /api/models/{name}/decisions`: what the retrain policy decided after each evaluation window, with the
+/// context it was shown (`window`, `at`, `version`, `script`, `retrain`, `reason`, `context`).
+pub(super) async fn decisions(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Response {
+    use forgecast_core::outcomes::OutcomeStore;
+    match shared.store.decisions(&name).await {
         Ok(found) => Json(found).into_response(),
         Err(e) => unavailable(e.to_string()),
     }

@@ -13,11 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use forgecast_core::bus::Subscription;
-use forgecast_core::outcomes::{Evaluation, Opened, OutcomeStore, Resolution};
+use forgecast_core::outcomes::{Decision, Evaluation, Opened, OutcomeStore, Resolution};
 use forgecast_core::registry::{Alias, NewVersion, Registry, champion};
 use forgecast_core::store::StoreError;
 use forgecast_core::time::now_unix;
 use forgecast_core::{Event, RecordBody};
+use forgecast_models::detect::{Detector, PageHinkley};
+use forgecast_models::drift::NumericBins;
 use forgecast_models::online::{Features, FtrlParams, OnlineLogistic};
 use forgecast_models::prequential::scores;
 use forgecast_script::{EventView, FeatureValue};
@@ -36,6 +38,8 @@ pub const OUTCOME_FEATURES: &str = "features/issue_outcome";
 pub const HORIZON: i64 = 30 * 86_400;
 /// Resolutions per evaluation window.
 pub const WINDOW: u64 = 200;
+/// The retrain policy script.
+pub const RETRAIN_POLICY: &str = "policies/retrain";
 /// Records taken from the bus at once.
 const BATCH: usize = 4096;
 /// Resolutions learnt per store read.
@@ -69,6 +73,10 @@ struct Learner {
     model: OnlineLogistic,
     through: u64,
     version: u32,
+    /// Page-Hinkley on the absolute error of each prediction whose label is learnt (River's defaults).
+    detector: PageHinkley,
+    /// Alarms since the last decision.
+    alarms: u64,
 }
 
 /// The champion's number, registering the zero-start learner as version 1 on a store without one.
@@ -121,6 +129,8 @@ async fn load(store: &AnyStore) -> Result<Learner, StoreError> {
         model,
         through,
         version,
+        detector: PageHinkley::default(),
+        alarms: 0,
     })
 }
 
@@ -350,6 +360,16 @@ async fn learn(
             learner.model.learn(&features, r.label);
             learner.through = r.seq;
             learnt += 1;
+            let error = (r.opened.probability - if r.label { 1.0 } else { 0.0 }).abs();
+            if learner.detector.update(error) {
+                learner.alarms += 1;
+                tracing::info!(
+                    component = "models",
+                    model = OUTCOME,
+                    seq = r.seq,
+                    "Change detector: the error stream moved (Page-Hinkley)."
+                );
+            }
         }
         metrics
             .model_labels
@@ -382,6 +402,11 @@ async fn learn(
             })
             .await?;
             evaluations += 1;
+            let decision = decide(shared, learner, &evaluation, &rows, stop).await?;
+            retry("record_decision", &PIPELINE, stop, failed, || {
+                shared.store.record_decision(decision.clone())
+            })
+            .await?;
         }
         if done {
             return Some((learnt, evaluations));
@@ -415,4 +440,101 @@ pub fn evaluate(rows: &[Resolution], version: u32) -> Evaluation {
         brier: s.brier,
         label_delay_days: delay,
     }
+}
+
+/// Numeric features whose drift is watched: the script's counts of an opened issue.
+const WATCHED: [&str; 3] = ["title_words", "body_chars", "labels"];
+
+/// The values of a numeric feature in the features kept with resolutions.
+fn feature_values(rows: &[Resolution], name: &str) -> Vec<f64> {
+    rows.iter()
+        .filter_map(|r| {
+            let features: serde_json::Value = serde_json::from_str(&r.opened.features).ok()?;
+            features[name].as_f64()
+        })
+        .collect()
+}
+
+/// Asks `policies/retrain.rhai` whether to train a challenger, after an evaluation window: its context is the
+/// champion's age (event time since its first window), labels learnt, the window's error (1 − AUC) against the
+/// first window's, the largest PSI of the watched features between the first window and this one, and the
+/// change detector's alarms since the last decision. Every decision, yes or no, is one log line and is kept; a
+/// failing script is a decision not to retrain, with its error as the reason, and the loop goes on.
+async fn decide(
+    shared: &Shared,
+    learner: &mut Learner,
+    evaluation: &Evaluation,
+    rows: &[Resolution],
+    stop: &CancellationToken,
+) -> Option<Decision> {
+    let metrics = &shared.metrics;
+    let failed = || {
+        metrics.store_retries.inc();
+    };
+    let windows = retry("evaluations", &PIPELINE, stop, failed, || {
+        shared.store.evaluations(OUTCOME)
+    })
+    .await?;
+    let first = windows
+        .iter()
+        .find(|e| e.version == learner.version)
+        .cloned()
+        .unwrap_or_else(|| evaluation.clone());
+    let start = first.first_seq.saturating_sub(1);
+    let reference = retry("resolutions_after", &PIPELINE, stop, failed, || {
+        shared
+            .store
+            .resolutions_after(OUTCOME, start, WINDOW as usize)
+    })
+    .await?;
+    let drift_psi = WATCHED
+        .iter()
+        .map(|name| {
+            let (before, now) = (feature_values(&reference, name), feature_values(rows, name));
+            if before.is_empty() || now.is_empty() {
+                return 0.0;
+            }
+            NumericBins::from_reference(&before, 10).psi(&now)
+        })
+        .fold(0.0, f64::max);
+    let error = |e: &Evaluation| 1.0 - e.auc.unwrap_or(0.5);
+    let context = serde_json::json!({
+        "model": OUTCOME,
+        "age_days": ((evaluation.to - first.from) as f64 / 86_400.0).round(),
+        "new_labels": evaluation.last_seq,
+        "live_error": error(evaluation),
+        "baseline_error": error(&first),
+        "drift_psi": drift_psi,
+        "alarms": learner.alarms,
+    });
+    learner.alarms = 0;
+    let script = shared.host.scripts().get(RETRAIN_POLICY).cloned();
+    let (hash, retrain, reason) = match &script {
+        None => (String::new(), false, format!("no {RETRAIN_POLICY} script")),
+        Some(script) => {
+            let ctx = forgecast_script::engine::json_to_dynamic(&context);
+            match script.should_retrain(shared.host.engine(), ctx) {
+                Ok(d) => (script.hash().to_string(), d.retrain, d.reason),
+                Err(e) => {
+                    tracing::warn!(component = "models", model = OUTCOME, script = %e.script, version = %e.version, line = e.line, error = %e.message, "Retrain policy failed; no retraining this time.");
+                    (
+                        script.hash().to_string(),
+                        false,
+                        format!("policy failed: {}", e.message),
+                    )
+                }
+            }
+        }
+    };
+    tracing::info!(component = "models", model = OUTCOME, version = learner.version, script = RETRAIN_POLICY, script_version = %hash, window = evaluation.first_seq, retrain, reason = %reason, "Retrain policy decided.");
+    Some(Decision {
+        model: OUTCOME.into(),
+        window: evaluation.first_seq,
+        at: evaluation.to,
+        version: learner.version,
+        script: hash,
+        retrain,
+        reason,
+        context,
+    })
 }
