@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use forgecast_core::outcomes::{Decision, Evaluation, Opened, OutcomeStore, Resolution};
 use forgecast_core::store::{StoreError, WriteOutcome};
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::store::{SqliteStore, failed};
 
@@ -227,82 +229,74 @@ impl OutcomeStore for SqliteStore {
     }
 
     async fn record_evaluation(&self, e: Evaluation) -> Result<(), StoreError> {
-        self.with_conn(move |conn| {
-            let body = serde_json::to_string(&e).map_err(|x| StoreError::Operation {
-                operation: "record_evaluation",
-                reason: x.to_string(),
-            })?;
-            conn.execute(
-                "INSERT INTO evaluations (model, version, first_seq, body) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT DO UPDATE SET body = excluded.body",
-                params![e.model, e.version, e.first_seq as i64, body],
-            )
-            .map(|_| ())
-            .map_err(failed("record_evaluation"))
-        })
-        .await
+        let key = (e.model.clone(), e.first_seq, e.version);
+        self.with_conn(move |conn| put_json(conn, "record_evaluation", "evaluations", key, &e))
+            .await
     }
 
     async fn evaluations(&self, model: &str) -> Result<Vec<Evaluation>, StoreError> {
         let model = model.to_string();
-        self.with_conn(move |conn| {
-            let err = failed("evaluations");
-            let mut select = conn
-                .prepare_cached(
-                    "SELECT body FROM evaluations WHERE model = ?1 ORDER BY first_seq, version",
-                )
-                .map_err(&err)?;
-            let rows = select
-                .query_map([model], |r| r.get::<_, String>(0))
-                .map_err(&err)?;
-            let mut found = Vec::new();
-            for body in rows {
-                if let Ok(e) = serde_json::from_str(&body.map_err(&err)?) {
-                    found.push(e);
-                }
-            }
-            Ok(found)
-        })
-        .await
+        self.with_conn(move |conn| json_rows(conn, "evaluations", "evaluations", &model))
+            .await
     }
 
     async fn record_decision(&self, d: Decision) -> Result<(), StoreError> {
-        self.with_conn(move |conn| {
-            let body = serde_json::to_string(&d).map_err(|x| StoreError::Operation {
-                operation: "record_decision",
-                reason: x.to_string(),
-            })?;
-            conn.execute(
-                "INSERT INTO retrain_decisions (model, window, body) VALUES (?1, ?2, ?3)
-                 ON CONFLICT DO UPDATE SET body = excluded.body",
-                params![d.model, d.window as i64, body],
-            )
-            .map(|_| ())
-            .map_err(failed("record_decision"))
-        })
-        .await
+        let key = (d.model.clone(), d.window, d.version);
+        self.with_conn(move |conn| put_json(conn, "record_decision", "retrain_decisions", key, &d))
+            .await
     }
 
     async fn decisions(&self, model: &str) -> Result<Vec<Decision>, StoreError> {
         let model = model.to_string();
-        self.with_conn(move |conn| {
-            let err = failed("decisions");
-            let mut select = conn
-                .prepare_cached(
-                    "SELECT body FROM retrain_decisions WHERE model = ?1 ORDER BY window",
-                )
-                .map_err(&err)?;
-            let rows = select
-                .query_map([model], |r| r.get::<_, String>(0))
-                .map_err(&err)?;
-            let mut found = Vec::new();
-            for body in rows {
-                if let Ok(d) = serde_json::from_str(&body.map_err(&err)?) {
-                    found.push(d);
-                }
-            }
-            Ok(found)
-        })
-        .await
+        self.with_conn(move |conn| json_rows(conn, "decisions", "retrain_decisions", &model))
+            .await
     }
+}
+
+/// Keeps `record` as JSON in `table` under (model, window, version); the same key again replaces it.
+fn put_json<T: Serialize>(
+    conn: &mut Connection,
+    operation: &'static str,
+    table: &str,
+    (model, window, version): (String, u64, u32),
+    record: &T,
+) -> Result<(), StoreError> {
+    let body = serde_json::to_string(record).map_err(|e| StoreError::Operation {
+        operation,
+        reason: e.to_string(),
+    })?;
+    conn.execute(
+        &format!(
+            "INSERT INTO {table} (model, window, version, body) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT DO UPDATE SET body = excluded.body"
+        ),
+        params![model, window as i64, version, body],
+    )
+    .map(|_| ())
+    .map_err(failed(operation))
+}
+
+/// The records of `model` in `table`, by window then version.
+fn json_rows<T: DeserializeOwned>(
+    conn: &mut Connection,
+    operation: &'static str,
+    table: &str,
+    model: &str,
+) -> Result<Vec<T>, StoreError> {
+    let err = failed(operation);
+    let mut select = conn
+        .prepare_cached(&format!(
+            "SELECT body FROM {table} WHERE model = ?1 ORDER BY window, version"
+        ))
+        .map_err(&err)?;
+    let rows = select
+        .query_map([model], |r| r.get::<_, String>(0))
+        .map_err(&err)?;
+    let mut found = Vec::new();
+    for body in rows {
+        if let Ok(record) = serde_json::from_str(&body.map_err(&err)?) {
+            found.push(record);
+        }
+    }
+    Ok(found)
 }

@@ -142,16 +142,17 @@ CREATE TABLE IF NOT EXISTS outcome_learners (
 );
 CREATE TABLE IF NOT EXISTS evaluations (
     model TEXT NOT NULL,
+    window INTEGER NOT NULL,
     version INTEGER NOT NULL,
-    first_seq INTEGER NOT NULL,
     body TEXT NOT NULL,
-    PRIMARY KEY (model, version, first_seq)
+    PRIMARY KEY (model, window, version)
 );
 CREATE TABLE IF NOT EXISTS retrain_decisions (
     model TEXT NOT NULL,
     window INTEGER NOT NULL,
+    version INTEGER NOT NULL,
     body TEXT NOT NULL,
-    PRIMARY KEY (model, window)
+    PRIMARY KEY (model, window, version)
 );
 CREATE TABLE IF NOT EXISTS script_reloads (
     seq INTEGER PRIMARY KEY,

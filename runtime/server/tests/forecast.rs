@@ -15,18 +15,7 @@ fn forecast(data: &std::path::Path, args: &[&str]) -> String {
     if args[0] != "repos" {
         command.arg("--data-dir").arg(data);
     }
-    let output = command
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "{args:?}: {text}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    text
+    support::stdout_of(&mut command)
 }
 
 /// The row of `method` in a backtest table: MASE, median, ratio to naive, then the per-step figures and coverage.
@@ -125,24 +114,7 @@ async fn the_api_forecasts_from_the_registered_model_and_names_bad_parameters() 
     let up = support::up(data.path(), &["--source", "none"]);
     let url = &up.url;
     // The trend model is fitted and registered off the request path at start.
-    let started = std::time::Instant::now();
-    let model = loop {
-        let response = forgecast_github::http::client()
-            .get(format!("{url}/api/models/trends"))
-            .send()
-            .await
-            .unwrap();
-        let model: Value =
-            serde_json::from_str(&response.text().await.unwrap()).unwrap_or_default();
-        if model["champion"].is_number() {
-            break model;
-        }
-        assert!(
-            started.elapsed().as_secs() < 60,
-            "no trend model registered: {model}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
+    let model = support::champion_of(url, "trends").await;
     let metrics = &model["versions"][0]["metrics"];
     assert!(
         metrics["mase"].as_f64().unwrap() < metrics["mase_naive"].as_f64().unwrap(),
@@ -209,24 +181,7 @@ async fn repository_stars_are_forecast_from_the_snapshots_and_beat_drift_there()
     let up = support::up(data.path(), &["--source", "none"]);
     let url = &up.url;
     let client = forgecast_github::http::client();
-    let started = std::time::Instant::now();
-    let model = loop {
-        let response = client
-            .get(format!("{url}/api/models/repo_growth"))
-            .send()
-            .await
-            .unwrap();
-        let model: Value =
-            serde_json::from_str(&response.text().await.unwrap()).unwrap_or_default();
-        if model["champion"].is_number() {
-            break model;
-        }
-        assert!(
-            started.elapsed().as_secs() < 120,
-            "no growth model registered: {model}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
+    let model = support::champion_of(url, "repo_growth").await;
     // Its backtest over the snapshots' rolling origins: at least 10 % better than drift one and two half-years ahead.
     let m = &model["versions"][0]["metrics"];
     for h in [1, 2] {

@@ -3,6 +3,8 @@
 //! once (closed within 30 days, or event time past it), learnt once, evaluated prequentially; and a restart in
 //! the middle of the history changes nothing of what is learnt.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -212,20 +214,11 @@ fn a_converted_year_of_jira_history_is_backfilled_into_predictions_and_evaluatio
     let dir = tempfile::tempdir().unwrap();
     let hours = dir.path().join("hours");
     let run = |args: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_forgecast"))
-            .args(args)
-            .current_dir(repo())
-            .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&output.stdout).to_string();
-        assert!(
-            output.status.success(),
-            "{args:?}: {text}{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        text
+        support::stdout_of(
+            Command::new(env!("CARGO_BIN_EXE_forgecast"))
+                .args(args)
+                .current_dir(repo()),
+        )
     };
     let out = run(&[
         "convert",

@@ -393,3 +393,42 @@ pub async fn stored_totals<S: forgecast_core::store::Store>(
     }
     totals
 }
+
+/// Runs `command` with plain logs; asserts it succeeded and returns what it printed on stdout.
+pub fn stdout_of(command: &mut Command) -> String {
+    let output = command
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{command:?}: {text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    text
+}
+
+/// Waits (a minute at most) until model `name` of the server at `url` has a champion; returns
+/// `/api/models/{name}`.
+pub async fn champion_of(url: &str, name: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let response = forgecast_github::http::client()
+            .get(format!("{url}/api/models/{name}"))
+            .send()
+            .await
+            .unwrap();
+        let model: Value =
+            serde_json::from_str(&response.text().await.unwrap()).unwrap_or_default();
+        if model["champion"].is_number() {
+            return model;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no {name} model registered: {model}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
