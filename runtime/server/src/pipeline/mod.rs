@@ -17,8 +17,8 @@
 
 mod bundled;
 mod github;
-mod reloads;
 pub mod outcome;
+mod reloads;
 pub mod route;
 pub mod score;
 mod shared;
