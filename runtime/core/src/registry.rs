@@ -106,6 +106,24 @@ pub trait Registry: Send + Sync + 'static {
         version: u32,
         alias: Alias,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes or renews the lease `name` (such as `train/sentiment`) for `holder` until `until` (Unix seconds);
+    /// `false` while another holder's lease runs. A holder that dies loses it when it expires, so that any number
+    /// of processes may run and one at a time does the leased work.
+    fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        until: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Gives the lease up, if `holder` has it.
+    fn release(
+        &self,
+        name: &str,
+        holder: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The champion among `versions`, if there is one.

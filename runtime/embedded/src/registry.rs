@@ -153,4 +153,38 @@ impl Registry for SqliteStore {
         })
         .await
     }
+
+    async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.with_conn(move |conn| {
+            conn.execute(
+                "INSERT INTO leases (name, holder, until) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+                 WHERE leases.holder = excluded.holder OR leases.until < ?4",
+                params![name, holder, until, now],
+            )
+            .map(|changed| changed == 1)
+            .map_err(failed("lease"))
+        })
+        .await
+    }
+
+    async fn release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.with_conn(move |conn| {
+            conn.execute(
+                "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
+                params![name, holder],
+            )
+            .map(|_| ())
+            .map_err(failed("release"))
+        })
+        .await
+    }
 }

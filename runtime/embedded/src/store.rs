@@ -154,6 +154,11 @@ CREATE TABLE IF NOT EXISTS retrain_decisions (
     body TEXT NOT NULL,
     PRIMARY KEY (model, window, version)
 );
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    until INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS script_reloads (
     seq INTEGER PRIMARY KEY,
     at INTEGER NOT NULL,

@@ -204,4 +204,37 @@ impl Registry for MongoStore {
             }
         }
     }
+
+    async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        let taken = self
+            .db
+            .collection::<Document>("leases")
+            .update_one(
+                doc! { "_id": name, "$or": [ { "holder": holder }, { "until": { "$lt": now } } ] },
+                doc! { "$set": { "holder": holder, "until": until } },
+            )
+            .upsert(true)
+            .await;
+        match taken {
+            Ok(_) => Ok(true),
+            // Another holder's lease runs: the filter missed it and the upsert met its `_id`.
+            Err(e) if duplicate(&e) => Ok(false),
+            Err(e) => Err(failed("lease")(e)),
+        }
+    }
+
+    async fn release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.db
+            .collection::<Document>("leases")
+            .delete_one(doc! { "_id": name, "holder": holder })
+            .await
+            .map(|_| ())
+            .map_err(failed("release"))
+    }
 }

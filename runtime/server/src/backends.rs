@@ -232,6 +232,20 @@ impl Registry for AnyStore {
     async fn set_alias(&self, name: &str, version: u32, alias: Alias) -> Result<(), StoreError> {
         each_store!(self, s => s.set_alias(name, version, alias))
     }
+
+    async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        each_store!(self, s => s.lease(name, holder, now, until))
+    }
+
+    async fn release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        each_store!(self, s => s.release(name, holder))
+    }
 }
 
 impl PredictionStore for AnyStore {

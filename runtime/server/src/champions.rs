@@ -90,3 +90,81 @@ impl Champions {
             .map(|l| l.serving.clone())
     }
 }
+
+/// How long a lease taken by [`once_per_store`] is held before another process may take it over.
+pub const LEASE_SECONDS: i64 = 120;
+
+/// Runs `work` in one of the processes sharing `store`, unless `done` says it is done: the process holding the
+/// lease `lease` runs it, the others wait until `done` (and take the lease over if its holder dies first). For
+/// training a model's first version, so that any number of pipeline processes start together and one trains.
+pub async fn once_per_store<D, DF, W, WF>(
+    store: &AnyStore,
+    lease: &str,
+    done: D,
+    work: W,
+) -> anyhow::Result<()>
+where
+    D: Fn() -> DF,
+    DF: std::future::Future<Output = anyhow::Result<bool>>,
+    W: FnOnce() -> WF,
+    WF: std::future::Future<Output = anyhow::Result<()>>,
+{
+    // Host, process and a number of its own: two callers are never the same holder, even in one process.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let holder = format!(
+        "{}/{}/{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into()),
+        std::process::id(),
+        CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let mut waited = false;
+    loop {
+        if done().await? {
+            return Ok(());
+        }
+        let now = forgecast_core::time::now_unix();
+        if store
+            .lease(lease, &holder, now, now + LEASE_SECONDS)
+            .await?
+        {
+            break;
+        }
+        if !waited {
+            tracing::info!(
+                component = "models",
+                lease,
+                "Another process holds the lease; waiting for its work."
+            );
+            waited = true;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let worked = if done().await? {
+        Ok(())
+    } else {
+        // Renewed while the work runs, however long it takes on a busy machine.
+        let renew = async {
+            loop {
+                tokio::time::sleep(Duration::from_secs(LEASE_SECONDS as u64 / 4)).await;
+                let now = forgecast_core::time::now_unix();
+                if !store
+                    .lease(lease, &holder, now, now + LEASE_SECONDS)
+                    .await
+                    .unwrap_or(false)
+                {
+                    tracing::warn!(
+                        component = "models",
+                        lease,
+                        "The lease could not be renewed."
+                    );
+                }
+            }
+        };
+        tokio::select! {
+            worked = work() => worked,
+            () = renew => unreachable!("renewing never ends"),
+        }
+    };
+    store.release(lease, &holder).await?;
+    worked
+}

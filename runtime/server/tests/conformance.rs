@@ -1042,6 +1042,57 @@ async fn issue_labels_are_resolved_once_in_order<S: forgecast_core::outcomes::Ou
     );
 }
 
+async fn a_lease_has_one_holder_until_it_expires_or_is_given_up<S: Registry>(store: S) {
+    let (now, later) = (1_000, 1_120);
+    assert!(store.lease("train/x", "a", now, later).await.unwrap());
+    assert!(
+        !store
+            .lease("train/x", "b", now + 1, now + 121)
+            .await
+            .unwrap(),
+        "a holds it"
+    );
+    assert!(
+        store
+            .lease("train/x", "a", now + 60, later + 60)
+            .await
+            .unwrap(),
+        "its holder renews it"
+    );
+    assert!(
+        store.lease("train/y", "b", now, later).await.unwrap(),
+        "another lease is free"
+    );
+    // Expired: a holder that died loses it.
+    assert!(
+        store
+            .lease("train/x", "b", later + 61, later + 200)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .lease("train/x", "a", later + 62, later + 300)
+            .await
+            .unwrap()
+    );
+    store.release("train/x", "a").await.unwrap();
+    assert!(
+        !store
+            .lease("train/x", "a", later + 63, later + 300)
+            .await
+            .unwrap(),
+        "only the holder gives it up"
+    );
+    store.release("train/x", "b").await.unwrap();
+    assert!(
+        store
+            .lease("train/x", "a", later + 64, later + 300)
+            .await
+            .unwrap()
+    );
+}
+
 mod sqlite_store {
     use super::*;
 
@@ -1098,6 +1149,12 @@ mod sqlite_store {
         let (_dir, store) = sqlite();
         super::issue_labels_are_resolved_once_in_order(store).await;
     }
+
+    #[tokio::test]
+    async fn a_lease_has_one_holder_until_it_expires_or_is_given_up() {
+        let (_dir, store) = sqlite();
+        super::a_lease_has_one_holder_until_it_expires_or_is_given_up(store).await;
+    }
 }
 
 mod mongo_store {
@@ -1150,5 +1207,10 @@ mod mongo_store {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn issue_labels_are_resolved_once_in_order() {
         super::issue_labels_are_resolved_once_in_order(mongo().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lease_has_one_holder_until_it_expires_or_is_given_up() {
+        super::a_lease_has_one_holder_until_it_expires_or_is_given_up(mongo().await).await;
     }
 }

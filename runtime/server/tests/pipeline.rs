@@ -453,3 +453,36 @@ async fn a_first_start_trains_a_champion_and_scores_every_discussion_once() {
     assert_eq!(label_totals(&shared.store, Scope::All).await, by_label);
     assert_eq!(label_totals(&shared.store, Scope::Repo).await, by_repo);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_starting_together_on_one_store_train_one_first_model() {
+    use forgecast_core::registry::Registry;
+    let database = forgecast_testkit::unique_name("first-start");
+    let uri = forgecast_testkit::shared_mongo().mongo_uri();
+    let plan_on = |data: &Path| {
+        let mut plan = plan(&shipped_scripts(), data, once());
+        plan.source = SourcePlan::None;
+        plan.models = true;
+        plan.storage.store = StorePlan::Mongo {
+            uri: uri.clone(),
+            database: database.clone(),
+        };
+        plan
+    };
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (first, second) = (plan_on(one.path()), plan_on(two.path()));
+    let (a, b) = tokio::join!(Pipeline::start(&first), Pipeline::start(&second));
+    let (a, b) = (a.expect("the first starts"), b.expect("the second starts"));
+    let versions = a.shared().store.versions("sentiment").await.unwrap();
+    assert_eq!(
+        versions.len(),
+        1,
+        "one process trained, the other waited for its version"
+    );
+    assert_eq!(
+        versions[0].alias,
+        Some(forgecast_core::registry::Alias::Champion)
+    );
+    a.drain().await;
+    b.drain().await;
+}

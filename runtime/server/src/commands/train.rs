@@ -152,6 +152,16 @@ async fn register(
 /// [`Params::first_start`] (seconds) and makes it the champion. Later starts find it and do nothing; a store
 /// with versions but no champion (every one rolled back) is left as its operator left it.
 pub async fn first_start(store: &AnyStore) -> anyhow::Result<()> {
+    crate::champions::once_per_store(
+        store,
+        "train/sentiment",
+        || async { Ok(!store.versions(SENTIMENT).await?.is_empty()) },
+        || train_first(store),
+    )
+    .await
+}
+
+async fn train_first(store: &AnyStore) -> anyhow::Result<()> {
     if !store.versions(SENTIMENT).await?.is_empty() {
         return Ok(());
     }

@@ -79,16 +79,32 @@ struct Learner {
     alarms: u64,
 }
 
-/// The champion's number, registering the zero-start learner as version 1 on a store without one.
+/// The champion's number, registering the zero-start learner as version 1 on a store without one (one process
+/// of those sharing the store does, under a lease).
 async fn version(store: &AnyStore) -> Result<u32, StoreError> {
+    let registered = crate::champions::once_per_store(
+        store,
+        "register/issue_outcome",
+        || async { Ok(!store.versions(OUTCOME).await?.is_empty()) },
+        || async { register_first(store).await.map_err(anyhow::Error::from) },
+    )
+    .await;
+    if let Err(e) = registered {
+        return Err(match e.downcast::<StoreError>() {
+            Ok(e) => e,
+            Err(e) => StoreError::Operation {
+                operation: "register",
+                reason: e.to_string(),
+            },
+        });
+    }
     let versions = store.versions(OUTCOME).await?;
-    if let Some(c) = champion(&versions) {
-        return Ok(c.version);
-    }
-    if let Some(last) = versions.last() {
-        // Versions exist but none is the champion (rolled back by hand): go on learning under the last.
-        return Ok(last.version);
-    }
+    Ok(champion(&versions)
+        .or(versions.last())
+        .map_or(1, |v| v.version))
+}
+
+async fn register_first(store: &AnyStore) -> Result<(), StoreError> {
     let artifact = OnlineLogistic::new(served_params()).to_bytes();
     let number = store
         .register(
@@ -109,8 +125,7 @@ async fn version(store: &AnyStore) -> Result<u32, StoreError> {
             artifact,
         )
         .await?;
-    store.set_alias(OUTCOME, number, Alias::Champion).await?;
-    Ok(number)
+    store.set_alias(OUTCOME, number, Alias::Champion).await
 }
 
 async fn load(store: &AnyStore) -> Result<Learner, StoreError> {
