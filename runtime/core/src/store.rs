@@ -121,7 +121,7 @@ pub trait Store: Send + Sync + 'static {
         query: AggregateQuery,
     ) -> impl Future<Output = Result<Vec<AggregateRow>, StoreError>> + Send;
 
-    /// Number of events stored.
+    /// Number of events stored, without counting them one by one (the day counters of all events say it).
     fn event_count(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Number of dead letters stored.

@@ -634,9 +634,15 @@ impl Store for SqliteStore {
 
     async fn event_count(&self) -> Result<u64, StoreError> {
         self.with_conn(|conn| {
-            conn.query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))
-                .map(|n| n as u64)
-                .map_err(failed("event_count"))
+            // The day counters of all events, incremented with each event in its transaction: a row per day
+            // read, not every event counted.
+            conn.query_row(
+                "SELECT COALESCE(SUM(count), 0) FROM aggregates WHERE granularity = 'day' AND dimension = 'all'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(failed("event_count"))
         })
         .await
     }
