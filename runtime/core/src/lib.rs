@@ -4,6 +4,7 @@
 //!   need, with the original JSON kept alongside.
 //! - [`topic`]: topic names and the records that travel on the bus, dead letters included.
 //! - [`aggregate`]: which counters an event increments (time bucket × dimension × key).
+//! - [`githut`]: GitHut 2.0's counts per language and quarter, as its files hold them.
 //! - [`history`]: counts per month, quarter and year over a span at once, as the batch jobs define them.
 //! - [`bus`] and [`store`]: the two backend traits, each with a short required surface, implemented by
 //!   `forgecast-embedded`, `forgecast-kafka` and `forgecast-mongo`.
@@ -20,6 +21,7 @@ pub mod aggregate;
 pub mod backoff;
 pub mod bus;
 pub mod event;
+pub mod githut;
 pub mod history;
 pub mod outcomes;
 pub mod predictions;

@@ -9,7 +9,6 @@
 use forgecast_core::aggregate::{
     AggregateRow, Dimension, Granularity, quarter_start, type_language,
 };
-use serde::Deserialize;
 
 /// Each series: the event type it counts and the file's content.
 pub const SERIES: [(&str, &[u8]); 4] = [
@@ -31,40 +30,19 @@ pub const SERIES: [(&str, &[u8]); 4] = [
     ),
 ];
 
-#[derive(Deserialize)]
-struct Row {
-    name: String,
-    year: String,
-    quarter: String,
-    count: String,
-}
-
-/// Reads one GitHut file (a JSON array of `{name, year, quarter, count}` strings) as counters of `kind`.
+/// Reads one GitHut file as counters of `kind`.
 pub fn parse(kind: &str, bytes: &[u8]) -> Result<Vec<AggregateRow>, String> {
-    let rows: Vec<Row> =
-        serde_json::from_slice(bytes).map_err(|e| format!("not a GitHut file: {e}"))?;
-    rows.into_iter()
-        .map(|r| {
-            let bad = |field: &str, value: &str| {
-                format!("{kind}: {field} {value:?} of {} is not a number", r.name)
-            };
-            let year: i32 = r.year.parse().map_err(|_| bad("year", &r.year))?;
-            let quarter: u8 = r
-                .quarter
-                .parse()
-                .ok()
-                .filter(|q| (1..=4).contains(q))
-                .ok_or_else(|| bad("quarter", &r.quarter))?;
-            let count: u64 = r.count.parse().map_err(|_| bad("count", &r.count))?;
-            Ok(AggregateRow {
-                granularity: Granularity::Quarter,
-                bucket: quarter_start(year, quarter),
-                dimension: Dimension::GithutLanguage,
-                key: type_language(kind, &r.name),
-                count,
-            })
+    let counts = forgecast_core::githut::parse(bytes).map_err(|e| format!("{kind}: {e}"))?;
+    Ok(counts
+        .into_iter()
+        .map(|c| AggregateRow {
+            granularity: Granularity::Quarter,
+            bucket: quarter_start(c.year, c.quarter),
+            dimension: Dimension::GithutLanguage,
+            key: type_language(kind, &c.language),
+            count: c.count,
         })
-        .collect()
+        .collect())
 }
 
 /// Every bundled series as counters.

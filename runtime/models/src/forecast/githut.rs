@@ -2,12 +2,10 @@
 //!
 //! The share of a language in a period is its count divided by the total of every language the file lists in that
 //! period; a language the file does not list in a period has share 0 there. The top languages are those with the
-//! largest count over the whole file, as in the project's reference script. (`forgecast-gharchive` reads the same
-//! files as counters for the runtime; its rows are keyed for the store, and this crate does not depend on it.)
+//! largest count over the whole file, as in the project's reference script. (The files are read by
+//! `forgecast_core::githut`, as the runtime's counters are.)
 
 use std::collections::{BTreeMap, HashMap};
-
-use serde::Deserialize;
 
 use super::{ForecastError, Series};
 
@@ -29,40 +27,20 @@ pub struct Shares {
     pub series: Vec<Series>,
 }
 
-#[derive(Deserialize)]
-struct Row {
-    name: String,
-    year: String,
-    quarter: String,
-    count: String,
-}
-
 /// The shares of the `top` languages of a GitHut file (a JSON array of `{name, year, quarter, count}` strings)
 /// per `granularity`.
 pub fn shares(json: &[u8], granularity: Granularity, top: usize) -> Result<Shares, ForecastError> {
-    let rows: Vec<Row> = serde_json::from_slice(json)
-        .map_err(|e| ForecastError::Githut(format!("not a GitHut file: {e}")))?;
+    let rows = forgecast_core::githut::parse(json).map_err(ForecastError::Githut)?;
     // Counts per (year, quarter) and language.
     let mut counts: BTreeMap<(i32, u8), HashMap<String, u64>> = BTreeMap::new();
     let mut totals: HashMap<String, u64> = HashMap::new();
     for r in &rows {
-        let bad = |field: &str, value: &str| {
-            ForecastError::Githut(format!("{field} {value:?} of {} is not a number", r.name))
-        };
-        let year: i32 = r.year.parse().map_err(|_| bad("year", &r.year))?;
-        let quarter: u8 = r
-            .quarter
-            .parse()
-            .ok()
-            .filter(|q| (1..=4).contains(q))
-            .ok_or_else(|| bad("quarter", &r.quarter))?;
-        let count: u64 = r.count.parse().map_err(|_| bad("count", &r.count))?;
         *counts
-            .entry((year, quarter))
+            .entry((r.year, r.quarter))
             .or_default()
-            .entry(r.name.clone())
-            .or_default() += count;
-        *totals.entry(r.name.clone()).or_default() += count;
+            .entry(r.language.clone())
+            .or_default() += r.count;
+        *totals.entry(r.language.clone()).or_default() += r.count;
     }
     let mut languages: Vec<(&String, &u64)> = totals.iter().collect();
     languages.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
