@@ -77,6 +77,8 @@ struct Learner {
     detector: PageHinkley,
     /// Alarms since the last decision.
     alarms: u64,
+    /// Whether the windows completed before this process started have been looked at.
+    windows_checked: bool,
 }
 
 /// The champion's number, registering the zero-start learner as version 1 on a store without one (one process
@@ -146,6 +148,7 @@ async fn load(store: &AnyStore) -> Result<Learner, StoreError> {
         version,
         detector: PageHinkley::default(),
         alarms: 0,
+        windows_checked: false,
     })
 }
 
@@ -395,9 +398,25 @@ async fn learn(
             shared.store.put_learner(OUTCOME, state.clone(), through)
         })
         .await?;
-        // The windows this batch completed, scored from the store so that a restart changes nothing.
-        let first_window = (through - resolutions.len() as u64) / WINDOW;
-        for window in first_window..through / WINDOW {
+        // The windows completed and not yet decided on, scored from the store so that a restart changes nothing:
+        // after a crash between keeping the learner and a window's decision, the next start does that window.
+        let crossed = through / WINDOW > (through - resolutions.len() as u64) / WINDOW;
+        if !crossed && learner.windows_checked {
+            if done {
+                return Some((learnt, evaluations));
+            }
+            continue;
+        }
+        learner.windows_checked = true;
+        let decided: std::collections::HashSet<u64> =
+            retry("decisions", &PIPELINE, stop, failed, || {
+                shared.store.decisions(OUTCOME)
+            })
+            .await?
+            .into_iter()
+            .map(|d| d.window)
+            .collect();
+        for window in (0..through / WINDOW).filter(|w| !decided.contains(&(w * WINDOW + 1))) {
             let start = window * WINDOW;
             let rows = retry("resolutions_after", &PIPELINE, stop, failed, || {
                 shared
