@@ -92,6 +92,37 @@ pub struct Decision {
     pub reason: String,
     /// The context `should_retrain(ctx)` was called with.
     pub context: serde_json::Value,
+    /// What the retrain it asked for did; `None` when it asked for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrain_result: Option<Retrained>,
+}
+
+/// A retrain and its trial: the challenger and the champion scored on the same labelled window, which the
+/// challenger did not learn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Retrained {
+    /// The challenger's registered version; `None` when it could not be trained or kept.
+    pub challenger: Option<u32>,
+    /// Whether it was promoted to champion.
+    pub promoted: bool,
+    /// The metric compared (`auc`).
+    pub metric: String,
+    /// The champion's value of it on the window.
+    pub champion_score: f64,
+    /// The challenger's.
+    pub challenger_score: f64,
+    /// The gain the challenger needed.
+    pub margin: f64,
+    /// Both models' mean log-loss on the window.
+    pub champion_log_loss: f64,
+    /// The challenger's.
+    pub challenger_log_loss: f64,
+    /// The resolutions it learnt (first and last).
+    pub trained_on: (u64, u64),
+    /// The resolutions both were scored on (first and last).
+    pub evaluated_on: (u64, u64),
+    /// Why it was promoted or not, in words.
+    pub reason: String,
 }
 
 /// Where the streaming model's state lives.

@@ -22,6 +22,8 @@
 //!   rate), over everything, the last `n`, or per window, and the predictions waiting for a delayed label.
 //! - [`drift`]: the population stability index of numbers and of categories, and the two-sample
 //!   Kolmogorov–Smirnov statistic, between a reference and a current sample.
+//! - [`promotion`]: a challenger retrained on the recent labels, set beside the champion on a window neither
+//!   learnt, and the rule that promotes it.
 //! - [`detect`]: change detectors for a stream of errors: Page-Hinkley and ADWIN.
 //!
 //! Everything here is written for sparse text: linfa, which the project uses for dense models, holds features in
@@ -37,6 +39,7 @@ pub mod linear;
 pub mod metrics;
 pub mod online;
 pub mod prequential;
+pub mod promotion;
 pub mod sentiment;
 pub mod sparse;
 pub mod text;

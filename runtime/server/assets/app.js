@@ -7,11 +7,13 @@ const COLORS = ["#2f6fde", "#e07b24", "#2a9d60", "#c2407a", "#7b61c9", "#b8a21a"
 const REFRESH_MS = 2000;
 
 // Views in navigation order. A view is an id (the section `view-<id>`), a title, the API it shows, and a
-// render function; adding a view means adding a section to index.html and an entry here.
+// render function (which may fetch more and return a promise); adding a view means adding a section to index.html
+// and an entry here.
 const VIEWS = [
   { id: "live", title: "Live", api: () => ["/api/live"], render: renderLive },
   { id: "trends", title: "Trends", api: () => [trendsUrl()], render: renderTrends, still: true },
   { id: "sentiment", title: "Sentiment", api: () => [sentimentUrl(), "/api/sentiment/souring?limit=10", "/api/sentiment/recent?label=negative&limit=20"], render: renderSentiment },
+  { id: "models", title: "Models", api: () => ["/api/models"], render: renderModels },
   { id: "scripts", title: "Scripts", api: () => ["/api/scripts", "/api/scripts/reloads"], render: renderScripts },
 ];
 
@@ -54,7 +56,8 @@ function fillRows(table, rows) {
   body.replaceChildren(...rows.map((cells) => {
     const tr = el("tr");
     for (const cell of cells) {
-      const td = el("td", cell.text, cell.attrs);
+      const td = el("td", cell.node ? null : cell.text, cell.attrs);
+      if (cell.node) td.append(cell.node);
       if (cell.className) td.className = cell.className;
       tr.append(td);
     }
@@ -370,6 +373,16 @@ function when(iso) {
   return iso ? iso.replace("T", " ").replace("Z", " UTC") : "–";
 }
 
+// Unix seconds as `when` shows them.
+function whenUnix(unix) {
+  return when(new Date(unix * 1000).toISOString().replace(/\.\d+Z$/, "Z"));
+}
+
+// Unix seconds as a UTC date.
+function day(unix) {
+  return new Date(unix * 1000).toISOString().slice(0, 10);
+}
+
 function renderScripts([scripts, reloads]) {
   fillRows(testid("scripts"), scripts.map((s) => [
     { text: s.id },
@@ -379,13 +392,236 @@ function renderScripts([scripts, reloads]) {
     { text: s.last_refusal ? `${when(s.last_refusal.at)} (${s.last_refusal.hash}): ${s.last_refusal.reason}` : "–", className: s.last_refusal ? "refused" : "" },
   ]));
   fillRows(testid("reloads"), reloads.map((r) => [
-    { text: when(new Date(r.at * 1000).toISOString().replace(/\.\d+Z$/, "Z")) },
+    { text: whenUnix(r.at) },
     { text: r.script },
     { text: r.old_hash || "–" },
     { text: r.new_hash },
     { text: r.accepted ? "live" : "refused", className: r.accepted ? "status-live" : "refused" },
     { text: r.reason || "" },
   ]));
+}
+
+// The models view: `/api/models`, then each model's evaluations, decisions and drift, rendered once all arrived.
+// Newest first, at most this many retrain decisions per model.
+const DECISIONS_SHOWN = 20;
+// The usual reading of the population stability index: from 0.1 a moderate shift, from 0.25 a major one.
+const PSI_MODERATE = 0.1, PSI_MAJOR = 0.25;
+// Refreshes of the models view started and rendered: a slow answer never replaces a newer one on the page.
+let modelsStarted = 0, modelsRendered = 0;
+
+// GETs JSON; with `missing`, a 404 is `null` (a route or figures that do not exist yet).
+async function getJson(url, missing = false) {
+  const response = await fetch(url, { cache: "no-store" });
+  if (missing && response.status === 404) return null;
+  if (!response.ok) throw new Error(`${url} answered ${response.status}`);
+  return response.json();
+}
+
+// A figure with three decimals, or "–" for none (the API writes a figure that is not a number as null).
+function fixed(value, digits = 3) {
+  return typeof value === "number" ? value.toFixed(digits) : "–";
+}
+
+// A table with its header; `rows` as `fillRows` takes them.
+function table(id, headers, rows) {
+  const head = el("tr");
+  for (const [text, className] of headers) head.append(el("th", text, className ? { class: className } : {}));
+  const node = el("table", null, { "data-testid": id });
+  node.append(el("thead"), el("tbody"));
+  node.tHead.append(head);
+  fillRows(node, rows);
+  return node;
+}
+
+async function renderModels([models]) {
+  const started = ++modelsStarted;
+  const shown = await Promise.all(models.map(async (model) => {
+    const base = `/api/models/${encodeURIComponent(model.name)}`;
+    const [evaluations, decisions, drift] = await Promise.all([
+      getJson(`${base}/evaluations`), getJson(`${base}/decisions`), getJson(`${base}/drift`, true),
+    ]);
+    return { model, evaluations, decisions, drift };
+  }));
+  if (started < modelsRendered) return;
+  modelsRendered = started;
+  const cards = shown.map(modelCard);
+  document.getElementById("models-list").replaceChildren(...(cards.length ? cards : [el("p", "No model is registered yet.", { class: "muted" })]));
+}
+
+function modelCard({ model, evaluations, decisions, drift }) {
+  const card = el("article", null, { class: "model", "data-model": model.name });
+  const title = el("h2");
+  title.append(el("span", model.name, { class: "model-name" }),
+    el("span", model.champion ? ` champion v${model.champion}` : " no champion", { class: "muted" }));
+  card.append(title, versionsTable(model.versions));
+  const streaming = evaluations.length > 0 || decisions.length > 0;
+  if (streaming) {
+    const latest = evaluations[evaluations.length - 1];
+    const side = el("div");
+    side.append(el("h3", "Latest window"), latest ? latestWindow(latest) : el("p", "No window evaluated yet.", { class: "muted" }));
+    const row = el("div", null, { class: "model-row" });
+    row.append(aucChart(evaluations, decisions), side);
+    card.append(row, el("h3", `Retrain decisions (newest first, at most ${DECISIONS_SHOWN})`), decisionsTable(decisions));
+  }
+  const windows = drift && Array.isArray(drift.windows) ? drift.windows : [];
+  if (windows.length) {
+    card.append(...driftTable(windows[windows.length - 1]));
+  } else if (streaming) {
+    card.append(el("h3", "Drift"), el("p", "No drift figures yet.", { class: "muted", "data-testid": "drift-status" }));
+  }
+  return card;
+}
+
+// Every version, newest first, with the figures measured when it was trained.
+function versionsTable(versions) {
+  return table("model-versions", [["Version"], ["Role"], ["Created (UTC)"], ["Metrics"], ["Training"]],
+    [...versions].reverse().map((v) => {
+      const names = Object.keys(v.metrics || {}).filter((k) => typeof v.metrics[k] === "number").sort();
+      const list = el("ul", null, { class: "metrics" });
+      for (const name of names) {
+        const item = el("li");
+        item.append(el("span", name, { class: "metric-name" }), document.createTextNode(" "), el("span", fixed(v.metrics[name]), { class: "metric-value" }));
+        list.append(item);
+      }
+      return [
+        { text: `v${v.version}` },
+        { text: v.alias || "–", className: v.alias ? `role-${v.alias}` : "" },
+        { text: day(v.created) },
+        names.length ? { node: list } : { text: "–" },
+        { text: v.training, className: "text" },
+      ];
+    }));
+}
+
+// The figures of one evaluation window, one per row.
+function latestWindow(e) {
+  return table("latest-window", [["Figure"], ["Value", "num"]], [
+    ["Labels", `${number(e.first_seq)}–${number(e.last_seq)}`],
+    ["Version", `v${e.version}`],
+    ["Event time (UTC)", `${day(e.from)} – ${day(e.to)}`],
+    ["Scored", number(e.count)],
+    ["AUC", fixed(e.auc)],
+    ["Log-loss", fixed(e.log_loss)],
+    ["Brier", fixed(e.brier)],
+    ["Positive rate", fixed(e.positive_rate)],
+    ["Label delay (days)", fixed(e.label_delay_days, 1)],
+  ].map(([name, value]) => [{ text: name }, { text: value, className: "num" }]));
+}
+
+// What came of a retrain: the challenger promoted or rejected, or nothing (no retrain, or no challenger).
+function retrainOutcome(result) {
+  if (!result || typeof result.challenger !== "number") return { text: "—", attrs: result && result.reason ? { title: result.reason } : {} };
+  const detail = `${result.metric} ${fixed(result.challenger_score)} against the champion's ${fixed(result.champion_score)} (margin ${fixed(result.margin)}): ${result.reason}`;
+  return { text: `${result.promoted ? "promoted" : "rejected"} v${result.challenger}`, attrs: { title: detail }, className: result.promoted ? "rise" : "fall" };
+}
+
+function decisionsTable(decisions) {
+  const newest = [...decisions].sort((a, b) => b.window - a.window).slice(0, DECISIONS_SHOWN);
+  return table("decisions", [["When (event time)"], ["Champion"], ["Retrain"], ["Reason"], ["Outcome"]], newest.map((d) => [
+    { text: whenUnix(d.at) },
+    { text: `v${d.version}` },
+    { text: d.retrain ? "yes" : "no", className: d.retrain ? "retrain-yes" : "" },
+    { text: d.reason, className: "text" },
+    retrainOutcome(d.retrain_result),
+  ]));
+}
+
+function psiLevel(psi) {
+  if (typeof psi !== "number") return { text: "" };
+  if (psi >= PSI_MAJOR) return { text: "major", className: "drift-major" };
+  if (psi >= PSI_MODERATE) return { text: "moderate", className: "drift-moderate" };
+  return { text: "" };
+}
+
+// The latest drift window: each feature's PSI and KS against the reference window, largest PSI first, then the
+// predictions' own.
+function driftTable(w) {
+  const heading = el("h3", `Drift in window ${number(w.window)} (${day(w.from)} – ${day(w.to)}, ${number(w.count)} issues) against its reference (${day(w.reference.from)} – ${day(w.reference.to)}, ${number(w.reference.count)})`);
+  const psi = (f) => (typeof f.psi === "number" ? f.psi : -1);
+  const features = [...w.features].sort((a, b) => psi(b) - psi(a) || (a.feature < b.feature ? -1 : a.feature > b.feature ? 1 : 0));
+  const row = (name, kind, figures, className) => {
+    const level = psiLevel(figures.psi);
+    return [{ text: name, className }, { text: kind }, { text: fixed(figures.psi), className: "num" }, { text: fixed(figures.ks), className: "num" }, level];
+  };
+  const rows = features.map((f) => row(f.feature, f.kind, f));
+  if (w.prediction) rows.push(row("predicted probability", "prediction", w.prediction, "prediction"));
+  return [heading, table("drift-table", [["Feature"], ["Kind"], ["PSI", "num"], ["KS", "num"], ["Shift"]], rows)];
+}
+
+// The prequential AUC of each window at the event time the window ended, with a dashed mark where the retrain
+// policy decided to retrain and a solid one where a challenger was promoted.
+function aucChart(evaluations, decisions) {
+  const width = 720, height = 260, left = 48, right = 16, top = 8, bottom = 28;
+  const plotW = width - left - right, plotH = height - top - bottom;
+  const color = COLORS[0], retrainColor = COLORS[1], promotionColor = COLORS[2];
+  const times = evaluations.map((e) => e.to).concat(decisions.map((d) => d.at));
+  const t0 = Math.min(...times), t1 = Math.max(...times);
+  const x = (t) => left + (t1 > t0 ? ((t - t0) / (t1 - t0)) * plotW : plotW / 2);
+  const aucs = evaluations.map((e) => e.auc).filter((a) => typeof a === "number");
+  const lo = Math.min(0.5, Math.floor(Math.min(0.5, ...aucs) * 10) / 10);
+  const hi = Math.max(lo + 0.1, Math.min(1, Math.ceil(Math.max(0.6, ...aucs) * 10) / 10));
+  const y = (v) => top + plotH - ((v - lo) / (hi - lo)) * plotH;
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, "data-testid": "auc-chart" });
+  for (const v of [lo, (lo + hi) / 2, hi]) {
+    chart.append(svg("line", { x1: left, x2: width - right, y1: y(v), y2: y(v), class: "axis" }));
+    chart.append(svg("text", { x: left - 6, y: y(v) + 4, "text-anchor": "end" }, v.toFixed(2)));
+  }
+  if (lo < 0.5) {
+    chart.append(svg("line", { x1: left, x2: width - right, y1: y(0.5), y2: y(0.5), class: "axis", "stroke-dasharray": "2 3" }));
+    chart.append(svg("text", { x: width - right, y: y(0.5) - 4, "text-anchor": "end" }, "chance"));
+  }
+  chart.append(svg("text", { x: 12, y: top + plotH / 2, transform: `rotate(-90 12 ${top + plotH / 2})`, "text-anchor": "middle" }, "AUC"));
+  const ticks = t1 > t0 ? 5 : 0;
+  for (let i = 0; i <= ticks; i++) {
+    const t = t0 + ((t1 - t0) * i) / Math.max(ticks, 1);
+    const anchor = ticks === 0 ? "middle" : i === 0 ? "start" : i === ticks ? "end" : "middle";
+    chart.append(svg("text", { x: x(t), y: height - 8, "text-anchor": anchor }, day(Math.round(t))));
+  }
+  const hover = (node, text) => {
+    node.append(svg("title", {}, text));
+    node.addEventListener("mousemove", (e) => showTooltip(e, text));
+    node.addEventListener("mouseleave", hideTooltip);
+  };
+  for (const d of decisions) {
+    if (d.retrain) {
+      const mark = svg("line", { x1: x(d.at), x2: x(d.at), y1: top, y2: top + plotH, stroke: retrainColor, "stroke-width": 1.5, "stroke-dasharray": "4 3", class: "mark-retrain", "data-window": d.window });
+      hover(mark, `Retrain decided after the window from label ${d.window} (${whenUnix(d.at)}): ${d.reason}`);
+      chart.append(mark);
+    }
+    const result = d.retrain_result;
+    if (result && result.promoted && typeof result.challenger === "number") {
+      const mark = svg("line", { x1: x(d.at), x2: x(d.at), y1: top, y2: top + plotH, stroke: promotionColor, "stroke-width": 2.5, class: "mark-promotion", "data-window": d.window, "data-version": result.challenger });
+      hover(mark, `v${result.challenger} promoted (${whenUnix(d.at)}): ${result.reason}`);
+      chart.append(mark);
+    }
+  }
+  let path = "";
+  let previous = false;
+  for (const e of evaluations) {
+    const scored = typeof e.auc === "number";
+    if (scored) path += `${previous ? "L" : "M"}${x(e.to).toFixed(1)},${y(e.auc).toFixed(1)} `;
+    previous = scored;
+  }
+  chart.append(svg("path", { d: path, fill: "none", stroke: color, "stroke-width": 2 }));
+  for (const e of evaluations) {
+    if (typeof e.auc !== "number") continue;
+    const dot = svg("circle", { cx: x(e.to), cy: y(e.auc), r: 3, fill: color, "data-window": e.first_seq, "data-value": e.auc, "data-version": e.version });
+    hover(dot, `Labels ${number(e.first_seq)}–${number(e.last_seq)} (v${e.version}), to ${day(e.to)}: AUC ${fixed(e.auc)} over ${number(e.count)}`);
+    chart.append(dot);
+  }
+  const figure = el("figure", null, { class: "chart" });
+  const plot = el("div", null, { class: "plot", role: "img", "aria-label": "AUC per evaluation window over time" });
+  plot.append(chart);
+  const legend = el("ul", null, { class: "legend" });
+  for (const [name, swatchColor] of [["AUC per window", color], ["retrain decided", retrainColor], ["challenger promoted", promotionColor]]) {
+    const item = el("li");
+    const swatch = el("span", null, { class: "swatch" });
+    swatch.style.background = swatchColor;
+    item.append(swatch, el("span", name));
+    legend.append(item);
+  }
+  figure.append(el("figcaption", "Prequential AUC per window of labels (event time, UTC)"), plot, legend);
+  return figure;
 }
 
 // Each refresh is timed with the User Timing API (`forgecast:<view>`: fetch to rendered), so the dashboard's
@@ -395,7 +631,7 @@ async function refresh(view) {
   try {
     const responses = await Promise.all(view.api().map((url) => fetch(url, { cache: "no-store" })));
     for (const r of responses) if (!r.ok) throw new Error(`${r.url} answered ${r.status}`);
-    view.render(await Promise.all(responses.map((r) => r.json())));
+    await view.render(await Promise.all(responses.map((r) => r.json())));
     performance.clearMeasures(`forgecast:${view.id}`);
     performance.measure(`forgecast:${view.id}`, { start: started, end: performance.now() });
     document.getElementById("updated").textContent = `updated ${new Date().toISOString().slice(11, 19)} UTC`;

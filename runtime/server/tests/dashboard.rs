@@ -742,3 +742,762 @@ async fn the_sentiment_view_shows_its_api_and_hostile_texts_as_text() {
     assert_eq!(bad.status().as_u16(), 400);
     assert!(bad.text().await.unwrap().contains("needs a key"));
 }
+
+/// A model name, a training text and a metric name that would run code if the page ever treated them as HTML.
+const HOSTILE_MODEL: &str = "<img src=x onerror=\"window.__pwned='model'\">";
+const HOSTILE_TRAINING: &str =
+    "<script>window.__pwned='training'</script> 3 rows, <b>no</b> holdout";
+const HOSTILE_METRIC: &str = "<svg onload=\"window.__pwned='metric'\">";
+
+/// The Apache Storm project's Jira history (1,032 issues, about five evaluation windows of 200 labels),
+/// converted to GH Archive hours and backfilled into `dir/data` as `tests/outcome.rs` does; returns the data
+/// directory.
+fn backfilled_storm(dir: &Path) -> std::path::PathBuf {
+    use std::process::Command;
+    let input = dir.join("jira");
+    std::fs::create_dir_all(&input).unwrap();
+    let file = "storm-jira-bug-fix-dataset.csv";
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../data/apache-jira-bugfix")
+            .join(file),
+        input.join(file),
+    )
+    .unwrap();
+    let hours = dir.join("hours");
+    let out = support::stdout_of(
+        Command::new(env!("CARGO_BIN_EXE_forgecast"))
+            .args(["convert", "jira", "--input"])
+            .arg(&input)
+            .arg("--output")
+            .arg(&hours),
+    );
+    // The converter names the hours to replay: `… --sparse --from H --to H`.
+    let range: Vec<&str> = out
+        .split("--sparse")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no range in {out}"))
+        .split_whitespace()
+        .take(4)
+        .collect();
+    let data = dir.join("data");
+    support::stdout_of(
+        Command::new(env!("CARGO_BIN_EXE_forgecast"))
+            .args(["backfill", "--sparse", "--source-dir"])
+            .arg(&hours)
+            .args(&range)
+            .arg("--scripts")
+            .arg(support::scripts())
+            .arg("--data-dir")
+            .arg(&data),
+    );
+    data
+}
+
+/// Registers three versions of `name`, trained on `trainings`, a day apart from `created`, with
+/// `metrics(i)`: v1 retired, v2 champion, v3 challenger.
+async fn register_three(
+    store: &SqliteStore,
+    name: &str,
+    created: i64,
+    trainings: [&str; 3],
+    metrics: impl Fn(usize) -> BTreeMap<String, f64>,
+) {
+    use forgecast_core::registry::{Alias, NewVersion, Registry};
+    for (i, training) in trainings.into_iter().enumerate() {
+        let version = NewVersion {
+            name: name.into(),
+            created: created + i as i64 * 86_400,
+            training: training.into(),
+            params: json!({"learner": "<i>none</i>"}),
+            metrics: metrics(i),
+            sha256: "00".repeat(32),
+            size: 1,
+        };
+        store.register(version, vec![0]).await.unwrap();
+    }
+    for (version, alias) in [
+        (1, Alias::Champion),
+        (2, Alias::Champion),
+        (3, Alias::Challenger),
+    ] {
+        store.set_alias(name, version, alias).await.unwrap();
+    }
+}
+
+/// Registers three versions of [`HOSTILE_MODEL`]; v2, the champion, trained on [`HOSTILE_TRAINING`].
+async fn register_hostile_model(data: &Path) {
+    let store = SqliteStore::open(&data.join("forgecast.sqlite")).unwrap();
+    let metrics = |i: usize| {
+        BTreeMap::from([
+            (HOSTILE_METRIC.to_string(), 0.5 + i as f64 / 8.0),
+            ("auc".to_string(), 0.712_345 - i as f64 / 100.0),
+        ])
+    };
+    let trainings = ["first try", HOSTILE_TRAINING, "third try"];
+    register_three(&store, HOSTILE_MODEL, 1_700_000_000, trainings, metrics).await;
+}
+
+/// What the models view shows, per model card once there are `MIN_CARDS`; `null` before.
+const READ_MODELS: &str = r##"
+const cards = [...document.querySelectorAll("#models-list article.model")];
+if (cards.length < MIN_CARDS) return null;
+const rows = (card, id) => [...card.querySelectorAll(`[data-testid="${id}"] tbody tr`)]
+  .map((tr) => [...tr.cells].map((td) => td.textContent));
+const chart = (card, what) => [...card.querySelectorAll(`[data-testid="auc-chart"] ${what}`)];
+return cards.map((card) => ({
+  name: card.getAttribute("data-model"),
+  title: card.querySelector(".model-name").textContent,
+  versions: rows(card, "model-versions"),
+  metrics: [...card.querySelectorAll('[data-testid="model-versions"] tbody tr')].map((tr) => [...tr.cells[3].querySelectorAll("li")]
+    .map((li) => [li.querySelector(".metric-name").textContent, li.querySelector(".metric-value").textContent])),
+  latest: rows(card, "latest-window"),
+  decisions: rows(card, "decisions"),
+  outcome_titles: [...card.querySelectorAll('[data-testid="decisions"] tbody tr')].map((tr) => tr.cells[4].getAttribute("title")),
+  charts: card.querySelectorAll('[data-testid="auc-chart"]').length,
+  points: chart(card, "circle").map((c) => [Number(c.getAttribute("data-window")), Number(c.getAttribute("data-value"))]),
+  retrains: chart(card, "line.mark-retrain").map((l) => Number(l.getAttribute("data-window"))),
+  promotions: chart(card, "line.mark-promotion").map((l) => [Number(l.getAttribute("data-window")), Number(l.getAttribute("data-version"))]),
+  drift_status: card.querySelector('[data-testid="drift-status"]')?.textContent ?? null,
+  drift: rows(card, "drift-table"),
+}));
+"##;
+
+/// `value` with `digits` decimals as the page's `toFixed` writes it: Rust's formatting, except that an exact
+/// half rounds away from zero (Rust rounds it to even).
+fn fixed(value: f64, digits: usize) -> String {
+    let exact = format!("{value:.1100}");
+    let tail = &exact[exact.find('.').unwrap() + 1 + digits..];
+    if tail.starts_with('5') && tail[1..].bytes().all(|b| b == b'0') {
+        format!("{:.digits$}", f64::from_bits(value.to_bits() + 1))
+    } else {
+        format!("{value:.digits$}")
+    }
+}
+
+/// Unix seconds as the page shows a time.
+fn utc_time(unix: &Value) -> String {
+    format_timestamp(unix.as_i64().unwrap())
+        .replace('T', " ")
+        .replace('Z', " UTC")
+}
+
+/// Unix seconds as the page shows a date.
+fn utc_day(unix: &Value) -> String {
+    format_timestamp(unix.as_i64().unwrap())[..10].to_string()
+}
+
+/// A figure as the page shows it: three decimals, or "–" for none.
+fn figure(value: &Value) -> String {
+    value.as_f64().map_or("–".into(), |v| fixed(v, 3))
+}
+
+/// A table's rows of cell texts.
+type Rows = Vec<Vec<String>>;
+/// Each version's metrics as the page lists them: name and value.
+type Metrics = Vec<Vec<(String, String)>>;
+
+/// The versions table of a model (`/api/models/{name}`), newest first: version, role, created and training
+/// per version (the cells of [`page_versions`]), and its metrics.
+fn expected_versions(model: &Value) -> (Rows, Metrics) {
+    let versions: Vec<&Value> = model["versions"].as_array().unwrap().iter().rev().collect();
+    let cells = versions
+        .iter()
+        .map(|v| {
+            vec![
+                format!("v{}", v["version"]),
+                v["alias"].as_str().unwrap_or("–").to_string(),
+                utc_day(&v["created"]),
+                v["training"].as_str().unwrap().to_string(),
+            ]
+        })
+        .collect();
+    let metrics = versions
+        .iter()
+        .map(|v| {
+            let mut list: Vec<(String, String)> = v["metrics"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(_, value)| value.is_number())
+                .map(|(name, value)| (name.clone(), figure(value)))
+                .collect();
+            list.sort();
+            list
+        })
+        .collect();
+    (cells, metrics)
+}
+
+/// The version, role, created and training cells of a card's versions table, as [`READ_MODELS`] read them.
+fn page_versions(card: &Value) -> Rows {
+    card["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            [0, 1, 2, 4]
+                .iter()
+                .map(|&i| row[i].as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// The latest-window table of a model's evaluations (oldest first), as figure and value rows.
+fn expected_latest(evaluations: &[Value]) -> Rows {
+    let Some(e) = evaluations.last() else {
+        return Vec::new();
+    };
+    [
+        (
+            "Labels",
+            format!("{}–{}", shown(&e["first_seq"]), shown(&e["last_seq"])),
+        ),
+        ("Version", format!("v{}", e["version"])),
+        (
+            "Event time (UTC)",
+            format!("{} – {}", utc_day(&e["from"]), utc_day(&e["to"])),
+        ),
+        ("Scored", shown(&e["count"])),
+        ("AUC", figure(&e["auc"])),
+        ("Log-loss", figure(&e["log_loss"])),
+        ("Brier", figure(&e["brier"])),
+        ("Positive rate", figure(&e["positive_rate"])),
+        (
+            "Label delay (days)",
+            fixed(e["label_delay_days"].as_f64().unwrap(), 1),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, value)| vec![name.to_string(), value])
+    .collect()
+}
+
+/// The outcome of a decision's retrain as the page shows it: promoted or rejected with the challenger, or "—".
+fn expected_outcome(result: &Value) -> String {
+    match result["challenger"].as_u64() {
+        Some(v) if result["promoted"] == true => format!("promoted v{v}"),
+        Some(v) => format!("rejected v{v}"),
+        None => "—".into(),
+    }
+}
+
+/// The decisions table: newest first, at most 20; time, champion, retrain, reason, outcome.
+fn expected_decisions(decisions: &[Value]) -> Rows {
+    let mut newest: Vec<&Value> = decisions.iter().collect();
+    newest.sort_by_key(|d| std::cmp::Reverse(d["window"].as_u64().unwrap()));
+    newest
+        .into_iter()
+        .take(20)
+        .map(|d| {
+            vec![
+                utc_time(&d["at"]),
+                format!("v{}", d["version"]),
+                if d["retrain"] == true { "yes" } else { "no" }.into(),
+                d["reason"].as_str().unwrap().to_string(),
+                expected_outcome(&d["retrain_result"]),
+            ]
+        })
+        .collect()
+}
+
+/// The drift table of the latest window of a `/api/models/{name}/drift` answer: features by PSI, largest
+/// first, then the predictions; feature, kind, PSI, KS, shift.
+fn expected_drift(drift: &Value) -> Rows {
+    let Some(window) = drift["windows"].as_array().and_then(|w| w.last()) else {
+        return Vec::new();
+    };
+    let row = |name: &str, kind: &str, figures: &Value| {
+        let psi = figures["psi"].as_f64().unwrap();
+        let shift = if psi >= 0.25 {
+            "major"
+        } else if psi >= 0.1 {
+            "moderate"
+        } else {
+            ""
+        };
+        vec![
+            name.to_string(),
+            kind.to_string(),
+            figure(&figures["psi"]),
+            figure(&figures["ks"]),
+            shift.to_string(),
+        ]
+    };
+    let mut features: Vec<&Value> = window["features"].as_array().unwrap().iter().collect();
+    features.sort_by(|a, b| {
+        b["psi"]
+            .as_f64()
+            .unwrap()
+            .total_cmp(&a["psi"].as_f64().unwrap())
+            .then(a["feature"].as_str().cmp(&b["feature"].as_str()))
+    });
+    let mut rows: Rows = features
+        .into_iter()
+        .map(|f| {
+            row(
+                f["feature"].as_str().unwrap(),
+                f["kind"].as_str().unwrap(),
+                f,
+            )
+        })
+        .collect();
+    rows.push(row(
+        "predicted probability",
+        "prediction",
+        &window["prediction"],
+    ));
+    rows
+}
+
+/// Waits (two minutes at most) until `/api/models` lists every model of `names`; returns the list.
+async fn models_listing(url: &str, names: &[&str]) -> Value {
+    let started = Instant::now();
+    loop {
+        let models = get_json(&format!("{url}/api/models")).await;
+        let listed: Vec<&str> = models
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap())
+            .collect();
+        if names.iter().all(|n| listed.contains(n)) {
+            return models;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "models listed: {listed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A model's path segment in the API's URLs.
+fn model_path(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Checks every card of the models view against the API: versions and roles with their figures; for a
+/// streaming model the AUC points and retrain and promotion marks, the latest window and the decisions; the
+/// drift table, or that there are no drift figures yet. Returns the API's answers per model (versions,
+/// evaluations, decisions).
+async fn assert_models_view(
+    url: &str,
+    page: &Value,
+    models: &Value,
+) -> BTreeMap<String, [Value; 3]> {
+    let listed = models.as_array().unwrap();
+    let cards = page.as_array().unwrap();
+    assert_eq!(
+        cards.iter().map(|c| c["name"].clone()).collect::<Vec<_>>(),
+        listed.iter().map(|m| m["name"].clone()).collect::<Vec<_>>(),
+        "one card per model, in the API's order"
+    );
+    let client = forgecast_github::http::client();
+    let mut answers = BTreeMap::new();
+    for (card, model) in cards.iter().zip(listed) {
+        let name = model["name"].as_str().unwrap();
+        let base = format!("{url}/api/models/{}", model_path(name));
+        let shown_model = get_json(&base).await;
+        assert_eq!(card["title"], name, "the name as text");
+        let (cells, metrics) = expected_versions(&shown_model);
+        assert_eq!(page_versions(card), cells, "{name}: versions");
+        let page_metrics: Metrics = serde_json::from_value(card["metrics"].clone()).unwrap();
+        assert_eq!(page_metrics, metrics, "{name}: metrics");
+
+        let evaluations = get_json(&format!("{base}/evaluations")).await;
+        let decisions = get_json(&format!("{base}/decisions")).await;
+        let (evaluations_list, decisions_list) = (
+            evaluations.as_array().unwrap().clone(),
+            decisions.as_array().unwrap().clone(),
+        );
+        let streaming = !evaluations_list.is_empty() || !decisions_list.is_empty();
+        assert_eq!(card["charts"], json!(u64::from(streaming)), "{name}: chart");
+        let points: Vec<(u64, f64)> = evaluations_list
+            .iter()
+            .filter(|e| e["auc"].is_number())
+            .map(|e| (e["first_seq"].as_u64().unwrap(), e["auc"].as_f64().unwrap()))
+            .collect();
+        let page_points: Vec<(u64, f64)> = serde_json::from_value(card["points"].clone()).unwrap();
+        assert_eq!(page_points, points, "{name}: one point per scored window");
+        let retrains: Vec<u64> = decisions_list
+            .iter()
+            .filter(|d| d["retrain"] == true)
+            .map(|d| d["window"].as_u64().unwrap())
+            .collect();
+        assert_eq!(card["retrains"], json!(retrains), "{name}: retrain marks");
+        let promotions: Vec<(u64, u64)> = decisions_list
+            .iter()
+            .filter(|d| d["retrain_result"]["promoted"] == true)
+            .filter_map(|d| {
+                Some((
+                    d["window"].as_u64()?,
+                    d["retrain_result"]["challenger"].as_u64()?,
+                ))
+            })
+            .collect();
+        assert_eq!(
+            card["promotions"],
+            json!(promotions),
+            "{name}: promotion marks"
+        );
+        assert_eq!(
+            card["latest"],
+            json!(expected_latest(&evaluations_list)),
+            "{name}: latest window"
+        );
+        assert_eq!(
+            card["decisions"],
+            json!(expected_decisions(&decisions_list)),
+            "{name}: decisions"
+        );
+
+        let drift = client.get(format!("{base}/drift")).send().await.unwrap();
+        let drift = match drift.status().as_u16() {
+            404 => Value::Null,
+            200 => serde_json::from_slice(&drift.bytes().await.unwrap()).unwrap(),
+            other => panic!("{name}: drift answered {other}"),
+        };
+        let drift_rows = expected_drift(&drift);
+        assert_eq!(card["drift"], json!(drift_rows), "{name}: drift");
+        let status = (streaming && drift_rows.is_empty()).then_some("No drift figures yet.");
+        assert_eq!(card["drift_status"], json!(status), "{name}: drift status");
+        answers.insert(name.to_string(), [shown_model, evaluations, decisions]);
+    }
+    answers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_models_view_shows_its_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = backfilled_storm(dir.path());
+    register_hostile_model(&data).await;
+    let server = up(&data, &["--source", "none"]);
+    let url = server.url.clone();
+    let names = [
+        "issue_outcome",
+        "sentiment",
+        "trends",
+        "repo_growth",
+        HOSTILE_MODEL,
+    ];
+    let models = models_listing(&url, &names).await;
+    let browser = Browser::start().await;
+    browser.open(&format!("{url}/#models")).await;
+    let page = browser
+        .wait_for(
+            "the models view",
+            &READ_MODELS.replace("MIN_CARDS", &models.as_array().unwrap().len().to_string()),
+        )
+        .await;
+    let answers = assert_models_view(&url, &page, &models).await;
+
+    // The Jira history gave several windows, each scored (so that each is a point), and decisions to retrain.
+    let [_, evaluations, decisions] = &answers["issue_outcome"];
+    let evaluations = evaluations.as_array().unwrap();
+    assert!(evaluations.len() >= 4, "{} windows", evaluations.len());
+    assert!(evaluations.iter().all(|e| e["auc"].is_number()));
+    let card = |name: &str| {
+        page.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let issue_outcome = card("issue_outcome");
+    assert_eq!(
+        issue_outcome["points"].as_array().unwrap().len(),
+        evaluations.len(),
+        "one chart point per evaluation window"
+    );
+    assert!(
+        !issue_outcome["retrains"].as_array().unwrap().is_empty(),
+        "{decisions}"
+    );
+    assert_eq!(
+        issue_outcome["latest"][4],
+        json!(["AUC", figure(&evaluations.last().unwrap()["auc"])])
+    );
+    for name in ["sentiment", "trends", "repo_growth"] {
+        let c = card(name);
+        assert_eq!(
+            (c["charts"].as_u64(), c["versions"][0][1].as_str()),
+            (Some(0), Some("champion")),
+            "{name}: its versions only"
+        );
+    }
+
+    // The hostile model: name, training text and metric name shown as they are, nothing of them run.
+    let hostile = card(HOSTILE_MODEL);
+    assert_eq!(hostile["title"], HOSTILE_MODEL);
+    let roles: Vec<(String, String)> = hostile["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r[0].as_str().unwrap().into(), r[1].as_str().unwrap().into()))
+        .collect();
+    assert_eq!(
+        roles,
+        [("v3", "challenger"), ("v2", "champion"), ("v1", "retired")]
+            .map(|(v, r)| (v.to_string(), r.to_string()))
+    );
+    assert_eq!(hostile["versions"][1][2], "2023-11-15");
+    assert_eq!(hostile["versions"][1][4], HOSTILE_TRAINING);
+    assert_eq!(
+        hostile["metrics"][1],
+        json!([[HOSTILE_METRIC, "0.625"], ["auc", "0.702"]])
+    );
+    let injected = browser
+        .run("return { pwned: window.__pwned || null, imgs: document.images.length, scripts: document.scripts.length };")
+        .await;
+    assert_eq!(injected, json!({ "pwned": null, "imgs": 0, "scripts": 1 }));
+    assert_eq!(
+        browser
+            .run(r#"return document.getElementById("nav-models").textContent;"#)
+            .await,
+        "Models"
+    );
+    browser.screenshot("models").await;
+    browser
+        .run(r#"const card = [...document.querySelectorAll("article.model")].find((a) => a.getAttribute("data-model") === "issue_outcome");
+            card.querySelector('[data-testid="auc-chart"]').scrollIntoView(); return true;"#)
+        .await;
+    browser.screenshot("models-issue-outcome").await;
+}
+
+/// A retrain policy's reason and a drift feature that would run code if the page ever treated them as HTML.
+const HOSTILE_REASON: &str = "<img src=x onerror=\"window.__pwned='reason'\"> drift <b>high</b>";
+const HOSTILE_FEATURE: &str = "<svg onload=\"window.__pwned='feature'\">";
+
+/// A streaming model's history written straight into the store: versions 1 (retired), 2 (champion) and 3
+/// (challenger), 25 evaluation windows (one without an AUC) and a decision after each, one with a hostile
+/// reason.
+async fn recorded_outcomes(data: &Path) {
+    use forgecast_core::outcomes::{Decision, Evaluation, OutcomeStore};
+    let store = SqliteStore::open(&data.join("forgecast.sqlite")).unwrap();
+    let trainings = [
+        "online, version 1",
+        "online, version 2",
+        "online, version 3",
+    ];
+    register_three(&store, "issue_outcome", 1_500_000_000, trainings, |_| {
+        BTreeMap::new()
+    })
+    .await;
+    for w in 0..25u64 {
+        let first = w * 200 + 1;
+        let to = 1_500_000_000 + (w as i64 + 1) * 10 * 86_400 + 3_725;
+        let version = if w < 5 { 1 } else { 2 };
+        // As JSON, so that fields added to the records later (with their defaults) need no change here.
+        let evaluation: Evaluation = serde_json::from_value(json!({
+            "model": "issue_outcome", "version": version, "first_seq": first, "last_seq": first + 199,
+            "from": to - 10 * 86_400, "to": to, "count": 200, "positive_rate": 0.4 + w as f64 / 100.0,
+            "auc": (w != 3).then_some(0.55 + w as f64 / 97.0), "log_loss": 0.6 - w as f64 / 1000.0,
+            "brier": 0.2 + w as f64 / 3000.0, "label_delay_days": 12.0 + w as f64 / 7.0,
+        }))
+        .unwrap();
+        store.record_evaluation(evaluation).await.unwrap();
+        let reason = if w == 21 {
+            HOSTILE_REASON.to_string()
+        } else {
+            format!("reason {w}")
+        };
+        let decision: Decision = serde_json::from_value(json!({
+            "model": "issue_outcome", "window": first, "at": to, "version": version,
+            "script": "76328045986c", "retrain": w % 4 == 1, "reason": reason,
+            "context": {"new_labels": 200},
+        }))
+        .unwrap();
+        store.record_decision(decision).await.unwrap();
+    }
+}
+
+/// Wraps the page's `fetch` so that `…/decisions` of issue_outcome gains `retrain_result` per window (from
+/// `results`, window → result or null) and `…/drift` of issue_outcome answers `drift`.
+fn with_retrain_results_and_drift(results: &Value, drift: &Value) -> String {
+    format!(
+        r#"const results = {results}; const drift = {drift};
+const real = window.fetch.bind(window);
+const answer = (body) => new Response(JSON.stringify(body), {{ headers: {{ "content-type": "application/json" }} }});
+window.fetch = async (url, options) => {{
+  const path = new URL(url, location.href).pathname;
+  if (path === "/api/models/issue_outcome/drift") return answer(drift);
+  const response = await real(url, options);
+  if (path !== "/api/models/issue_outcome/decisions") return response;
+  const decisions = await response.json();
+  for (const d of decisions) if (String(d.window) in results) d.retrain_result = results[String(d.window)];
+  return answer(decisions);
+}};
+return true;"#
+    )
+}
+
+/// The retrain outcomes and drift figures, in the shapes documented for `/api/models/{name}/decisions`
+/// (`retrain_result`) and `/api/models/{name}/drift`. The server gives neither yet (they are being added); until
+/// it does, the page's `fetch` adds them to what the server answers, so that the page's reading of both is
+/// checked in a real browser. A promotion, a rejection, a retrain without a challenger and a null result; a
+/// drift window with a major, a moderate and a stable feature, one named to run code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_models_view_shows_retrain_outcomes_and_drift() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    recorded_outcomes(&data).await;
+    // The model stage off: nothing trained at start, the recorded history as it is.
+    let config = dir.path().join("forgecast.toml");
+    std::fs::write(&config, "models = false\n").unwrap();
+    let server = up(
+        &data,
+        &["--source", "none", "--config", config.to_str().unwrap()],
+    );
+    let url = server.url.clone();
+    let result = |challenger: Value, promoted: bool, reason: &str| {
+        json!({"challenger": challenger, "promoted": promoted, "metric": "auc", "champion_score": 0.61234,
+            "challenger_score": 0.6347, "margin": 0.01, "reason": reason})
+    };
+    let results = json!({
+        "1001": result(json!(2), true, "challenger better by 0.022"),
+        "2601": result(json!(3), false, HOSTILE_REASON),
+        "3401": result(Value::Null, false, "training failed: too few labels"),
+        "4201": Value::Null,
+    });
+    let reference = json!({"from": 1_500_000_000, "to": 1_502_000_000, "count": 200});
+    let window = |w: u64, psi: [f64; 3]| {
+        json!({"version": 2, "window": w, "from": 1_520_000_000, "to": 1_521_000_000 + w as i64, "count": 200,
+            "reference": reference,
+            "features": [
+                {"feature": "body_length", "kind": "numeric", "psi": psi[0], "ks": 0.0871},
+                {"feature": HOSTILE_FEATURE, "kind": "categorical", "psi": psi[1], "ks": null},
+                {"feature": "labels", "kind": "categorical", "psi": psi[2], "ks": null}],
+            "prediction": {"psi": 0.1234, "ks": 0.0456}})
+    };
+    let drift = json!({"model": "issue_outcome", "windows": [
+        window(4601, [0.01, 0.02, 0.03]),
+        window(4801, [0.05, 0.31, 0.1])]});
+
+    let browser = Browser::start().await;
+    browser.open(&format!("{url}/#models")).await;
+    // First as the server answers: the decisions without outcomes, no drift figures yet.
+    let before = browser
+        .wait_for("the models view", &READ_MODELS.replace("MIN_CARDS", "1"))
+        .await;
+    assert_eq!(before[0]["drift_status"], "No drift figures yet.");
+    assert!(
+        before[0]["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r[4] == "—")
+    );
+    browser
+        .run(&with_retrain_results_and_drift(&results, &drift))
+        .await;
+    let page = browser
+        .wait_for(
+            "the retrain outcomes",
+            &format!(
+                "const cards = (() => {{ {READ_MODELS} }})(); return cards && cards[0].drift.length ? cards : null;",
+                READ_MODELS = READ_MODELS.replace("MIN_CARDS", "1")
+            ),
+        )
+        .await;
+
+    // The expected page from the server's answers with the same additions.
+    let models = get_json(&format!("{url}/api/models")).await;
+    let mut decisions = get_json(&format!("{url}/api/models/issue_outcome/decisions")).await;
+    for d in decisions.as_array_mut().unwrap() {
+        let key = d["window"].to_string();
+        if let Some(r) = results.get(&key) {
+            d["retrain_result"] = r.clone();
+        }
+    }
+    let card = &page[0];
+    assert_eq!(
+        card["decisions"],
+        json!(expected_decisions(decisions.as_array().unwrap()))
+    );
+    let rows = card["decisions"].as_array().unwrap();
+    assert_eq!(rows.len(), 20, "the latest 20 of 25");
+    assert_eq!(
+        rows[0][0],
+        utc_time(&json!(1_500_000_000 + 250 * 86_400 + 3_725))
+    );
+    assert_eq!(
+        rows.iter()
+            .map(|r| r[4].as_str().unwrap())
+            .filter(|o| *o != "—")
+            .collect::<Vec<_>>(),
+        ["rejected v3", "promoted v2"]
+    );
+    let hostile = rows
+        .iter()
+        .find(|r| r[3] == HOSTILE_REASON)
+        .expect("the hostile reason");
+    assert_eq!(hostile[2], "yes");
+    assert!(
+        card["outcome_titles"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(format!(
+                "auc 0.635 against the champion's 0.612 (margin 0.010): {HOSTILE_REASON}"
+            ))),
+        "{}",
+        card["outcome_titles"]
+    );
+    let retrains: Vec<u64> = (0..25u64)
+        .filter(|w| w % 4 == 1)
+        .map(|w| w * 200 + 1)
+        .collect();
+    assert_eq!(card["retrains"], json!(retrains));
+    assert_eq!(card["promotions"], json!([[1001, 2]]));
+    assert_eq!(
+        card["points"].as_array().unwrap().len(),
+        24,
+        "25 windows, one without an AUC"
+    );
+    let evaluations = get_json(&format!("{url}/api/models/issue_outcome/evaluations")).await;
+    assert_eq!(
+        card["latest"],
+        json!(expected_latest(evaluations.as_array().unwrap()))
+    );
+    assert_eq!(card["latest"][8], json!(["Label delay (days)", "15.4"]));
+    assert_eq!(card["drift"], json!(expected_drift(&drift)));
+    assert_eq!(
+        card["drift"],
+        json!([
+            [HOSTILE_FEATURE, "categorical", "0.310", "–", "major"],
+            ["labels", "categorical", "0.100", "–", "moderate"],
+            ["body_length", "numeric", "0.050", "0.087", ""],
+            [
+                "predicted probability",
+                "prediction",
+                "0.123",
+                "0.046",
+                "moderate"
+            ],
+        ])
+    );
+    assert_eq!(card["drift_status"], Value::Null);
+    let (cells, _) = expected_versions(&models[0]);
+    let versions = page_versions(card);
+    assert_eq!(versions, cells);
+    assert_eq!(
+        versions.iter().map(|v| v[1].as_str()).collect::<Vec<_>>(),
+        ["challenger", "champion", "retired"]
+    );
+    let injected = browser
+        .run("return { pwned: window.__pwned || null, imgs: document.images.length, scripts: document.scripts.length };")
+        .await;
+    assert_eq!(injected, json!({ "pwned": null, "imgs": 0, "scripts": 1 }));
+    browser.screenshot("models-outcomes").await;
+}

@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use forgecast::config::{BusPlan, PipelinePlan, SourcePlan, StoragePlan, StorePlan};
 use forgecast::pipeline::Pipeline;
-use forgecast::pipeline::outcome::{HORIZON, OUTCOME, WINDOW};
+use forgecast::pipeline::outcome::{HORIZON, OUTCOME, WINDOW, learner_key};
 use forgecast_core::Event;
 use forgecast_core::outcomes::OutcomeStore;
+use forgecast_core::registry::{Registry, champion};
 use forgecast_core::source::Incoming;
 use forgecast_gharchive::jira;
 use forgecast_script::Limits;
@@ -152,6 +153,23 @@ async fn the_jira_history_is_predicted_resolved_learnt_and_evaluated_once() {
             assert!(d.context[key].is_number(), "{key} in {}", d.context);
         }
     }
+    for d in &decisions {
+        let outcome = d.retrain_result.as_ref().map_or("-".to_string(), |r| {
+            format!(
+                "v{:?} promoted {} ({:.3} vs {:.3}; {:.3} vs {:.3})",
+                r.challenger,
+                r.promoted,
+                r.challenger_score,
+                r.champion_score,
+                r.challenger_log_loss,
+                r.champion_log_loss
+            )
+        });
+        println!(
+            "window {:>5} v{} retrain {:<5} {} | {}",
+            d.window, d.version, d.retrain, d.reason, outcome
+        );
+    }
     // The first window is its own reference: no drift; later ones drift as the projects change.
     assert_eq!(decisions[0].context["drift_psi"], 0.0);
     assert!(
@@ -160,7 +178,10 @@ async fn the_jira_history_is_predicted_resolved_learnt_and_evaluated_once() {
             .any(|d| d.reason.starts_with("feature drift")),
         "{decisions:?}"
     );
-    let (state, through) = store.learner(OUTCOME).await.unwrap().unwrap();
+    let serving = champion(&store.versions(OUTCOME).await.unwrap())
+        .unwrap()
+        .version;
+    let (state, through) = store.learner(&learner_key(serving)).await.unwrap().unwrap();
     assert_eq!(through, resolved.len() as u64);
     drop(store);
 
@@ -177,8 +198,13 @@ async fn the_jira_history_is_predicted_resolved_learnt_and_evaluated_once() {
     let store =
         forgecast_embedded::SqliteStore::open_alongside(&split.path().join("forgecast.sqlite"))
             .unwrap();
+    // (Retrains are decided on the prequential figures, which may differ a little, so the champion's number may
+    // too; its learner may not.)
+    let split_serving = champion(&store.versions(OUTCOME).await.unwrap())
+        .unwrap()
+        .version;
     assert_eq!(
-        store.learner(OUTCOME).await.unwrap(),
+        store.learner(&learner_key(split_serving)).await.unwrap(),
         Some((state, through))
     );
     // The windows hold the same labels; the probabilities in them may differ a little, since where a batch
@@ -345,4 +371,184 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
+}
+
+/// A synthetic issue history whose concept changes at a known point. One issue is opened every 6 hours in one
+/// repository, with one of 30 components (a label) and a title of words that say nothing. Before issue
+/// [`CHANGE`], issues of the even components are closed 2 days after opening 85 % of the time (else 60 days
+/// after, past the 30-day horizon) and those of the odd ones 15 %; from it on, the other way round. Deterministic
+/// (SplitMix64 from a fixed seed).
+fn changing_history(issues: u64) -> Vec<jira::JiraIssue> {
+    let mut state: u64 = 2026;
+    let mut next = move || {
+        state = state.wrapping_add(0x9e3779b97f4a7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+        (z ^ (z >> 31)) as f64 / (u64::MAX as f64 + 1.0)
+    };
+    let words = [
+        "crash", "error", "update", "build", "docs", "test", "fails", "when", "using", "with",
+    ];
+    let start = 1_262_304_000; // 2010-01-01
+    (0..issues)
+        .map(|n| {
+            let component = (next() * 30.0) as u64;
+            let fast = component.is_multiple_of(2) ^ (n >= CHANGE);
+            let soon = next() < if fast { 0.85 } else { 0.15 };
+            let created = start + n as i64 * 6 * 3600;
+            let title = (0..4)
+                .map(|_| (words[(next() * 10.0) as usize].to_string(), 1))
+                .collect();
+            jira::JiraIssue {
+                project: "SYNTH".into(),
+                key: format!("SYNTH-{n}"),
+                number: n + 1,
+                priority: "Major".into(),
+                reporter: format!("user{}", (next() * 50.0) as u64),
+                assignee: String::new(),
+                components: vec![format!("c{component}")],
+                summary: title,
+                description: Vec::new(),
+                created: Some(created),
+                resolved: Some(created + if soon { 2 } else { 60 } * 86_400),
+                comments: 0,
+            }
+        })
+        .collect()
+}
+
+/// The opening at which [`changing_history`]'s concept flips.
+const CHANGE: u64 = 4000;
+
+/// The loop end to end on a known change: the change detector fires soon after it, the policy asks for a
+/// retrain, the challenger (learnt on the labels of the new concept) beats the champion on the next window and
+/// is promoted, every process's learner serves it, and the prequential AUC is back within one window; before the
+/// change nothing is promoted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concept_change_is_detected_retrained_promoted_and_recovered() {
+    let issues = changing_history(5600);
+    let events: Vec<Arc<Event>> = jira::events(&issues)
+        .iter()
+        .map(|e| Arc::new(Event::parse(&e.line).unwrap()))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    feed(dir.path(), &events).await;
+    let store =
+        forgecast_embedded::SqliteStore::open_alongside(&dir.path().join("forgecast.sqlite"))
+            .unwrap();
+    let resolved = store
+        .resolutions_after(OUTCOME, 0, usize::MAX >> 1)
+        .await
+        .unwrap();
+    // The first label of an issue opened after the change (labels are numbered as they become known).
+    let number = |r: &forgecast_core::outcomes::Resolution| -> u64 {
+        r.opened.issue.rsplit('#').next().unwrap().parse().unwrap()
+    };
+    let changed_at = resolved
+        .iter()
+        .find(|r| number(r) > CHANGE)
+        .map(|r| r.seq)
+        .unwrap();
+    let decisions = store.decisions(OUTCOME).await.unwrap();
+    let evaluations = store.evaluations(OUTCOME).await.unwrap();
+    for d in &decisions {
+        println!(
+            "window {:>5} v{} alarms {} retrain {} {} | {:?}",
+            d.window,
+            d.version,
+            d.context["alarms"],
+            d.retrain,
+            d.reason,
+            d.retrain_result.as_ref().map(|r| (
+                r.challenger,
+                r.promoted,
+                r.challenger_score,
+                r.champion_score
+            ))
+        );
+    }
+    let aucs: Vec<(u64, f64)> = evaluations
+        .iter()
+        .map(|e| (e.first_seq, e.auc.unwrap()))
+        .collect();
+    println!("change at label {changed_at}; AUC per window: {aucs:?}");
+
+    // Nothing promoted before the change.
+    let promoted: Vec<&forgecast_core::outcomes::Decision> = decisions
+        .iter()
+        .filter(|d| d.retrain_result.as_ref().is_some_and(|r| r.promoted))
+        .collect();
+    assert!(
+        promoted.iter().all(|d| d.window > changed_at),
+        "{promoted:?}"
+    );
+    // The detector fired within 400 labels of the change, and the policy asked for a retrain for it.
+    let alarmed = decisions
+        .iter()
+        .find(|d| d.context["alarms"].as_u64().unwrap() > 0 && d.window + WINDOW > changed_at)
+        .expect("an alarm after the change");
+    assert!(
+        alarmed.window + WINDOW - 1 <= changed_at + 400,
+        "alarm answered at the window of {}",
+        alarmed.window
+    );
+    assert!(
+        alarmed.retrain && alarmed.reason.contains("change detector"),
+        "{alarmed:?}"
+    );
+    // A challenger was promoted within three windows of the change, the learner serves it, and the window
+    // after its promotion is back above 0.75 (it fell below 0.5 after the change).
+    let first = promoted.first().expect("a promotion after the change");
+    assert!(first.window <= changed_at + 3 * WINDOW, "{first:?}");
+    let result = first.retrain_result.as_ref().unwrap();
+    assert!(
+        result.challenger_score > result.champion_score + 0.2,
+        "{result:?}"
+    );
+    let serving = champion(&store.versions(OUTCOME).await.unwrap())
+        .unwrap()
+        .version;
+    assert!(
+        promoted
+            .iter()
+            .any(|d| d.retrain_result.as_ref().unwrap().challenger == Some(serving)),
+        "the champion is a promoted challenger (v{serving})"
+    );
+    let auc_at = |window: u64| aucs.iter().find(|(w, _)| *w == window).map(|(_, a)| *a);
+    assert!(
+        aucs.iter()
+            .filter(|(w, _)| *w > changed_at && *w + WINDOW <= first.window)
+            .any(|(_, a)| *a < 0.5),
+        "the change hurt: {aucs:?}"
+    );
+    // The window after the promotion still holds labels of issues the old champion predicted (labels come up
+    // to 30 days after the opening); the new champion's own predictions in it are back, and the window after
+    // that is back whole.
+    let next = first.window + WINDOW;
+    let own: Vec<(f64, bool)> = resolved
+        .iter()
+        .filter(|r| {
+            r.seq >= next && r.seq < next + WINDOW && Some(r.opened.version) == result.challenger
+        })
+        .map(|r| (r.opened.probability, r.label))
+        .collect();
+    let own_auc = forgecast_models::prequential::scores(&own).auc.unwrap();
+    assert!(
+        own.len() >= 50 && own_auc > 0.75,
+        "{} predictions of the new champion in the window after its promotion, AUC {own_auc:.3}",
+        own.len()
+    );
+    assert!(auc_at(next).unwrap() > auc_at(first.window).unwrap() + 0.2);
+    let whole = auc_at(next + WINDOW).expect("a second window after the promotion");
+    assert!(
+        whole > 0.75,
+        "AUC {whole:.3} in the second window after the promotion"
+    );
+    assert!(
+        aucs.iter()
+            .filter(|(w, _)| *w < changed_at.saturating_sub(WINDOW) && *w > WINDOW)
+            .all(|(_, a)| *a > 0.75),
+        "{aucs:?}"
+    );
 }

@@ -19,6 +19,7 @@ mod bundled;
 mod github;
 pub mod outcome;
 mod reloads;
+pub mod retrain;
 pub mod route;
 pub mod score;
 mod shared;

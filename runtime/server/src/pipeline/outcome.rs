@@ -7,19 +7,26 @@
 //! logistic regression on hashed features, `forgecast_models::online`) learns each label once, in the order the
 //! store resolved them; its state is kept with the last resolution learnt, and a restart learns the ones after
 //! it again. Every [`WINDOW`] resolutions, the predictions made before their labels were known are scored
-//! (prequential AUC, log-loss, Brier, positive rate, label delay) and kept in `evaluations`.
+//! (prequential AUC, log-loss, Brier, positive rate, label delay) and kept in `evaluations`, and the retrain
+//! policy decides ([`super::retrain`]).
+//!
+//! The learner serves the registry's champion: each version's learner is kept under its own name
+//! ([`learner_key`]), and when the champion changes (a promotion by the retrain, or `forgecast models promote` by
+//! hand) every process takes it over within [`crate::champions::RECHECK`]: the version's kept learner if there is
+//! one, else its artifact, then learns the labels after the last one it had learnt.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use forgecast_core::bus::Subscription;
-use forgecast_core::outcomes::{Decision, Evaluation, Opened, OutcomeStore, Resolution};
+use forgecast_core::outcomes::{Evaluation, Opened, OutcomeStore, Resolution};
 use forgecast_core::registry::{Alias, NewVersion, Registry, champion};
 use forgecast_core::store::StoreError;
 use forgecast_core::time::now_unix;
 use forgecast_core::{Event, RecordBody};
 use forgecast_models::detect::{Detector, PageHinkley};
-use forgecast_models::drift::NumericBins;
 use forgecast_models::online::{Features, FtrlParams, OnlineLogistic};
 use forgecast_models::prequential::scores;
 use forgecast_script::{EventView, FeatureValue};
@@ -38,8 +45,6 @@ pub const OUTCOME_FEATURES: &str = "features/issue_outcome";
 pub const HORIZON: i64 = 30 * 86_400;
 /// Resolutions per evaluation window.
 pub const WINDOW: u64 = 200;
-/// The retrain policy script.
-pub const RETRAIN_POLICY: &str = "policies/retrain";
 /// Records taken from the bus at once.
 const BATCH: usize = 4096;
 /// Resolutions learnt per store read.
@@ -68,17 +73,43 @@ pub struct OutcomeReport {
     pub evaluations: u64,
 }
 
+/// The name the learner of `version` is kept under.
+pub fn learner_key(version: u32) -> String {
+    format!("{OUTCOME}/v{version}")
+}
+
+/// The name the learner of `version` as it stood at the start of the latest window is kept under.
+fn window_start_key(version: u32) -> String {
+    format!("{OUTCOME}/v{version}/window-start")
+}
+
 /// The learner and how far it has learnt.
-struct Learner {
-    model: OnlineLogistic,
-    through: u64,
-    version: u32,
+pub(super) struct Learner {
+    pub(super) model: OnlineLogistic,
+    pub(super) through: u64,
+    /// The registry's version it serves.
+    pub(super) version: u32,
+    /// The learner as it stood at the start of each window not decided yet (having learnt a multiple of
+    /// [`WINDOW`] labels), for the retrain's trial of that window.
+    starts: BTreeMap<u64, OnlineLogistic>,
     /// Page-Hinkley on the absolute error of each prediction whose label is learnt (River's defaults).
     detector: PageHinkley,
     /// Alarms since the last decision.
-    alarms: u64,
-    /// Whether the windows completed before this process started have been looked at.
+    pub(super) alarms: u64,
+    /// Labels up to this one were learnt before by an earlier learner (an adoption learns them again): the
+    /// detector has seen their errors.
+    seen_through: u64,
+    /// Whether the windows completed before this learner took over have been looked at.
     windows_checked: bool,
+    /// When the registry's champion was last asked.
+    checked: Instant,
+}
+
+impl Learner {
+    /// The learner as it stood after learning `start` labels, if kept.
+    pub(super) fn at_window_start(&self, start: u64) -> Option<OnlineLogistic> {
+        self.starts.get(&start).cloned()
+    }
 }
 
 /// The champion's number, registering the zero-start learner as version 1 on a store without one (one process
@@ -130,26 +161,87 @@ async fn register_first(store: &AnyStore) -> Result<(), StoreError> {
     store.set_alias(OUTCOME, number, Alias::Champion).await
 }
 
+/// The learner serving the registry's champion: its kept learner, else its artifact (and the labels after it
+/// learnt again by the stage).
 async fn load(store: &AnyStore) -> Result<Learner, StoreError> {
     let version = version(store).await?;
-    let (model, through) = match store.learner(OUTCOME).await? {
-        Some((bytes, through)) => match OnlineLogistic::from_bytes(&bytes) {
-            Ok(model) => (model, through),
-            Err(e) => {
-                tracing::warn!(component = "models", model = OUTCOME, error = %e, "The kept learner cannot be read; learning again from the first label.");
-                (OnlineLogistic::new(served_params()), 0)
-            }
-        },
-        None => (OnlineLogistic::new(served_params()), 0),
-    };
-    Ok(Learner {
-        model,
-        through,
+    let mut learner = Learner {
+        model: OnlineLogistic::new(served_params()),
+        through: 0,
         version,
+        starts: BTreeMap::new(),
         detector: PageHinkley::default(),
         alarms: 0,
+        seen_through: 0,
         windows_checked: false,
+        checked: Instant::now(),
+    };
+    adopt(&mut learner, read_version(store, version).await?);
+    Ok(learner)
+}
+
+/// What serving a version starts from: its kept learner if there is one, else its artifact, and the learner as
+/// it stood at the start of its latest window.
+struct Served {
+    version: u32,
+    model: OnlineLogistic,
+    through: u64,
+    starts: BTreeMap<u64, OnlineLogistic>,
+}
+
+/// Reads what serving `version` starts from.
+async fn read_version(store: &AnyStore, version: u32) -> Result<Served, StoreError> {
+    let read = |bytes: &[u8]| match OnlineLogistic::from_bytes(bytes) {
+        Ok(model) => Some(model),
+        Err(e) => {
+            tracing::warn!(component = "models", model = OUTCOME, version, error = %e, "A kept learner cannot be read; starting from the version's artifact.");
+            None
+        }
+    };
+    let kept = store
+        .learner(&learner_key(version))
+        .await?
+        .and_then(|(bytes, through)| read(&bytes).map(|m| (m, through)));
+    let (model, through) = match kept {
+        Some(kept) => kept,
+        None => super::retrain::artifact_learner(store, version)
+            .await?
+            .unwrap_or_else(|| (OnlineLogistic::new(served_params()), 0)),
+    };
+    let mut starts = BTreeMap::new();
+    if let Some((bytes, start)) = store.learner(&window_start_key(version)).await?
+        && let Some(model) = read(&bytes)
+    {
+        starts.insert(start, model);
+    }
+    if through.is_multiple_of(WINDOW) {
+        starts.insert(through, model.clone());
+    }
+    Ok(Served {
+        version,
+        model,
+        through,
+        starts,
     })
+}
+
+/// Makes `learner` serve what was read. Labels it had learnt before are not shown to the change detector again.
+fn adopt(learner: &mut Learner, served: Served) {
+    learner.seen_through = learner.seen_through.max(learner.through);
+    learner.model = served.model;
+    learner.through = served.through;
+    learner.version = served.version;
+    learner.starts = served.starts;
+    learner.detector = PageHinkley::default();
+    learner.windows_checked = false;
+    learner.checked = Instant::now();
+    tracing::info!(
+        component = "models",
+        model = OUTCOME,
+        version = served.version,
+        through = served.through,
+        "Issue-outcome learner serving."
+    );
 }
 
 /// `owner/name#number` of an issue event, and its action.
@@ -198,13 +290,6 @@ pub async fn run(
     else {
         return report;
     };
-    tracing::info!(
-        component = "models",
-        model = OUTCOME,
-        version = learner.version,
-        through = learner.through,
-        "Issue-outcome learner ready."
-    );
     loop {
         let batch = match subscription.next_batch(BATCH).await {
             Ok(Some(batch)) => batch,
@@ -350,7 +435,8 @@ async fn settle(
 }
 
 /// Learns every resolution after the learner's, in order, keeps its state, and records each evaluation window
-/// completed. `None` when shutdown was forced while the store was failing.
+/// completed, with the retrain policy's decision after it. `None` when shutdown was forced while the store was
+/// failing.
 async fn learn(
     shared: &Shared,
     learner: &mut Learner,
@@ -361,7 +447,26 @@ async fn learn(
         metrics.store_retries.inc();
     };
     let (mut learnt, mut evaluations) = (0, 0);
+    let mut now = false;
     loop {
+        // The registry's champion, taken over when it is not the version served (asked every RECHECK, and at
+        // once after a promotion).
+        if now || learner.checked.elapsed() >= crate::champions::RECHECK {
+            learner.checked = Instant::now();
+            let versions = retry("versions", &PIPELINE, stop, failed, || {
+                shared.store.versions(OUTCOME)
+            })
+            .await?;
+            if let Some(c) = champion(&versions).filter(|c| c.version != learner.version) {
+                let version = c.version;
+                let served = retry("read_version", &PIPELINE, stop, failed, || {
+                    read_version(&shared.store, version)
+                })
+                .await?;
+                adopt(learner, served);
+            }
+        }
+        now = false;
         let through = learner.through;
         let resolutions = retry("resolutions_after", &PIPELINE, stop, failed, || {
             shared
@@ -369,14 +474,17 @@ async fn learn(
                 .resolutions_after(OUTCOME, through, LEARN_BATCH)
         })
         .await?;
-        if resolutions.is_empty() {
-            return Some((learnt, evaluations));
-        }
         let done = resolutions.len() < LEARN_BATCH;
         for r in &resolutions {
             let features: Features = serde_json::from_str(&r.opened.features).unwrap_or_default();
             learner.model.learn(&features, r.label);
             learner.through = r.seq;
+            if r.seq.is_multiple_of(WINDOW) {
+                learner.starts.insert(r.seq, learner.model.clone());
+            }
+            if r.seq <= learner.seen_through {
+                continue;
+            }
             learnt += 1;
             let error = (r.opened.probability - if r.label { 1.0 } else { 0.0 }).abs();
             if learner.detector.update(error) {
@@ -389,17 +497,29 @@ async fn learn(
                 );
             }
         }
-        metrics
-            .model_labels
-            .get_or_create(&metrics.model(OUTCOME))
-            .inc_by(resolutions.len() as u64);
-        let (state, through) = (learner.model.to_bytes(), learner.through);
-        retry("put_learner", &PIPELINE, stop, failed, || {
-            shared.store.put_learner(OUTCOME, state.clone(), through)
-        })
-        .await?;
+        if !resolutions.is_empty() {
+            metrics
+                .model_labels
+                .get_or_create(&metrics.model(OUTCOME))
+                .inc_by(resolutions.len() as u64);
+            let (state, through, version) =
+                (learner.model.to_bytes(), learner.through, learner.version);
+            let key = learner_key(version);
+            retry("put_learner", &PIPELINE, stop, failed, || {
+                shared.store.put_learner(&key, state.clone(), through)
+            })
+            .await?;
+            if let Some((start, model)) = learner.starts.last_key_value() {
+                let (start, bytes, key) = (*start, model.to_bytes(), window_start_key(version));
+                retry("put_learner", &PIPELINE, stop, failed, || {
+                    shared.store.put_learner(&key, bytes.clone(), start)
+                })
+                .await?;
+            }
+        }
         // The windows completed and not yet decided on, scored from the store so that a restart changes nothing:
         // after a crash between keeping the learner and a window's decision, the next start does that window.
+        let through = learner.through;
         let crossed = through / WINDOW > (through - resolutions.len() as u64) / WINDOW;
         if !crossed && learner.windows_checked {
             if done {
@@ -416,6 +536,7 @@ async fn learn(
             .into_iter()
             .map(|d| d.window)
             .collect();
+        let mut promoted = false;
         for window in (0..through / WINDOW).filter(|w| !decided.contains(&(w * WINDOW + 1))) {
             let start = window * WINDOW;
             let rows = retry("resolutions_after", &PIPELINE, stop, failed, || {
@@ -436,11 +557,22 @@ async fn learn(
             })
             .await?;
             evaluations += 1;
-            let decision = decide(shared, learner, &evaluation, &rows, stop).await?;
-            retry("record_decision", &PIPELINE, stop, failed, || {
-                shared.store.record_decision(decision.clone())
-            })
-            .await?;
+            promoted =
+                super::retrain::after_window(shared, learner, &evaluation, &rows, stop).await?;
+            if promoted {
+                // The new champion learns the labels after its training again; the windows after this one are
+                // decided on its watch.
+                break;
+            }
+        }
+        // Snapshots of windows decided are not needed any more.
+        let open = (0..through / WINDOW)
+            .find(|w| !decided.contains(&(w * WINDOW + 1)))
+            .map_or(through / WINDOW * WINDOW, |w| w * WINDOW);
+        learner.starts.retain(|start, _| *start >= open);
+        if promoted {
+            now = true;
+            continue;
         }
         if done {
             return Some((learnt, evaluations));
@@ -474,101 +606,4 @@ pub fn evaluate(rows: &[Resolution], version: u32) -> Evaluation {
         brier: s.brier,
         label_delay_days: delay,
     }
-}
-
-/// Numeric features whose drift is watched: the script's counts of an opened issue.
-const WATCHED: [&str; 3] = ["title_words", "body_chars", "labels"];
-
-/// The values of a numeric feature in the features kept with resolutions.
-fn feature_values(rows: &[Resolution], name: &str) -> Vec<f64> {
-    rows.iter()
-        .filter_map(|r| {
-            let features: serde_json::Value = serde_json::from_str(&r.opened.features).ok()?;
-            features[name].as_f64()
-        })
-        .collect()
-}
-
-/// Asks `policies/retrain.rhai` whether to train a challenger, after an evaluation window: its context is the
-/// champion's age (event time since its first window), labels learnt, the window's error (1 − AUC) against the
-/// first window's, the largest PSI of the watched features between the first window and this one, and the
-/// change detector's alarms since the last decision. Every decision, yes or no, is one log line and is kept; a
-/// failing script is a decision not to retrain, with its error as the reason, and the loop goes on.
-async fn decide(
-    shared: &Shared,
-    learner: &mut Learner,
-    evaluation: &Evaluation,
-    rows: &[Resolution],
-    stop: &CancellationToken,
-) -> Option<Decision> {
-    let metrics = &shared.metrics;
-    let failed = || {
-        metrics.store_retries.inc();
-    };
-    let windows = retry("evaluations", &PIPELINE, stop, failed, || {
-        shared.store.evaluations(OUTCOME)
-    })
-    .await?;
-    let first = windows
-        .iter()
-        .find(|e| e.version == learner.version)
-        .cloned()
-        .unwrap_or_else(|| evaluation.clone());
-    let start = first.first_seq.saturating_sub(1);
-    let reference = retry("resolutions_after", &PIPELINE, stop, failed, || {
-        shared
-            .store
-            .resolutions_after(OUTCOME, start, WINDOW as usize)
-    })
-    .await?;
-    let drift_psi = WATCHED
-        .iter()
-        .map(|name| {
-            let (before, now) = (feature_values(&reference, name), feature_values(rows, name));
-            if before.is_empty() || now.is_empty() {
-                return 0.0;
-            }
-            NumericBins::from_reference(&before, 10).psi(&now)
-        })
-        .fold(0.0, f64::max);
-    let error = |e: &Evaluation| 1.0 - e.auc.unwrap_or(0.5);
-    let context = serde_json::json!({
-        "model": OUTCOME,
-        "age_days": ((evaluation.to - first.from) as f64 / 86_400.0).round(),
-        "new_labels": evaluation.last_seq,
-        "live_error": error(evaluation),
-        "baseline_error": error(&first),
-        "drift_psi": drift_psi,
-        "alarms": learner.alarms,
-    });
-    learner.alarms = 0;
-    let script = shared.host.scripts().get(RETRAIN_POLICY).cloned();
-    let (hash, retrain, reason) = match &script {
-        None => (String::new(), false, format!("no {RETRAIN_POLICY} script")),
-        Some(script) => {
-            let ctx = forgecast_script::engine::json_to_dynamic(&context);
-            match script.should_retrain(shared.host.engine(), ctx) {
-                Ok(d) => (script.hash().to_string(), d.retrain, d.reason),
-                Err(e) => {
-                    tracing::warn!(component = "models", model = OUTCOME, script = %e.script, version = %e.version, line = e.line, error = %e.message, "Retrain policy failed; no retraining this time.");
-                    (
-                        script.hash().to_string(),
-                        false,
-                        format!("policy failed: {}", e.message),
-                    )
-                }
-            }
-        }
-    };
-    tracing::info!(component = "models", model = OUTCOME, version = learner.version, script = RETRAIN_POLICY, script_version = %hash, window = evaluation.first_seq, retrain, reason = %reason, "Retrain policy decided.");
-    Some(Decision {
-        model: OUTCOME.into(),
-        window: evaluation.first_seq,
-        at: evaluation.to,
-        version: learner.version,
-        script: hash,
-        retrain,
-        reason,
-        context,
-    })
 }

@@ -1,0 +1,432 @@
+//! After each evaluation window of the issue-outcome model: the retrain policy's decision, and the retrain it asks
+//! for.
+//!
+//! `policies/retrain.rhai` is called with the documented context; every decision, yes or no, is one log line
+//! and is kept. A retrain runs in one process of those sharing the store (the lease `train/issue_outcome`), off
+//! the async runtime: the challenger is the learner started again from zero on the [`PROMOTION`] rule's most
+//! recent labels before the window, the champion is the learner as it stood at the window's start, and both score
+//! the window, which neither learnt ([`forgecast_models::promotion`]). The challenger is registered either way,
+//! with its figures; it becomes the champion only when the rule says so, and every process then takes it over
+//! ([`super::outcome`] adopts the registry's champion).
+
+use forgecast_core::outcomes::{Decision, Evaluation, OutcomeStore, Resolution, Retrained};
+use forgecast_core::registry::{Alias, NewVersion, Registry};
+use forgecast_core::store::StoreError;
+use forgecast_core::time::now_unix;
+use forgecast_models::drift::NumericBins;
+use forgecast_models::online::{Features, OnlineLogistic};
+use forgecast_models::promotion::{Rule, Trial, trial};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use super::Shared;
+use super::outcome::{Learner, OUTCOME, WINDOW, served_params};
+use crate::retry::{PIPELINE, retry};
+
+/// The retrain policy script.
+pub const RETRAIN_POLICY: &str = "policies/retrain";
+
+/// The promotion rule of the issue-outcome model (`[promotion]` in `models/issue_outcome/model.toml`): a
+/// challenger learns the 200 most recent labels before the window (one window: it forgets what no longer holds),
+/// and must gain 0.01 of log-loss and at least 0.02 of AUC over the champion on the window, its AUC gain and its
+/// AUC above 0.5 both 2 standard errors beyond chance, and beat the base rate's log-loss by 0.01.
+pub const PROMOTION: Rule = Rule {
+    train_labels: 200,
+    margin: 0.02,
+    log_loss_margin: 0.01,
+    sigmas: 2.0,
+};
+
+/// Numeric features whose drift is watched: the script's counts of an opened issue.
+const WATCHED: [&str; 3] = ["title_words", "body_chars", "labels"];
+
+/// The values of a numeric feature in the features kept with resolutions.
+fn feature_values(rows: &[Resolution], name: &str) -> Vec<f64> {
+    rows.iter()
+        .filter_map(|r| {
+            let features: serde_json::Value = serde_json::from_str(&r.opened.features).ok()?;
+            features[name].as_f64()
+        })
+        .collect()
+}
+
+/// The feature maps and labels of resolutions.
+fn examples(rows: &[Resolution]) -> Vec<(Features, bool)> {
+    rows.iter()
+        .map(|r| {
+            (
+                serde_json::from_str(&r.opened.features).unwrap_or_default(),
+                r.label,
+            )
+        })
+        .collect()
+}
+
+/// Decides after the window `evaluation` scored (`rows` its resolutions), retrains when the policy asks, and
+/// keeps the decision. `Some(true)` when a new champion was promoted, `None` when shutdown was forced while the
+/// store was failing.
+pub(super) async fn after_window(
+    shared: &Shared,
+    learner: &mut Learner,
+    evaluation: &Evaluation,
+    rows: &[Resolution],
+    stop: &CancellationToken,
+) -> Option<bool> {
+    let metrics = &shared.metrics;
+    let failed = || {
+        metrics.store_retries.inc();
+    };
+    let mut decision = decide(shared, learner, evaluation, rows, stop).await?;
+    if decision.retrain {
+        let window = decision.window;
+        let done = || async {
+            Ok(shared
+                .store
+                .decisions(OUTCOME)
+                .await?
+                .into_iter()
+                .any(|d| d.window == window))
+        };
+        let result = std::sync::Mutex::new(None);
+        let serving: &Learner = learner;
+        let work = || async {
+            let retrained = retrain(shared, serving, rows, stop).await;
+            *result.lock().unwrap_or_else(|e| e.into_inner()) = Some(retrained);
+            Ok(())
+        };
+        if let Err(e) =
+            crate::champions::once_per_store(&shared.store, "train/issue_outcome", done, work).await
+        {
+            tracing::warn!(component = "models", model = OUTCOME, error = %e, "The retrain's lease failed; the window is decided again later.");
+            return Some(false);
+        }
+        match result.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            // Another process trained for this window and kept the decision.
+            None => return Some(false),
+            Some(None) => return None,
+            Some(Some(retrained)) => decision.retrain_result = Some(retrained),
+        }
+    }
+    let promoted = decision.retrain_result.as_ref().is_some_and(|r| r.promoted);
+    retry("record_decision", &PIPELINE, stop, failed, || {
+        shared.store.record_decision(decision.clone())
+    })
+    .await?;
+    Some(promoted)
+}
+
+/// Trains a challenger on the labels before the window `rows`, sets it beside the champion as it stood at the
+/// window's start, registers it, and promotes it if the rule says so. `None` when shutdown was forced while the
+/// store was failing.
+async fn retrain(
+    shared: &Shared,
+    learner: &Learner,
+    rows: &[Resolution],
+    stop: &CancellationToken,
+) -> Option<Retrained> {
+    let metrics = &shared.metrics;
+    let failed = || {
+        metrics.store_retries.inc();
+    };
+    let start = rows.first().map_or(1, |r| r.seq) - 1;
+    let from = start.saturating_sub(PROMOTION.train_labels as u64);
+    // The labels before the window only: never the window's own.
+    let before = (start - from) as usize;
+    let train = if before == 0 {
+        Vec::new()
+    } else {
+        retry("resolutions_after", &PIPELINE, stop, failed, || {
+            shared.store.resolutions_after(OUTCOME, from, before)
+        })
+        .await?
+    };
+    let evaluated_on = (start + 1, rows.last().map_or(start, |r| r.seq));
+    let trained_on = (
+        train.first().map_or(0, |r| r.seq),
+        train.last().map_or(0, |r| r.seq),
+    );
+    let Some(champion) = learner.at_window_start(start) else {
+        return Some(refused(
+            trained_on,
+            evaluated_on,
+            "the champion as it stood at the window's start is not kept (the window was learnt before this \
+             process started); no fair trial",
+        ));
+    };
+    let (train_examples, window) = (examples(&train), examples(rows));
+    let began = std::time::Instant::now();
+    let t: Trial = match tokio::task::spawn_blocking(move || {
+        trial(
+            &champion,
+            served_params(),
+            &train_examples,
+            &window,
+            &PROMOTION,
+        )
+    })
+    .await
+    {
+        Ok(t) => t,
+        Err(e) => {
+            return Some(refused(
+                trained_on,
+                evaluated_on,
+                &format!("training failed: {e}"),
+            ));
+        }
+    };
+    let reason = if t.promote {
+        format!(
+            "AUC {:.3} against the champion's {:.3} and log-loss {:.3} against {:.3} on resolutions {}–{}: \
+             better by the margins",
+            t.challenger_figures.auc,
+            t.champion.auc,
+            t.challenger_figures.log_loss,
+            t.champion.log_loss,
+            evaluated_on.0,
+            evaluated_on.1
+        )
+    } else {
+        format!(
+            "AUC {:.3} against the champion's {:.3} and log-loss {:.3} against {:.3} on resolutions {}–{}: \
+             not better by the margins (AUC +{} and {}σ of chance, log-loss −{})",
+            t.challenger_figures.auc,
+            t.champion.auc,
+            t.challenger_figures.log_loss,
+            t.champion.log_loss,
+            evaluated_on.0,
+            evaluated_on.1,
+            PROMOTION.margin,
+            PROMOTION.sigmas,
+            PROMOTION.log_loss_margin
+        )
+    };
+    let artifact = t.challenger.to_bytes();
+    let new = NewVersion {
+        name: OUTCOME.into(),
+        created: now_unix(),
+        training: format!(
+            "retrained: FTRL-Proximal from zero on resolutions {}–{} ({} labels), then online from the stream; \
+             scored beside version {} on resolutions {}–{}",
+            trained_on.0,
+            trained_on.1,
+            train.len(),
+            learner.version,
+            evaluated_on.0,
+            evaluated_on.1
+        ),
+        params: serde_json::json!({
+            "learner": "FTRL-Proximal logistic regression on hashed features",
+            "ftrl": served_params(),
+            "horizon_days": super::outcome::HORIZON / 86_400,
+            "trained_through": start,
+            "promotion": PROMOTION,
+        }),
+        metrics: [
+            ("auc".to_string(), t.challenger_figures.auc),
+            ("log_loss".to_string(), t.challenger_figures.log_loss),
+            ("champion_auc".to_string(), t.champion.auc),
+            ("champion_log_loss".to_string(), t.champion.log_loss),
+        ]
+        .into_iter()
+        .collect(),
+        sha256: format!("{:x}", Sha256::digest(&artifact)),
+        size: artifact.len() as u64,
+    };
+    let version = retry("register", &PIPELINE, stop, failed, || {
+        shared.store.register(new.clone(), artifact.clone())
+    })
+    .await?;
+    let alias = if t.promote {
+        Alias::Champion
+    } else {
+        Alias::Challenger
+    };
+    retry("set_alias", &PIPELINE, stop, failed, || {
+        shared.store.set_alias(OUTCOME, version, alias)
+    })
+    .await?;
+    tracing::info!(component = "models", model = OUTCOME, challenger = version, champion = learner.version, promoted = t.promote, seconds = began.elapsed().as_secs_f64(), reason = %reason, "Retrained.");
+    Some(Retrained {
+        challenger: Some(version),
+        promoted: t.promote,
+        metric: "auc".into(),
+        champion_score: t.champion.auc,
+        challenger_score: t.challenger_figures.auc,
+        margin: PROMOTION.margin,
+        champion_log_loss: t.champion.log_loss,
+        challenger_log_loss: t.challenger_figures.log_loss,
+        trained_on,
+        evaluated_on,
+        reason,
+    })
+}
+
+/// A retrain that trained nothing, and why (no challenger, no figures).
+fn refused(trained_on: (u64, u64), evaluated_on: (u64, u64), reason: &str) -> Retrained {
+    tracing::warn!(
+        component = "models",
+        model = OUTCOME,
+        reason,
+        "Retrain not done."
+    );
+    Retrained {
+        challenger: None,
+        promoted: false,
+        metric: "auc".into(),
+        champion_score: 0.0,
+        challenger_score: 0.0,
+        margin: PROMOTION.margin,
+        champion_log_loss: 0.0,
+        challenger_log_loss: 0.0,
+        trained_on,
+        evaluated_on,
+        reason: reason.into(),
+    }
+}
+
+/// Asks `policies/retrain.rhai` whether to train a challenger, after an evaluation window: its context is the
+/// champion's age (event time since its first window), labels learnt, the window's error (1 − AUC) against the
+/// first window's, the largest PSI of the watched features between the first window and this one, and the
+/// change detector's alarms since the last decision. Every decision, yes or no, is one log line; a failing script
+/// is a decision not to retrain, with its error as the reason, and the loop goes on.
+async fn decide(
+    shared: &Shared,
+    learner: &mut Learner,
+    evaluation: &Evaluation,
+    rows: &[Resolution],
+    stop: &CancellationToken,
+) -> Option<Decision> {
+    let metrics = &shared.metrics;
+    let failed = || {
+        metrics.store_retries.inc();
+    };
+    let windows = retry("evaluations", &PIPELINE, stop, failed, || {
+        shared.store.evaluations(OUTCOME)
+    })
+    .await?;
+    let first = windows
+        .iter()
+        .find(|e| e.version == learner.version)
+        .cloned()
+        .unwrap_or_else(|| evaluation.clone());
+    let start = first.first_seq.saturating_sub(1);
+    let reference = retry("resolutions_after", &PIPELINE, stop, failed, || {
+        shared
+            .store
+            .resolutions_after(OUTCOME, start, WINDOW as usize)
+    })
+    .await?;
+    let drift_psi = WATCHED
+        .iter()
+        .map(|name| {
+            let (before, now) = (feature_values(&reference, name), feature_values(rows, name));
+            if before.is_empty() || now.is_empty() {
+                return 0.0;
+            }
+            NumericBins::from_reference(&before, 10).psi(&now)
+        })
+        .fold(0.0, f64::max);
+    let error = |e: &Evaluation| 1.0 - e.auc.unwrap_or(0.5);
+    let context = serde_json::json!({
+        "model": OUTCOME,
+        "age_days": ((evaluation.to - first.from) as f64 / 86_400.0).round(),
+        "new_labels": evaluation.last_seq - start,
+        "live_error": error(evaluation),
+        "baseline_error": error(&first),
+        "drift_psi": drift_psi,
+        "alarms": learner.alarms,
+    });
+    learner.alarms = 0;
+    let script = shared.host.scripts().get(RETRAIN_POLICY).cloned();
+    let (hash, retrain, reason) = match &script {
+        None => (String::new(), false, format!("no {RETRAIN_POLICY} script")),
+        Some(script) => {
+            let ctx = forgecast_script::engine::json_to_dynamic(&context);
+            match script.should_retrain(shared.host.engine(), ctx) {
+                Ok(d) => (script.hash().to_string(), d.retrain, d.reason),
+                Err(e) => {
+                    tracing::warn!(component = "models", model = OUTCOME, script = %e.script, version = %e.version, line = e.line, error = %e.message, "Retrain policy failed; no retraining this time.");
+                    (
+                        script.hash().to_string(),
+                        false,
+                        format!("policy failed: {}", e.message),
+                    )
+                }
+            }
+        }
+    };
+    tracing::info!(component = "models", model = OUTCOME, version = learner.version, script = RETRAIN_POLICY, script_version = %hash, window = evaluation.first_seq, retrain, reason = %reason, "Retrain policy decided.");
+    Some(Decision {
+        model: OUTCOME.into(),
+        window: evaluation.first_seq,
+        at: evaluation.to,
+        version: learner.version,
+        script: hash,
+        retrain,
+        reason,
+        context,
+        retrain_result: None,
+    })
+}
+
+/// The learner a version's artifact holds, and the last resolution it learnt (`trained_through` in the
+/// version's parameters; 0 for a zero start).
+pub(super) async fn artifact_learner(
+    store: &crate::backends::AnyStore,
+    version: u32,
+) -> Result<Option<(OnlineLogistic, u64)>, StoreError> {
+    let versions = store.versions(OUTCOME).await?;
+    let Some(v) = versions.iter().find(|v| v.version == version) else {
+        return Ok(None);
+    };
+    let through = v.meta.params["trained_through"].as_u64().unwrap_or(0);
+    let Some(bytes) = store.artifact(OUTCOME, version).await? else {
+        return Ok(None);
+    };
+    match OnlineLogistic::from_bytes(&bytes) {
+        Ok(model) => Ok(Some((model, through))),
+        Err(e) => {
+            tracing::warn!(component = "models", model = OUTCOME, version, error = %e, "A version's artifact cannot be read.");
+            Ok(None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `models/issue_outcome/model.toml` declares what the runtime does.
+    #[test]
+    fn the_model_file_declares_the_served_settings() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../models/issue_outcome/model.toml");
+        let spec: toml::Value = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let promotion = &spec["promotion"];
+        assert_eq!(
+            promotion["train_labels"].as_integer(),
+            Some(PROMOTION.train_labels as i64)
+        );
+        assert_eq!(promotion["margin"].as_float(), Some(PROMOTION.margin));
+        assert_eq!(
+            promotion["log_loss_margin"].as_float(),
+            Some(PROMOTION.log_loss_margin)
+        );
+        assert_eq!(promotion["sigmas"].as_float(), Some(PROMOTION.sigmas));
+        let params = &spec["params"];
+        let served = served_params();
+        assert_eq!(params["alpha"].as_float(), Some(served.alpha));
+        assert_eq!(params["beta"].as_float(), Some(served.beta));
+        assert_eq!(params["l1"].as_float(), Some(served.l1));
+        assert_eq!(params["l2"].as_float(), Some(served.l2));
+        assert_eq!(
+            params["hash_bits"].as_integer(),
+            Some(i64::from(served.bits))
+        );
+        assert_eq!(
+            spec["evaluation"]["window"].as_integer(),
+            Some(WINDOW as i64)
+        );
+    }
+}
