@@ -125,6 +125,53 @@ pub struct Retrained {
     pub reason: String,
 }
 
+/// How far a window's inputs and predictions moved from the version's reference window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Drift {
+    /// Model name.
+    pub model: String,
+    /// The version serving.
+    pub version: u32,
+    /// The window (its first resolution).
+    pub window: u64,
+    /// Event time of the window's first and last label, Unix seconds.
+    pub from: i64,
+    /// See `from`.
+    pub to: i64,
+    /// Examples in the window.
+    pub count: u64,
+    /// The reference window: the version's first.
+    pub reference: DriftReference,
+    /// Per feature, largest PSI first.
+    pub features: Vec<FeatureDrift>,
+    /// The predicted probabilities' drift.
+    pub prediction: FeatureDrift,
+}
+
+/// The window a drift is measured against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftReference {
+    /// Event time of its first and last label.
+    pub from: i64,
+    /// See `from`.
+    pub to: i64,
+    /// Examples in it.
+    pub count: u64,
+}
+
+/// One feature's drift.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureDrift {
+    /// Its name.
+    pub feature: String,
+    /// `numeric` or `categorical`.
+    pub kind: String,
+    /// Population stability index (fixed bins from the reference; categories with an "other" bin).
+    pub psi: f64,
+    /// Two-sample Kolmogorov–Smirnov statistic, for numbers.
+    pub ks: Option<f64>,
+}
+
 /// Where the streaming model's state lives.
 pub trait OutcomeStore: Send + Sync + 'static {
     /// Keeps the predictions of issues not opened before for `model` (the first opening counts).
@@ -193,4 +240,10 @@ pub trait OutcomeStore: Send + Sync + 'static {
         &self,
         model: &str,
     ) -> impl Future<Output = Result<Vec<Decision>, StoreError>> + Send;
+
+    /// Keeps a window's drift figures (the same version and window again replaces them).
+    fn record_drift(&self, drift: Drift) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The drift figures of `model`, oldest window first.
+    fn drift(&self, model: &str) -> impl Future<Output = Result<Vec<Drift>, StoreError>> + Send;
 }

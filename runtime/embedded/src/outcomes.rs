@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use forgecast_core::outcomes::{Decision, Evaluation, Opened, OutcomeStore, Resolution};
+use forgecast_core::outcomes::{Decision, Drift, Evaluation, Opened, OutcomeStore, Resolution};
 use forgecast_core::store::{StoreError, WriteOutcome};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
@@ -249,6 +249,18 @@ impl OutcomeStore for SqliteStore {
     async fn decisions(&self, model: &str) -> Result<Vec<Decision>, StoreError> {
         let model = model.to_string();
         self.with_conn(move |conn| json_rows(conn, "decisions", "retrain_decisions", &model))
+            .await
+    }
+
+    async fn record_drift(&self, d: Drift) -> Result<(), StoreError> {
+        let key = (d.model.clone(), d.window, d.version);
+        self.with_conn(move |conn| put_json(conn, "record_drift", "drift", key, &d))
+            .await
+    }
+
+    async fn drift(&self, model: &str) -> Result<Vec<Drift>, StoreError> {
+        let model = model.to_string();
+        self.with_conn(move |conn| json_rows(conn, "drift", "drift", &model))
             .await
     }
 }

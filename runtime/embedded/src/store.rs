@@ -154,6 +154,13 @@ CREATE TABLE IF NOT EXISTS retrain_decisions (
     body TEXT NOT NULL,
     PRIMARY KEY (model, window, version)
 );
+CREATE TABLE IF NOT EXISTS drift (
+    model TEXT NOT NULL,
+    window INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (model, window, version)
+);
 CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY,
     holder TEXT NOT NULL,

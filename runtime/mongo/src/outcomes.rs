@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use forgecast_core::outcomes::{Decision, Evaluation, Opened, OutcomeStore, Resolution};
+use forgecast_core::outcomes::{Decision, Drift, Evaluation, Opened, OutcomeStore, Resolution};
 use forgecast_core::store::{StoreError, WriteOutcome};
 use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{Binary, Bson, Document, doc};
@@ -314,6 +314,43 @@ impl OutcomeStore for MongoStore {
             .collection::<Document>("retrain_decisions")
             .find(doc! { "model": model })
             .sort(doc! { "window": 1 })
+            .await
+            .map_err(&err)?;
+        let mut found = Vec::new();
+        while cursor.advance().await.map_err(&err)? {
+            let doc: Document = cursor.deserialize_current().map_err(&err)?;
+            if let Ok(d) = serde_json::from_str(doc.get_str("body").unwrap_or_default()) {
+                found.push(d);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn record_drift(&self, d: Drift) -> Result<(), StoreError> {
+        let id = format!("{}/{}/{}", d.model, d.window, d.version);
+        let body = serde_json::to_string(&d).map_err(|x| StoreError::Operation {
+            operation: "record_drift",
+            reason: x.to_string(),
+        })?;
+        self.db
+            .collection::<Document>("drift")
+            .replace_one(
+                doc! { "_id": &id },
+                doc! { "_id": &id, "model": &d.model, "window": d.window as i64, "version": i64::from(d.version), "body": body },
+            )
+            .upsert(true)
+            .await
+            .map(|_| ())
+            .map_err(failed("record_drift"))
+    }
+
+    async fn drift(&self, model: &str) -> Result<Vec<Drift>, StoreError> {
+        let err = failed("drift");
+        let mut cursor = self
+            .db
+            .collection::<Document>("drift")
+            .find(doc! { "model": model })
+            .sort(doc! { "window": 1, "version": 1 })
             .await
             .map_err(&err)?;
         let mut found = Vec::new();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use forgecast_core::aggregate::{AggregateQuery, AggregateRow};
 use forgecast_core::bus::{Bus, BusError, BusStats, Subscription, TopicFilter};
-use forgecast_core::outcomes::{Decision, Evaluation, Opened, OutcomeStore, Resolution};
+use forgecast_core::outcomes::{Decision, Drift, Evaluation, Opened, OutcomeStore, Resolution};
 use forgecast_core::predictions::{LabelQuery, LabelRow, PredictionStore, StoredPrediction};
 use forgecast_core::registry::{Alias, ModelVersion, NewVersion, Registry};
 use forgecast_core::store::{RepoMeta, ScriptReload, Store, StoreError, WriteOutcome};
@@ -333,5 +333,13 @@ impl OutcomeStore for AnyStore {
 
     async fn decisions(&self, model: &str) -> Result<Vec<Decision>, StoreError> {
         each_store!(self, s => s.decisions(model))
+    }
+
+    async fn record_drift(&self, d: Drift) -> Result<(), StoreError> {
+        each_store!(self, s => s.record_drift(d))
+    }
+
+    async fn drift(&self, model: &str) -> Result<Vec<Drift>, StoreError> {
+        each_store!(self, s => s.drift(model))
     }
 }

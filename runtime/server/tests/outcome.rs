@@ -170,6 +170,37 @@ async fn the_jira_history_is_predicted_resolved_learnt_and_evaluated_once() {
             d.window, d.version, d.retrain, d.reason, outcome
         );
     }
+    // Each window's drift is kept: every watched feature and the predictions against the version's first window.
+    let drift = store.drift(OUTCOME).await.unwrap();
+    assert_eq!(
+        drift.iter().map(|d| d.window).collect::<Vec<_>>(),
+        evaluations.iter().map(|e| e.first_seq).collect::<Vec<_>>()
+    );
+    for d in &drift {
+        let mut names: Vec<&str> = d.features.iter().map(|f| f.feature.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "author_association",
+                "body_chars",
+                "labels",
+                "repo",
+                "title_words"
+            ]
+        );
+        assert!(d.features.windows(2).all(|w| w[0].psi >= w[1].psi));
+        assert!(
+            d.features
+                .iter()
+                .all(|f| (f.kind == "numeric") == f.ks.is_some())
+        );
+        assert!(d.prediction.ks.is_some());
+        let largest = d.features[0].psi;
+        let decided = decisions.iter().find(|x| x.window == d.window).unwrap();
+        assert_eq!(decided.context["drift_psi"].as_f64().unwrap(), largest);
+    }
+    assert!(drift[0].features.iter().all(|f| f.psi == 0.0));
     // The first window is its own reference: no drift; later ones drift as the projects change.
     assert_eq!(decisions[0].context["drift_psi"], 0.0);
     assert!(

@@ -74,6 +74,7 @@ pub fn router(shared: Arc<Shared>, guard: Arc<Guard>) -> Router {
         .route("/api/models/{name}", get(models::show))
         .route("/api/models/{name}/evaluations", get(models::evaluations))
         .route("/api/models/{name}/decisions", get(models::decisions))
+        .route("/api/models/{name}/drift", get(models::drift))
         .route(
             "/api/models/{name}/predict",
             axum::routing::post(models::predict).layer(models::body_limit()),

@@ -6,6 +6,7 @@
 //! | `GET /api/models/{name}` | one model's versions |
 //! | `GET /api/models/{name}/evaluations` | a streaming model's prequential evaluations, per window |
 //! | `GET /api/models/{name}/decisions` | the retrain policy's decisions, per window, with their context |
+//! | `GET /api/models/{name}/drift` | how far each window's features and predictions moved from the version's first window |
 //! | `POST /api/models/{name}/predict` | `{"instances": [{"text": "…"}, …]}` → `{"model", "version", "predictions": [{"label", "scores"}]}` |
 //!
 //! A bad body is a 400 that says what is wrong, one over [`MAX_BODY`] bytes or [`MAX_INSTANCES`] instances a
@@ -106,6 +107,16 @@ pub(super) async fn decisions(
     use forgecast_core::outcomes::OutcomeStore;
     match shared.store.decisions(&name).await {
         Ok(found) => Json(found).into_response(),
+        Err(e) => unavailable(e.to_string()),
+    }
+}
+
+/// `GET /api/models/{name}/drift`: `{"model", "windows": [...]}`, each window's PSI (and KS for numbers) per
+/// feature and of the predictions against the serving version's first window, oldest window first.
+pub(super) async fn drift(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    use forgecast_core::outcomes::OutcomeStore;
+    match shared.store.drift(&name).await {
+        Ok(found) => Json(serde_json::json!({ "model": name, "windows": found })).into_response(),
         Err(e) => unavailable(e.to_string()),
     }
 }

@@ -9,11 +9,13 @@
 //! with its figures; it becomes the champion only when the rule says so, and every process then takes it over
 //! ([`super::outcome`] adopts the registry's champion).
 
-use forgecast_core::outcomes::{Decision, Evaluation, OutcomeStore, Resolution, Retrained};
+use forgecast_core::outcomes::{
+    Decision, Drift, DriftReference, Evaluation, FeatureDrift, OutcomeStore, Resolution, Retrained,
+};
 use forgecast_core::registry::{Alias, NewVersion, Registry};
 use forgecast_core::store::StoreError;
 use forgecast_core::time::now_unix;
-use forgecast_models::drift::NumericBins;
+use forgecast_models::drift::{CategoryBins, NumericBins, ks_statistic};
 use forgecast_models::online::{Features, OnlineLogistic};
 use forgecast_models::promotion::{Rule, Trial, trial};
 use sha2::{Digest, Sha256};
@@ -38,16 +40,85 @@ pub const PROMOTION: Rule = Rule {
 };
 
 /// Numeric features whose drift is watched: the script's counts of an opened issue.
-const WATCHED: [&str; 3] = ["title_words", "body_chars", "labels"];
+const NUMERIC: [&str; 3] = ["title_words", "body_chars", "labels"];
+/// Categorical ones.
+const CATEGORICAL: [&str; 2] = ["author_association", "repo"];
 
-/// The values of a numeric feature in the features kept with resolutions.
-fn feature_values(rows: &[Resolution], name: &str) -> Vec<f64> {
+/// The values of a feature in the features kept with resolutions.
+fn feature_values(rows: &[Resolution], name: &str) -> Vec<serde_json::Value> {
     rows.iter()
         .filter_map(|r| {
-            let features: serde_json::Value = serde_json::from_str(&r.opened.features).ok()?;
-            features[name].as_f64()
+            let mut features: serde_json::Value = serde_json::from_str(&r.opened.features).ok()?;
+            Some(features[name].take()).filter(|v| !v.is_null())
         })
         .collect()
+}
+
+/// How far `rows` moved from `reference`: PSI (10 bins from the reference for numbers; categories with an
+/// "other" bin) and KS for each watched feature and for the predicted probabilities, largest PSI first.
+fn drift(
+    reference: &[Resolution],
+    rows: &[Resolution],
+    evaluation: &Evaluation,
+    version: u32,
+) -> Drift {
+    let numeric = |name: &str, before: Vec<f64>, now: Vec<f64>| FeatureDrift {
+        feature: name.to_string(),
+        kind: "numeric".into(),
+        psi: if before.is_empty() || now.is_empty() {
+            0.0
+        } else {
+            NumericBins::from_reference(&before, 10).psi(&now)
+        },
+        ks: (!before.is_empty() && !now.is_empty()).then(|| ks_statistic(&before, &now)),
+    };
+    let numbers = |rows: &[Resolution], name: &str| -> Vec<f64> {
+        feature_values(rows, name)
+            .iter()
+            .filter_map(serde_json::Value::as_f64)
+            .collect()
+    };
+    let words = |rows: &[Resolution], name: &str| -> Vec<String> {
+        feature_values(rows, name)
+            .iter()
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            .collect()
+    };
+    let mut features: Vec<FeatureDrift> = NUMERIC
+        .iter()
+        .map(|name| numeric(name, numbers(reference, name), numbers(rows, name)))
+        .chain(CATEGORICAL.iter().map(|name| {
+            let (before, now) = (words(reference, name), words(rows, name));
+            FeatureDrift {
+                feature: name.to_string(),
+                kind: "categorical".into(),
+                psi: if before.is_empty() || now.is_empty() {
+                    0.0
+                } else {
+                    CategoryBins::from_reference(&before).psi(&now)
+                },
+                ks: None,
+            }
+        }))
+        .collect();
+    features.sort_by(|a, b| b.psi.total_cmp(&a.psi));
+    let probabilities =
+        |rows: &[Resolution]| -> Vec<f64> { rows.iter().map(|r| r.opened.probability).collect() };
+    Drift {
+        model: OUTCOME.into(),
+        version,
+        window: evaluation.first_seq,
+        from: evaluation.from,
+        to: evaluation.to,
+        count: rows.len() as u64,
+        reference: DriftReference {
+            from: reference.first().map_or(0, |r| r.resolved_at),
+            to: reference.last().map_or(0, |r| r.resolved_at),
+            count: reference.len() as u64,
+        },
+        features,
+        prediction: numeric("probability", probabilities(reference), probabilities(rows)),
+    }
 }
 
 /// The feature maps and labels of resolutions.
@@ -287,7 +358,8 @@ fn refused(trained_on: (u64, u64), evaluated_on: (u64, u64), reason: &str) -> Re
 
 /// Asks `policies/retrain.rhai` whether to train a challenger, after an evaluation window: its context is the
 /// champion's age (event time since its first window), labels learnt, the window's error (1 − AUC) against the
-/// first window's, the largest PSI of the watched features between the first window and this one, and the
+/// first window's, the largest PSI of the watched features between the first window and this one (the window's
+/// drift figures are kept in `drift`), and the
 /// change detector's alarms since the last decision. Every decision, yes or no, is one log line; a failing script
 /// is a decision not to retrain, with its error as the reason, and the loop goes on.
 async fn decide(
@@ -317,16 +389,12 @@ async fn decide(
             .resolutions_after(OUTCOME, start, WINDOW as usize)
     })
     .await?;
-    let drift_psi = WATCHED
-        .iter()
-        .map(|name| {
-            let (before, now) = (feature_values(&reference, name), feature_values(rows, name));
-            if before.is_empty() || now.is_empty() {
-                return 0.0;
-            }
-            NumericBins::from_reference(&before, 10).psi(&now)
-        })
-        .fold(0.0, f64::max);
+    let drift = drift(&reference, rows, evaluation, learner.version);
+    let drift_psi = drift.features.iter().map(|f| f.psi).fold(0.0, f64::max);
+    retry("record_drift", &PIPELINE, stop, failed, || {
+        shared.store.record_drift(drift.clone())
+    })
+    .await?;
     let error = |e: &Evaluation| 1.0 - e.auc.unwrap_or(0.5);
     let context = serde_json::json!({
         "model": OUTCOME,
