@@ -419,6 +419,29 @@ async fn a_first_start_trains_a_champion_and_scores_every_discussion_once() {
         assert!(!p.excerpt.is_empty());
     }
     assert!(newest.windows(2).all(|w| w[0].at >= w[1].at));
+    // Drift of what it scored: a window per 200 texts against the version's first.
+    {
+        use forgecast_core::outcomes::OutcomeStore;
+        let drift = shared.store.drift("sentiment").await.unwrap();
+        let windows = expected.len() as u64 / forgecast::pipeline::text_drift::TEXT_WINDOW as u64;
+        assert!(windows >= 1, "{} texts", expected.len());
+        assert_eq!(
+            drift.iter().map(|d| d.window).collect::<Vec<_>>(),
+            (0..windows).map(|w| w * 200 + 1).collect::<Vec<_>>()
+        );
+        for d in &drift {
+            assert_eq!((d.version, d.count, d.reference.count), (1, 200, 200));
+            let mut names: Vec<&str> = d.features.iter().map(|f| f.feature.as_str()).collect();
+            names.sort_unstable();
+            assert_eq!(
+                names,
+                ["event_type", "language", "text_chars", "text_words"]
+            );
+            assert_eq!(d.prediction.feature, "label");
+        }
+        assert!(drift[0].features.iter().all(|f| f.psi == 0.0));
+        assert_eq!(drift[0].prediction.psi, 0.0);
+    }
     drop(shared);
 
     // The same events again (a redelivery after a crash): nothing kept twice, nothing counted twice.

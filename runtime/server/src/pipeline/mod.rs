@@ -23,6 +23,7 @@ pub mod retrain;
 pub mod route;
 pub mod score;
 mod shared;
+pub mod text_drift;
 pub mod write;
 
 pub use shared::{GithubView, Shared};

@@ -5,7 +5,8 @@
 //! the store kept the batch's predictions: a crash means redelivery, and the store keeps nothing twice and
 //! counts an event once per model ([`forgecast_core::predictions`]). An event the features script fails on is
 //! kept as a dead letter (stage `features`) and the stage goes on; events that arrive while the model has no
-//! champion (every version rolled back) are passed over, counted, and said once in the log.
+//! champion (every version rolled back) are passed over, counted, and said once in the log. What the scored
+//! texts and labels look like is watched for drift ([`super::text_drift`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use forgecast_script::{EventView, FeatureValue, Script, ScriptEngine};
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
+use super::text_drift::{Sample, TextDrift};
 use crate::backends::AnySubscription;
 use crate::retry::{PIPELINE, retry};
 
@@ -49,6 +51,8 @@ pub struct ScoreReport {
 #[derive(Default)]
 struct Scored {
     predictions: Vec<StoredPrediction>,
+    /// What the drift monitor reads of each prediction's text, in the same order.
+    samples: Vec<Sample>,
     letters: Vec<Arc<DeadLetter>>,
     skipped: u64,
 }
@@ -61,6 +65,7 @@ pub async fn run(
 ) -> ScoreReport {
     let mut report = ScoreReport::default();
     let mut serving: Option<Option<u32>> = None;
+    let mut drift = TextDrift::new(SENTIMENT);
     let metrics = shared.metrics.clone();
     let failed = || {
         metrics.store_retries.inc();
@@ -133,9 +138,12 @@ pub async fn run(
             else {
                 break;
             };
-            for p in &mut scored.predictions {
+            for (p, sample) in scored.predictions.iter_mut().zip(&mut scored.samples) {
                 if p.language.is_none() {
                     p.language = languages.get(&p.repo).cloned();
+                }
+                if let Some(language) = &p.language {
+                    sample.language.clone_from(language);
                 }
             }
         }
@@ -157,6 +165,7 @@ pub async fn run(
                 .inc_by(scored.letters.len() as u64);
         }
         let predictions = std::mem::take(&mut scored.predictions);
+        let version = predictions.first().map(|p| p.version);
         let Some(outcome) = retry("write_predictions", &PIPELINE, &stop, failed, || {
             shared.store.write_predictions(predictions.clone())
         })
@@ -170,6 +179,13 @@ pub async fn run(
         };
         if let Err(e) = subscription.commit().await {
             tracing::warn!(component = "models", error = %e, "Commit failed; the batch may be delivered again (harmless).");
+        }
+        if let Some(version) = version
+            && let Err(e) = drift
+                .add(&shared.store, version, std::mem::take(&mut scored.samples))
+                .await
+        {
+            tracing::warn!(component = "models", model = SENTIMENT, error = %e, "Drift figures not kept this time.");
         }
         report.events += events.len() as u64;
         report.kept += outcome.inserted;
@@ -224,6 +240,13 @@ fn score(
             continue;
         };
         let p = model.predict(&text);
+        scored.samples.push(Sample::of(
+            &text,
+            event.created_at,
+            &event.kind,
+            event.language.as_deref(),
+            &p.label,
+        ));
         scored.predictions.push(StoredPrediction {
             event_id: event.id.clone(),
             model: SENTIMENT.into(),
