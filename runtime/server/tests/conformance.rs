@@ -1040,6 +1040,82 @@ async fn issue_labels_are_resolved_once_in_order<S: forgecast_core::outcomes::Ou
         store.evaluations("outcome").await.unwrap(),
         [evaluation, later]
     );
+
+    // Decisions, with what a retrain did, one per window: the same window again replaces it.
+    use forgecast_core::outcomes::{Decision, Drift, DriftReference, FeatureDrift, Retrained};
+    let decision = Decision {
+        model: "outcome".into(),
+        window: 1,
+        at: 32 * day,
+        version: 1,
+        script: "abc".into(),
+        retrain: true,
+        reason: "the change detector fired 1 time(s)".into(),
+        context: serde_json::json!({"alarms": 1, "drift_psi": 0.3}),
+        retrain_result: None,
+    };
+    store.record_decision(decision.clone()).await.unwrap();
+    let mut retrained = decision.clone();
+    retrained.retrain_result = Some(Retrained {
+        challenger: Some(2),
+        promoted: false,
+        metric: "auc".into(),
+        champion_score: 0.61,
+        challenger_score: 0.58,
+        margin: 0.02,
+        champion_log_loss: 0.65,
+        challenger_log_loss: 0.7,
+        trained_on: (0, 0),
+        evaluated_on: (1, 3),
+        reason: "not better by the margins".into(),
+    });
+    store.record_decision(retrained.clone()).await.unwrap();
+    let mut next = decision.clone();
+    next.window = 4;
+    next.retrain = false;
+    store.record_decision(next.clone()).await.unwrap();
+    assert_eq!(store.decisions("outcome").await.unwrap(), [retrained, next]);
+
+    // Drift figures per window and version, oldest window first; the same key again replaces them.
+    let feature = |name: &str, psi: f64, ks: Option<f64>| FeatureDrift {
+        feature: name.into(),
+        kind: if ks.is_some() {
+            "numeric"
+        } else {
+            "categorical"
+        }
+        .into(),
+        psi,
+        ks,
+    };
+    let drift = Drift {
+        model: "outcome".into(),
+        version: 1,
+        window: 4,
+        from: 40 * day,
+        to: 50 * day,
+        count: 3,
+        reference: DriftReference {
+            from: 3 * day,
+            to: 32 * day,
+            count: 3,
+        },
+        features: vec![
+            feature("title_words", 0.4, Some(0.5)),
+            feature("repo", 0.1, None),
+        ],
+        prediction: feature("probability", 0.05, Some(0.2)),
+    };
+    let mut first = drift.clone();
+    first.window = 1;
+    first.features = vec![feature("title_words", 0.0, Some(0.0))];
+    store.record_drift(drift.clone()).await.unwrap();
+    store.record_drift(first.clone()).await.unwrap();
+    let mut replaced = drift.clone();
+    replaced.count = 4;
+    store.record_drift(replaced.clone()).await.unwrap();
+    assert_eq!(store.drift("outcome").await.unwrap(), [first, replaced]);
+    assert!(store.drift("other").await.unwrap().is_empty());
 }
 
 async fn a_lease_has_one_holder_until_it_expires_or_is_given_up<S: Registry>(store: S) {
