@@ -583,3 +583,106 @@ async fn a_concept_change_is_detected_retrained_promoted_and_recovered() {
         "{aucs:?}"
     );
 }
+
+/// A version promoted by hand while the pipeline runs (`forgecast models promote`, here a challenger the rule
+/// had rejected) is taken over without a restart: the learner starts from that version's artifact, learns the
+/// labels after it again, and the issues opened afterwards are predicted by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_promoted_by_hand_is_served_without_a_restart() {
+    use forgecast_core::outcomes::OutcomeStore;
+    use forgecast_core::registry::Alias;
+    let issues = changing_history(2400);
+    let events: Vec<Arc<Event>> = jira::events(&issues)
+        .iter()
+        .map(|e| Arc::new(Event::parse(&e.line).unwrap()))
+        .collect();
+    let half = events.len() / 2;
+    let dir = tempfile::tempdir().unwrap();
+    let mut pipeline = Pipeline::start(&plan(dir.path())).await.unwrap();
+    let input = pipeline.take_feed().unwrap();
+    let send = |events: &[Arc<Event>]| {
+        let batch: Vec<Incoming> = events.iter().map(|e| Incoming::Event(e.clone())).collect();
+        let input = input.clone();
+        async move { input.send(batch).await.unwrap() }
+    };
+    send(&events[..half]).await;
+    let store =
+        forgecast_embedded::SqliteStore::open_alongside(&dir.path().join("forgecast.sqlite"))
+            .unwrap();
+    // Until the first half is predicted and its windows decided.
+    let opened_first = count_opened(&events[..half]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let resolved = store
+            .resolutions_after(OUTCOME, 0, usize::MAX >> 1)
+            .await
+            .unwrap()
+            .len() as u64;
+        let pending = store.pending_count(OUTCOME).await.unwrap();
+        let decided = store.decisions(OUTCOME).await.unwrap().len() as u64;
+        if resolved + pending == opened_first && decided == resolved / WINDOW {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "first half not done");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let versions = store.versions(OUTCOME).await.unwrap();
+    let rejected = versions
+        .iter()
+        .rfind(|v| v.alias == Some(Alias::Challenger))
+        .expect("a rejected challenger")
+        .clone();
+    let trained_through = rejected.meta.params["trained_through"].as_u64().unwrap();
+    store
+        .set_alias(OUTCOME, rejected.version, Alias::Champion)
+        .await
+        .unwrap();
+    // Past the pipeline's look at the registry (every 5 s).
+    tokio::time::sleep(forgecast::champions::RECHECK + Duration::from_secs(1)).await;
+    send(&events[half..]).await;
+    drop(input);
+    tokio::time::timeout(Duration::from_secs(300), pipeline.drain())
+        .await
+        .expect("drains");
+
+    let resolved = store
+        .resolutions_after(OUTCOME, 0, usize::MAX >> 1)
+        .await
+        .unwrap();
+    let first_half: std::collections::HashSet<String> = events[..half]
+        .iter()
+        .filter(|e| e.raw.contains("\"action\":\"opened\""))
+        .map(|e| e.id.clone())
+        .collect();
+    let later: Vec<u32> = resolved
+        .iter()
+        .filter(|r| !first_half.contains(&r.opened.event_id))
+        .map(|r| r.opened.version)
+        .collect();
+    assert!(later.len() > 100, "{} later labels", later.len());
+    // The openings of the first batch after the promotion may be predicted before the stage looks again (it
+    // looks when it settles, every 16 openings).
+    let by_new = later.iter().filter(|v| **v == rejected.version).count();
+    assert!(
+        by_new + 16 >= later.len(),
+        "{by_new} of {} later predictions by v{}",
+        later.len(),
+        rejected.version
+    );
+    // Its learner learnt every label after the one its artifact was trained through, and is kept.
+    let (_, through) = store
+        .learner(&learner_key(rejected.version))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(through, resolved.len() as u64);
+    assert!(trained_through < through);
+    let decisions = store.decisions(OUTCOME).await.unwrap();
+    assert!(
+        decisions
+            .iter()
+            .filter(|d| d.window > resolved.len() as u64 - WINDOW)
+            .all(|d| d.version == rejected.version),
+        "{decisions:?}"
+    );
+}
