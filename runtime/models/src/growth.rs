@@ -137,7 +137,10 @@ impl Case {
     }
 }
 
-/// The damped drift's forecast at `time` from the last two points.
+/// The shortest span, in years, a drift is measured over: a quarter.
+pub const MIN_SPAN: f64 = 0.25;
+
+/// The damped drift's forecast at `time` from two points.
 fn damped_drift(previous: Point, last: Point, time: f64, phi: f64) -> f64 {
     let gap = (last.time - previous.time) / HALF_YEAR;
     if gap <= 0.0 {
@@ -281,17 +284,20 @@ impl GrowthModel {
         }
     }
 
-    /// The forecast at `time` (in years) from a history of points (any order, any spacing; the last two count).
+    /// The forecast at `time` (in years) from a history of points (any order, any spacing). The drift is
+    /// measured from the latest point at least [`MIN_SPAN`] before the last one (the earliest when none is), so
+    /// that points a day apart, as the enricher records them, do not make a day's change a half-year's trend.
     /// `None` for an empty history.
     pub fn forecast_at(&self, history: &[Point], time: f64) -> Option<GrowthForecast> {
         let mut sorted: Vec<Point> = history.to_vec();
         sorted.sort_by(|a, b| a.time.total_cmp(&b.time));
         let last = *sorted.last()?;
-        let previous = if sorted.len() > 1 {
-            sorted[sorted.len() - 2]
-        } else {
-            last
-        };
+        let previous = sorted
+            .iter()
+            .rev()
+            .find(|p| p.time <= last.time - MIN_SPAN)
+            .copied()
+            .unwrap_or(sorted[0]);
         let point = damped_drift(previous, last, time, self.phi);
         let (q80, q95) = self.widths((time - last.time) / HALF_YEAR);
         Some(GrowthForecast {
@@ -612,6 +618,32 @@ mod tests {
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
         assert!(matches!(years("2020-13-01"), Err(GrowthError::Date(_))));
         assert!(matches!(years("July 2020"), Err(GrowthError::Date(_))));
+    }
+
+    #[test]
+    fn points_days_apart_do_not_set_the_drift() {
+        let model = GrowthModel {
+            phi: 1.0,
+            ..GrowthModel::fit(&[], 1)
+        };
+        // Snapshots half a year apart, then fetches a day and two days after the last one, with a jump of 50.
+        let day = 1.0 / 365.25;
+        let history = [
+            point(2020.0, 1000.0),
+            point(2020.5, 1100.0),
+            point(2020.5 + day, 1150.0),
+            point(2020.5 + 2.0 * day, 1150.0),
+        ];
+        let at = 2020.5 + 2.0 * day + 0.5;
+        // The drift runs from the last snapshot at least a quarter before the last fetch: 150 over a half-year
+        // and two days.
+        let f = model.forecast_at(&history, at).unwrap();
+        let expected = 1150.0 + 150.0 / (0.5 + 2.0 * day) * 0.5;
+        assert!((f.point - expected).abs() < 1e-6, "{}", f.point);
+        // Fetches only, all within a quarter: from the first one.
+        let fetches = [point(2021.0, 10.0), point(2021.0 + day, 12.0)];
+        let f = model.forecast_at(&fetches, 2021.5).unwrap();
+        assert!(f.point > 12.0 && f.point.is_finite());
     }
 
     #[test]
