@@ -291,75 +291,94 @@ impl OutcomeStore for MongoStore {
 
     async fn record_decision(&self, d: Decision) -> Result<(), StoreError> {
         let id = format!("{}/{}", d.model, d.window);
-        let body = serde_json::to_string(&d).map_err(|x| StoreError::Operation {
-            operation: "record_decision",
-            reason: x.to_string(),
-        })?;
-        self.db
-            .collection::<Document>("retrain_decisions")
-            .replace_one(
-                doc! { "_id": &id },
-                doc! { "_id": &id, "model": &d.model, "window": d.window as i64, "body": body },
-            )
-            .upsert(true)
-            .await
-            .map(|_| ())
-            .map_err(failed("record_decision"))
+        put_body(
+            &self.db,
+            "record_decision",
+            "retrain_decisions",
+            id,
+            &d.model,
+            d.window,
+            serde_json::to_string(&d),
+        )
+        .await
     }
 
     async fn decisions(&self, model: &str) -> Result<Vec<Decision>, StoreError> {
-        let err = failed("decisions");
-        let mut cursor = self
-            .db
-            .collection::<Document>("retrain_decisions")
-            .find(doc! { "model": model })
-            .sort(doc! { "window": 1 })
-            .await
-            .map_err(&err)?;
-        let mut found = Vec::new();
-        while cursor.advance().await.map_err(&err)? {
-            let doc: Document = cursor.deserialize_current().map_err(&err)?;
-            if let Ok(d) = serde_json::from_str(doc.get_str("body").unwrap_or_default()) {
-                found.push(d);
-            }
-        }
-        Ok(found)
+        let found = bodies(&self.db, "decisions", "retrain_decisions", model).await?;
+        // A record that no longer reads is left out.
+        Ok(found
+            .iter()
+            .filter_map(|b| serde_json::from_str(b).ok())
+            .collect())
     }
 
     async fn record_drift(&self, d: Drift) -> Result<(), StoreError> {
         let id = format!("{}/{}/{}", d.model, d.window, d.version);
-        let body = serde_json::to_string(&d).map_err(|x| StoreError::Operation {
-            operation: "record_drift",
-            reason: x.to_string(),
-        })?;
-        self.db
-            .collection::<Document>("drift")
-            .replace_one(
-                doc! { "_id": &id },
-                doc! { "_id": &id, "model": &d.model, "window": d.window as i64, "version": i64::from(d.version), "body": body },
-            )
-            .upsert(true)
-            .await
-            .map(|_| ())
-            .map_err(failed("record_drift"))
+        put_body(
+            &self.db,
+            "record_drift",
+            "drift",
+            id,
+            &d.model,
+            d.window,
+            serde_json::to_string(&d),
+        )
+        .await
     }
 
     async fn drift(&self, model: &str) -> Result<Vec<Drift>, StoreError> {
-        let err = failed("drift");
-        let mut cursor = self
-            .db
-            .collection::<Document>("drift")
-            .find(doc! { "model": model })
-            .sort(doc! { "window": 1, "version": 1 })
-            .await
-            .map_err(&err)?;
-        let mut found = Vec::new();
-        while cursor.advance().await.map_err(&err)? {
-            let doc: Document = cursor.deserialize_current().map_err(&err)?;
-            if let Ok(d) = serde_json::from_str(doc.get_str("body").unwrap_or_default()) {
-                found.push(d);
-            }
-        }
-        Ok(found)
+        let found = bodies(&self.db, "drift", "drift", model).await?;
+        Ok(found
+            .iter()
+            .filter_map(|b| serde_json::from_str(b).ok())
+            .collect())
     }
+}
+
+/// Keeps `record` as JSON in `collection` under `id`, with its model and window to find and sort it by; the
+/// same id again replaces it.
+async fn put_body(
+    db: &mongodb::Database,
+    operation: &'static str,
+    collection: &str,
+    id: String,
+    model: &str,
+    window: u64,
+    record: Result<String, serde_json::Error>,
+) -> Result<(), StoreError> {
+    let body = record.map_err(|x| StoreError::Operation {
+        operation,
+        reason: x.to_string(),
+    })?;
+    db.collection::<Document>(collection)
+        .replace_one(
+            doc! { "_id": &id },
+            doc! { "_id": &id, "model": model, "window": window as i64, "body": body },
+        )
+        .upsert(true)
+        .await
+        .map(|_| ())
+        .map_err(failed(operation))
+}
+
+/// The JSON of the records of `model` kept by [`put_body`] in `collection`, by window then id.
+async fn bodies(
+    db: &mongodb::Database,
+    operation: &'static str,
+    collection: &str,
+    model: &str,
+) -> Result<Vec<String>, StoreError> {
+    let err = failed(operation);
+    let mut cursor = db
+        .collection::<Document>(collection)
+        .find(doc! { "model": model })
+        .sort(doc! { "window": 1, "_id": 1 })
+        .await
+        .map_err(&err)?;
+    let mut found = Vec::new();
+    while cursor.advance().await.map_err(&err)? {
+        let doc: Document = cursor.deserialize_current().map_err(&err)?;
+        found.push(doc.get_str("body").unwrap_or_default().to_string());
+    }
+    Ok(found)
 }
