@@ -27,6 +27,7 @@ pub mod outcomes;
 pub mod predictions;
 pub mod registry;
 pub mod source;
+pub mod stars;
 pub mod store;
 pub mod time;
 pub mod topic;

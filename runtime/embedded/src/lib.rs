@@ -5,12 +5,13 @@
 //!   ([`forgecast_lake::committed`]), counters in the same transaction; it is also the model registry
 //!   (`registry`: versions and artifacts in the same file) and the keeper of predictions (`predictions`: one
 //!   row per event, model and version, and the label counters in the same transaction) and of the streaming
-//!   model's state (`outcomes`).
+//!   model's state (`outcomes`), and of the enricher's star points (`stars`).
 
 pub mod bus;
 mod outcomes;
 mod predictions;
 mod registry;
+mod stars;
 pub mod store;
 
 pub use bus::{EmbeddedBus, EmbeddedSubscription};

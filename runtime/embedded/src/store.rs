@@ -161,6 +161,12 @@ CREATE TABLE IF NOT EXISTS drift (
     body TEXT NOT NULL,
     PRIMARY KEY (model, window, version)
 );
+CREATE TABLE IF NOT EXISTS star_points (
+    repo TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    stars INTEGER NOT NULL,
+    PRIMARY KEY (repo, at)
+);
 CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY,
     holder TEXT NOT NULL,

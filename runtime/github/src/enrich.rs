@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use forgecast_core::stars::{StarPoint, StarStore};
 use forgecast_core::store::{RepoMeta, Store};
 use forgecast_core::time::now_unix;
 use serde::{Deserialize, Serialize};
@@ -127,7 +128,7 @@ pub struct Enricher<S> {
     stats: Arc<Mutex<EnrichStats>>,
 }
 
-impl<S: Store> Enricher<S> {
+impl<S: Store + StarStore> Enricher<S> {
     /// An enricher on the shared client, caching in `store`.
     pub fn new(client: Arc<GithubClient>, store: S, config: EnrichConfig) -> Enricher<S> {
         Enricher {
@@ -297,8 +298,21 @@ impl<S: Store> Enricher<S> {
             }
         };
         let fetched_at = meta.fetched_at;
+        let point = meta.found.then(|| StarPoint {
+            repo: meta.name.clone(),
+            at: meta.fetched_at,
+            stars: meta.stars,
+        });
         match self.store.put_repo_meta(vec![meta]).await {
-            Ok(()) => Some(fetched_at),
+            Ok(()) => {
+                // A point per fetch, for the repository's growth forecast.
+                if let Some(point) = point
+                    && let Err(e) = self.store.record_stars(vec![point]).await
+                {
+                    tracing::warn!(component = "enrich", repo = name, error = %e, "Cannot keep the repository's stars.");
+                }
+                Some(fetched_at)
+            }
             Err(e) => {
                 tracing::warn!(component = "enrich", repo = name, error = %e, "Cannot cache repository metadata.");
                 None

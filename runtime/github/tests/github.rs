@@ -753,6 +753,12 @@ mod enrichment {
         );
         assert_eq!(cached[1].language.as_deref(), Some("Rust"));
         assert!(!cached[2].found, "a 404 is remembered");
+        // Each fetch keeps the repository's stars as a point, for its growth forecast; a 404 keeps none.
+        use forgecast_core::stars::StarStore;
+        let points = store.star_points("rust-lang/rust").await.unwrap();
+        assert_eq!(points.iter().map(|p| p.stars).collect::<Vec<_>>(), [100000]);
+        assert_eq!(points[0].at, cached[1].fetched_at);
+        assert!(store.star_points("someone/gone").await.unwrap().is_empty());
 
         // Fresh entries are not asked again; stale ones are asked conditionally and a 304 keeps them.
         let fresh = enrich(
@@ -765,6 +771,7 @@ mod enrichment {
         .await;
         assert_eq!(fresh.cached, 1);
         replay.answer("/repos/rust-lang/rust", vec![Answer::json(304, "")]);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
         let stale = EnrichConfig {
             stale_after: Duration::ZERO,
             ..EnrichConfig::default()
@@ -774,6 +781,10 @@ mod enrichment {
         })
         .await;
         assert_eq!(refreshed.unchanged, 1);
+        // The refresh is a fetch too: a second point (a second later at least, points being per second).
+        let points = store.star_points("rust-lang/rust").await.unwrap();
+        assert_eq!(points.len(), 2, "{points:?}");
+        assert!(points[0].at < points[1].at && points[1].stars == 100000);
         let last = replay
             .received()
             .into_iter()

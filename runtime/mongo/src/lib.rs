@@ -17,6 +17,7 @@
 mod outcomes;
 mod predictions;
 mod registry;
+mod stars;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -9,6 +9,7 @@ use forgecast_core::bus::{Bus, BusError, BusStats, Subscription, TopicFilter};
 use forgecast_core::outcomes::{Decision, Drift, Evaluation, Opened, OutcomeStore, Resolution};
 use forgecast_core::predictions::{LabelQuery, LabelRow, PredictionStore, StoredPrediction};
 use forgecast_core::registry::{Alias, ModelVersion, NewVersion, Registry};
+use forgecast_core::stars::{StarPoint, StarStore};
 use forgecast_core::store::{RepoMeta, ScriptReload, Store, StoreError, WriteOutcome};
 use forgecast_core::{DeadLetter, Event, Record};
 
@@ -271,6 +272,16 @@ impl PredictionStore for AnyStore {
 
     async fn prediction_count(&self, model: &str) -> Result<u64, StoreError> {
         each_store!(self, s => s.prediction_count(model))
+    }
+}
+
+impl StarStore for AnyStore {
+    async fn record_stars(&self, points: Vec<StarPoint>) -> Result<(), StoreError> {
+        each_store!(self, s => s.record_stars(points))
+    }
+
+    async fn star_points(&self, repo: &str) -> Result<Vec<StarPoint>, StoreError> {
+        each_store!(self, s => s.star_points(repo))
     }
 }
 

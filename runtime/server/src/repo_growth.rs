@@ -1,14 +1,17 @@
 //! Repository growth: the stars of the most starred repositories one and two half-years ahead, from the bundled
 //! GitHub-Ranking snapshots (`data/github-ranking-top100`, see its SOURCE.md), by the damped-drift model of
 //! `forgecast_models::growth`, fitted once per process on every past forecast the snapshots hold and registered
-//! (`repo_growth`) with its backtest when the registry has no version fitted on the same snapshots.
+//! (`repo_growth`) with its backtest when the registry has no version fitted on the same snapshots. A
+//! repository's forecast also reads the star counts the enricher fetched for it (kept in the store, a point per
+//! fetch), so repositories outside the snapshots are forecast once this instance has seen them.
 
 use std::sync::OnceLock;
 
 use forgecast_core::registry::{Alias, NewVersion, Registry, champion};
+use forgecast_core::stars::StarPoint;
 use forgecast_core::time::now_unix;
 use forgecast_models::growth::{
-    BacktestSpec, GrowthModel, Point, Snapshot, backtest, history, read_snapshot,
+    BacktestSpec, GrowthModel, Point, Snapshot, backtest, read_snapshot,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -165,23 +168,50 @@ pub struct StarsAhead {
     pub upper95: Vec<f64>,
 }
 
-/// The forecast of `repo`, `None` when no snapshot lists it.
-pub fn forecast_repo(growth: &Growth, repo: &str, horizon: usize) -> Option<RepoForecast> {
-    let points: Vec<Point> = history(&growth.snapshots, repo);
-    if points.is_empty() {
+/// Unix seconds in years, as the snapshots' days are.
+fn unix_years(at: i64) -> f64 {
+    1970.0 + at as f64 / (365.25 * 86_400.0)
+}
+
+/// The forecast of `repo` from the snapshots that list it and the star counts the enricher fetched (`fetched`,
+/// kept in the store: a point per fetch); `None` when neither has it.
+pub fn forecast_repo(
+    growth: &Growth,
+    repo: &str,
+    horizon: usize,
+    fetched: &[StarPoint],
+) -> Option<RepoForecast> {
+    let mut dated: Vec<(String, Point)> = growth
+        .snapshots
+        .iter()
+        .filter_map(|s| {
+            s.stars.get(repo).map(|stars| {
+                let point = Point {
+                    time: s.time,
+                    stars: *stars as f64,
+                };
+                (s.date.clone(), point)
+            })
+        })
+        .chain(fetched.iter().filter(|p| p.repo == repo).map(|p| {
+            let point = Point {
+                time: unix_years(p.at),
+                stars: p.stars as f64,
+            };
+            (day_of(point.time), point)
+        }))
+        .collect();
+    if dated.is_empty() {
         return None;
     }
+    dated.sort_by(|a, b| a.1.time.total_cmp(&b.1.time));
+    let points: Vec<Point> = dated.iter().map(|(_, p)| *p).collect();
     let ahead = growth.model.forecast(&points, horizon);
     let round = |v: f64| v.round();
     Some(RepoForecast {
         repo: repo.to_string(),
         history: StarHistory {
-            periods: growth
-                .snapshots
-                .iter()
-                .filter(|s| s.stars.contains_key(repo))
-                .map(|s| s.date.clone())
-                .collect(),
+            periods: dated.iter().map(|(day, _)| day.clone()).collect(),
             stars: points.iter().map(|p| p.stars as u64).collect(),
         },
         forecast: StarsAhead {
@@ -219,7 +249,7 @@ pub fn risers(growth: &Growth, horizon: usize, limit: usize) -> (Vec<Riser>, Vec
         .stars
         .keys()
         .filter_map(|repo| {
-            let f = forecast_repo(growth, repo, horizon)?;
+            let f = forecast_repo(growth, repo, horizon, &[])?;
             let now = *f.history.stars.last()?;
             let expected = *f.forecast.stars.last()?;
             Some(Riser {

@@ -1118,6 +1118,31 @@ async fn issue_labels_are_resolved_once_in_order<S: forgecast_core::outcomes::Ou
     assert!(store.drift("other").await.unwrap().is_empty());
 }
 
+async fn star_points_are_kept_once_per_repository_and_time<S: forgecast_core::stars::StarStore>(
+    store: S,
+) {
+    use forgecast_core::stars::StarPoint;
+    let point = |repo: &str, at: i64, stars: u64| StarPoint {
+        repo: repo.into(),
+        at,
+        stars,
+    };
+    store
+        .record_stars(vec![point("a/b", 200, 12), point("a/b", 100, 10)])
+        .await
+        .unwrap();
+    // The same fetch again (a retried write) keeps the first.
+    store
+        .record_stars(vec![point("a/b", 100, 99), point("c/d", 100, 1)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.star_points("a/b").await.unwrap(),
+        [point("a/b", 100, 10), point("a/b", 200, 12)]
+    );
+    assert!(store.star_points("e/f").await.unwrap().is_empty());
+}
+
 async fn a_lease_has_one_holder_until_it_expires_or_is_given_up<S: Registry>(store: S) {
     let (now, later) = (1_000, 1_120);
     assert!(store.lease("train/x", "a", now, later).await.unwrap());
@@ -1227,6 +1252,12 @@ mod sqlite_store {
     }
 
     #[tokio::test]
+    async fn star_points_are_kept_once_per_repository_and_time() {
+        let (_dir, store) = sqlite();
+        super::star_points_are_kept_once_per_repository_and_time(store).await;
+    }
+
+    #[tokio::test]
     async fn a_lease_has_one_holder_until_it_expires_or_is_given_up() {
         let (_dir, store) = sqlite();
         super::a_lease_has_one_holder_until_it_expires_or_is_given_up(store).await;
@@ -1283,6 +1314,11 @@ mod mongo_store {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn issue_labels_are_resolved_once_in_order() {
         super::issue_labels_are_resolved_once_in_order(mongo().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn star_points_are_kept_once_per_repository_and_time() {
+        super::star_points_are_kept_once_per_repository_and_time(mongo().await).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -178,6 +178,27 @@ async fn the_api_forecasts_from_the_registered_model_and_names_bad_parameters() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repository_stars_are_forecast_from_the_snapshots_and_beat_drift_there() {
     let data = tempfile::tempdir().unwrap();
+    // Stars the enricher fetched: a repository no snapshot lists, twice half a year apart and once a day later.
+    {
+        use forgecast_core::stars::{StarPoint, StarStore};
+        let store =
+            forgecast_embedded::SqliteStore::open_alongside(&data.path().join("forgecast.sqlite"))
+                .unwrap();
+        let point = |at: i64, stars: u64| StarPoint {
+            repo: "someone/new".into(),
+            at,
+            stars,
+        };
+        // 2025-01-01, 2025-07-02, 2025-07-03.
+        store
+            .record_stars(vec![
+                point(1_735_689_600, 1000),
+                point(1_751_414_400, 1500),
+                point(1_751_500_800, 1510),
+            ])
+            .await
+            .unwrap();
+    }
     let up = support::up(data.path(), &["--source", "none"]);
     let url = &up.url;
     let client = forgecast_github::http::client();
@@ -224,6 +245,24 @@ async fn repository_stars_are_forecast_from_the_snapshots_and_beat_drift_there()
             "a growing repository keeps growing: {f}"
         );
     }
+    // A repository outside the snapshots is forecast from the fetched points; the drift runs over the half-year,
+    // not the last day.
+    let new = support::get_json(&format!(
+        "{url}/api/forecast/repos?repo=someone/new&horizon=1"
+    ))
+    .await;
+    let series = &new["series"][0];
+    assert_eq!(
+        series["history"]["periods"],
+        serde_json::json!(["2025-01-01", "2025-07-02", "2025-07-03"])
+    );
+    assert_eq!(
+        series["history"]["stars"],
+        serde_json::json!([1000, 1500, 1510])
+    );
+    let ahead = series["forecast"]["stars"][0].as_f64().unwrap();
+    assert!(ahead > 1510.0 && ahead <= 1510.0 + 510.0, "{series}");
+
     let top = support::get_json(&format!("{url}/api/forecast/repos?limit=5")).await;
     assert_eq!(top["relative"].as_array().unwrap().len(), 5);
     assert_eq!(top["absolute"].as_array().unwrap().len(), 5);

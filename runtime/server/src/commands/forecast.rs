@@ -137,7 +137,7 @@ fn repos(repo: Option<&str>, horizon: usize, limit: usize, json: bool) -> anyhow
         .unwrap_or("-");
     match repo {
         Some(repo) => {
-            let Some(found) = forecast_repo(growth, repo, horizon) else {
+            let Some(found) = forecast_repo(growth, repo, horizon, &[]) else {
                 bail!(
                     "{repo}: no snapshot lists it (the bundled snapshots hold the most starred repositories)"
                 );

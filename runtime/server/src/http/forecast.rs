@@ -170,8 +170,15 @@ pub(super) async fn repos(
     });
     match query.repo {
         Some(repo) => {
+            use forgecast_core::stars::StarStore;
+            let fetched = match shared.store.star_points(&repo).await {
+                Ok(points) => points,
+                Err(e) => {
+                    return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response();
+                }
+            };
             let work = tokio::task::spawn_blocking(move || {
-                forecast_repo(growth, &repo, horizon).ok_or(repo)
+                forecast_repo(growth, &repo, horizon, &fetched).ok_or(repo)
             });
             match work.await {
                 Ok(Ok(found)) => Json(serde_json::json!({
@@ -183,7 +190,7 @@ pub(super) async fn repos(
                 .into_response(),
                 Ok(Err(repo)) => refuse(
                     StatusCode::NOT_FOUND,
-                    format!("repo {repo:?}: no snapshot lists it (the bundled snapshots hold the most starred repositories)"),
+                    format!("repo {repo:?}: no snapshot lists it (the bundled snapshots hold the most starred repositories) and the enricher has not fetched it"),
                 )
                 .into_response(),
                 Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
