@@ -15,7 +15,8 @@ Output: JSON lines `{"granularity", "bucket" (Unix seconds), "dimension", "key",
 to a temporary file and renamed, so that running the job twice on the same lake changes nothing.
 
 Input: every hour file under `--lake`, or, with `--files`, the files a JSON list names: `forgecast aggregate` gives
-the store's own lake that way, each file cut at the store's last commit (Spark reads files whole).
+the store's own lake that way, each file, plain or gzipped (several gzip members, read as one stream), cut at the
+store's last commit (Spark reads files whole).
 
 usage: history.py --lake DIR --out FILE [--files FILE] [--repos FILE] [--master local[2]]
 """
@@ -64,7 +65,7 @@ def session(master: str = "local[2]") -> SparkSession:
 def events(spark: SparkSession, lake: str, repos: str | None, files: list[str] | None = None) -> DataFrame:
     """The lake's events (or those of `files`), one row per id, with the columns the counts need."""
     if files is None:
-        # GH Archive's *.json.gz, and the runtime's own lake of *.json.
+        # GH Archive's *.json.gz, and a lake of the runtime's (*.json for an hour going on, *.json.gz once over).
         raw = (
             spark.read.option("recursiveFileLookup", "true").option("pathGlobFilter", "*.{json,json.gz}")
             .schema(SCHEMA).json(lake)

@@ -8,6 +8,12 @@
 //! twice: it is appended to the [lake](forgecast_lake::committed), hourly GH Archive-format files beside the SQLite file, and
 //! the row keeps the file, offset and length. The lake's bytes are on disk before the row that points at them
 //! commits, so the lake holds every stored event exactly once.
+//!
+//! The table `lake_files` records each hour file: its committed end, its form (plain while the hour goes on,
+//! compressed once it is over) and whether it may hold bytes past its committed end. A file is recorded so,
+//! durably, before its first bytes are written, and each batch's transaction records the new ends with the
+//! events; opening the store as the writer looks only at the files recorded so, and at the other files of their
+//! days' directories, so its cost does not grow with the lake.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -22,19 +28,34 @@ use forgecast_core::aggregate::{
 use forgecast_core::store::{RepoMeta, ScriptReload, Store, StoreError, WriteOutcome};
 use forgecast_core::time::now_unix;
 use forgecast_core::{DeadLetter, Event};
-use forgecast_lake::committed::{Lake, Pending};
+use forgecast_lake::committed::{FileState, Lake, committed_ends, hour_of};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Layout version of the SQLite file, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// What brings an older layout to this one, by the version it starts from.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    2,
-    // A dead letter's digest (`DeadLetter::digest`), unique: a letter delivered twice is kept once. Rows kept
-    // before have none (NULLs are distinct in a unique index).
-    "ALTER TABLE dead_letters ADD COLUMN digest TEXT;",
-)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        2,
+        // A dead letter's digest (`DeadLetter::digest`), unique: a letter delivered twice is kept once. Rows kept
+        // before have none (NULLs are distinct in a unique index).
+        "ALTER TABLE dead_letters ADD COLUMN digest TEXT;",
+    ),
+    (
+        3,
+        // The lake's files, from where the events point: all plain and open, so that the first start looks at
+        // each of them once, as every start did before.
+        "CREATE TABLE IF NOT EXISTS lake_files (
+            file TEXT PRIMARY KEY, hour INTEGER NOT NULL, end INTEGER NOT NULL, plain INTEGER NOT NULL,
+            gz INTEGER NOT NULL, open INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        INSERT OR IGNORE INTO lake_files (file, hour, end, plain, gz, open)
+            SELECT raw_file, (min(created_at) / 3600) * 3600, max(raw_offset + raw_len + 1),
+                   max(raw_offset + raw_len + 1), 0, 1
+            FROM events GROUP BY raw_file;",
+    ),
+];
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
@@ -53,6 +74,15 @@ CREATE TABLE IF NOT EXISTS events (
     raw_offset INTEGER NOT NULL,
     raw_len INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS lake_files (
+    file TEXT PRIMARY KEY,
+    hour INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    plain INTEGER NOT NULL,
+    gz INTEGER NOT NULL,
+    open INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS lake_files_open ON lake_files (file) WHERE open = 1;
 CREATE TABLE IF NOT EXISTS aggregates (
     granularity TEXT NOT NULL,
     dimension TEXT NOT NULL,
@@ -291,7 +321,6 @@ impl SqliteStore {
             .map_err(|e| open_failed(e.to_string()))?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(|e| open_failed(e.to_string()))?;
-        let committed = committed_ends(&conn).map_err(|e| open_failed(e.to_string()))?;
         let repos_known = conn
             .query_row("SELECT EXISTS (SELECT 1 FROM repos)", [], |r| {
                 r.get::<_, bool>(0)
@@ -299,9 +328,11 @@ impl SqliteStore {
             .map_err(|e| open_failed(e.to_string()))?;
         let lake_dir = SqliteStore::lake_path(path);
         let lake = if writer {
-            Lake::open(&lake_dir, committed)
+            let (files, newest) = files_to_check(&conn).map_err(|e| open_failed(e.to_string()))?;
+            Lake::open(&lake_dir, files, newest)
         } else {
-            Lake::attach(&lake_dir, committed)
+            // A reader learns a file's record when it reads it: the writer changes them.
+            Lake::attach(&lake_dir, HashMap::new())
         }
         .map_err(|e| open_failed(format!("lake {}: {e}", lake_dir.display())))?;
         Ok(SqliteStore {
@@ -342,15 +373,108 @@ impl SqliteStore {
     }
 }
 
-/// Where each file of the lake ends as committed (its last event's line end), by its path under the lake.
-fn committed_ends(conn: &Connection) -> rusqlite::Result<HashMap<String, u64>> {
-    let mut select = conn.prepare_cached(
-        "SELECT raw_file, max(raw_offset + raw_len + 1) FROM events GROUP BY raw_file",
-    )?;
-    let rows = select.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-    })?;
+/// The columns of `lake_files` a [`FileState`] is read from, in order.
+const LAKE_FILE: &str = "SELECT file, hour, end, plain, gz, open FROM lake_files";
+
+fn lake_file(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, FileState)> {
+    Ok((
+        r.get(0)?,
+        FileState {
+            hour: r.get(1)?,
+            end: r.get::<_, i64>(2)? as u64,
+            plain: r.get::<_, i64>(3)? as u64,
+            gz: r.get(4)?,
+            open: r.get(5)?,
+        },
+    ))
+}
+
+/// The records of the lake's files that match `filter` (SQL after `WHERE`).
+fn lake_files(
+    conn: &Connection,
+    filter: &str,
+    values: impl rusqlite::Params,
+) -> rusqlite::Result<HashMap<String, FileState>> {
+    let mut select = conn.prepare_cached(&format!("{LAKE_FILE} WHERE {filter}"))?;
+    let rows = select.query_map(values, lake_file)?;
     rows.collect()
+}
+
+/// What the writer looks at when it opens the lake: the open files and every file recorded in their
+/// directories (a day holds at most 24 hours); and the start of the newest hour recorded.
+fn files_to_check(conn: &Connection) -> rusqlite::Result<(HashMap<String, FileState>, i64)> {
+    let mut files = lake_files(conn, "open = 1", [])?;
+    let days: std::collections::BTreeSet<String> = files
+        .keys()
+        .filter_map(|name| name.rsplit_once('/').map(|(day, _)| format!("{day}/")))
+        .collect();
+    for day in days {
+        // Names under `day/`: from `day/` up to `day0` ('0' follows '/').
+        let past = format!("{}0", &day[..day.len() - 1]);
+        files.extend(lake_files(conn, "file >= ?1 AND file < ?2", [&day, &past])?);
+    }
+    let newest = conn
+        .query_row(
+            "SELECT hour FROM lake_files ORDER BY file DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(i64::MIN);
+    Ok((files, newest))
+}
+
+/// Records the lake files' new states in the transaction `tx`.
+fn record_files(tx: &Connection, states: &[(String, FileState)]) -> rusqlite::Result<()> {
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO lake_files (file, hour, end, plain, gz, open) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (file) DO UPDATE SET hour = excluded.hour, end = excluded.end, plain = excluded.plain,
+             gz = excluded.gz, open = excluded.open",
+    )?;
+    for (name, s) in states {
+        upsert.execute(params![
+            name,
+            s.hour,
+            s.end as i64,
+            s.plain as i64,
+            s.gz,
+            s.open
+        ])?;
+    }
+    Ok(())
+}
+
+/// Records the lake files' new states in a transaction of their own, synced to disk before it returns (the
+/// write-ahead log is otherwise synced at checkpoints only): what the lake does next relies on the record.
+fn record_files_durably(
+    conn: &mut Connection,
+    states: &[(String, FileState)],
+) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let recorded = conn.transaction().and_then(|tx| {
+        record_files(&tx, states)?;
+        tx.commit()
+    });
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    recorded
+}
+
+/// Compresses the lake's plain files whose hour is over, each recorded as compressed before its plain file
+/// goes.
+fn close_over(inner: &mut Inner) -> Result<(), StoreError> {
+    let err = failed("compress_lake");
+    let io = |name: &str, e: std::io::Error| StoreError::Operation {
+        operation: "compress_lake",
+        reason: format!("lake {name}: {e}"),
+    };
+    for name in inner.lake.closable() {
+        let compressed = inner.lake.compress(&name).map_err(|e| io(&name, e))?;
+        record_files_durably(&mut inner.conn, &[(name.clone(), compressed)]).map_err(&err)?;
+        let closed = inner.lake.compressed(&name).map_err(|e| io(&name, e))?;
+        record_files(&inner.conn, &[(name.clone(), closed)]).map_err(&err)?;
+        tracing::debug!(component = "store", file = %name, bytes = closed.end, "Lake hour compressed.");
+    }
+    Ok(())
 }
 
 impl SqliteStore {
@@ -375,8 +499,39 @@ fn write_events(inner: &mut Inner, events: &[Arc<Event>]) -> Result<WriteOutcome
         operation: "write_events",
         reason: format!("lake: {e}"),
     };
+    // Before anything is written: the hours this batch makes over are compressed, and every file it writes to
+    // is recorded as possibly holding a tail.
+    let mut hours: Vec<i64> = Vec::new();
+    for event in events {
+        let hour = hour_of(event.created_at);
+        if hours.last() != Some(&hour) && !hours.contains(&hour) {
+            hours.push(hour);
+        }
+        inner.lake.saw(event.created_at);
+    }
+    close_over(inner)?;
+    let names: Vec<(String, i64)> = hours
+        .iter()
+        .map(|&hour| (forgecast_lake::layout::hour_file(hour), hour))
+        .collect();
+    for (name, _) in &names {
+        if !inner.lake.knows(name) {
+            let known = lake_files(&inner.conn, "file = ?1", [name]).map_err(&err)?;
+            for (name, state) in known {
+                inner.lake.learn(name, state);
+            }
+        }
+    }
+    let opening = inner
+        .lake
+        .opening(names.iter().map(|(name, hour)| (name.as_str(), *hour)));
+    if !opening.is_empty() {
+        record_files_durably(&mut inner.conn, &opening).map_err(&err)?;
+        inner.lake.opened(opening);
+    }
+
+    let mut pending = inner.lake.pending();
     let tx = inner.conn.transaction().map_err(&err)?;
-    let mut pending = Pending::default();
     let mut outcome = WriteOutcome::default();
     let mut counters: HashMap<(Granularity, Dimension, i64, Cow<'_, str>), i64> = HashMap::new();
     {
@@ -425,7 +580,7 @@ fn write_events(inner: &mut Inner, events: &[Arc<Event>]) -> Result<WriteOutcome
                 continue;
             }
             outcome.inserted += 1;
-            pending.push(file, &e.raw);
+            pending.push(file, e.created_at, &e.raw);
             let known = match &mut repo_of {
                 Some(lookup) => lookup
                     .query_row([&e.repo], |r| {
@@ -479,9 +634,11 @@ fn write_events(inner: &mut Inner, events: &[Arc<Event>]) -> Result<WriteOutcome
         }
     }
     // The bytes must be on disk before a committed row points at them.
-    inner.lake.write(&pending).map_err(io)?;
+    let written = inner.lake.write(&pending).map_err(io)?;
+    inner.lake.recycle(pending);
+    record_files(&tx, &written).map_err(&err)?;
     tx.commit().map_err(&err)?;
-    inner.lake.commit(pending);
+    inner.lake.commit(written);
     Ok(outcome)
 }
 
@@ -723,12 +880,31 @@ impl SqliteStore {
         .await
     }
 
-    /// Where each file of the lake ends as committed, by its path under the lake (`2025/01/01/15.json`); a file
-    /// absent has nothing committed. A reader of the lake stops there: bytes past it are a write in progress, or
-    /// what a crash left between the lake's sync and the commit, which only the writer cuts off.
+    /// Where each file of the lake ends as committed, by its path under the lake as it is on disk
+    /// (`2025/01/01/15.json`, or `2025/01/01/14.json.gz` for an hour that is over); a file absent has nothing
+    /// committed. A reader of the lake stops there: bytes past it are a write in progress, or what a crash left
+    /// between the lake's sync and the commit, which only the writer cuts off. A plain file listed may be
+    /// compressed (and removed) while the reader runs: its compressed form then starts with the same lines.
     pub async fn committed_lake(&self) -> Result<HashMap<String, u64>, StoreError> {
-        self.with_conn(|conn| committed_ends(conn).map_err(failed("committed_lake")))
-            .await
+        self.with_conn(|conn| {
+            let files = lake_files(conn, "1", []).map_err(failed("committed_lake"))?;
+            Ok(committed_ends(&files))
+        })
+        .await
+    }
+
+    /// Declares the hours that ended by `before` (Unix seconds) over, as a backfill of past hours does: their
+    /// plain files are compressed now, and their events from now on are written compressed. The writer also
+    /// finds hours over by itself, [`forgecast_lake::committed::OVER_AFTER`] before the newest event it wrote.
+    pub async fn hours_over_before(&self, before: i64) -> Result<(), StoreError> {
+        self.with_inner(move |inner| {
+            if inner.writer.is_none() {
+                return Ok(());
+            }
+            inner.lake.declare_over(before);
+            close_over(inner)
+        })
+        .await
     }
 
     /// The JSON of one stored event.
@@ -746,6 +922,12 @@ impl SqliteStore {
             let Some((file, offset, len)) = place else {
                 return Ok(None);
             };
+            // The file's form now (a writer may have compressed it since this store learnt it).
+            let known =
+                lake_files(&inner.conn, "file = ?1", [&file]).map_err(failed("event_raw"))?;
+            for (name, state) in known {
+                inner.lake.learn(name, state);
+            }
             let bytes = inner
                 .lake
                 .read(&file, offset as u64, len as u64)
@@ -768,6 +950,226 @@ mod tests {
             r#"{{"id":"{id}","type":"PushEvent","actor":{{"login":"a"}},"repo":{{"name":"{repo}"}},"created_at":"2025-01-01T15:00:00Z"}}"#
         );
         Arc::new(Event::parse(&line).unwrap())
+    }
+
+    fn event_at(id: u32, at: &str) -> Arc<Event> {
+        let line = format!(
+            r#"{{"id":"{id}","type":"IssuesEvent","actor":{{"login":"a"}},"repo":{{"name":"o/r"}},"payload":{{"n":"{}"}},"created_at":"{at}"}}"#,
+            "x".repeat(id as usize % 40)
+        );
+        Arc::new(Event::parse(&line).unwrap())
+    }
+
+    /// Events `ids` created in the hour starting at `hour` (`2025-01-01T15`).
+    fn hour_of_events(hour: &str, ids: std::ops::Range<u32>) -> Vec<Arc<Event>> {
+        ids.map(|id| event_at(id, &format!("{hour}:{:02}:00Z", id % 60)))
+            .collect()
+    }
+
+    fn gunzip(path: &Path) -> String {
+        use std::io::Read;
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(File::open(path).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        text
+    }
+
+    fn lines(events: &[Arc<Event>]) -> String {
+        events.iter().map(|e| format!("{}\n", e.raw)).collect()
+    }
+
+    #[tokio::test]
+    async fn an_hour_over_is_compressed_and_every_event_reads_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let store = SqliteStore::open(&path).unwrap();
+        let lake = SqliteStore::lake_path(&path);
+        let first = hour_of_events("2025-01-01T15", 0..300);
+        store.write_events(first.clone()).await.unwrap();
+        assert!(lake.join("2025/01/01/15.json").exists());
+        // Events three hours later: 15:00 is over (two hours past its end), 16:00 not yet.
+        let second = hour_of_events("2025-01-01T16", 300..310);
+        let third = hour_of_events("2025-01-01T18", 310..320);
+        store.write_events(second.clone()).await.unwrap();
+        store.write_events(third.clone()).await.unwrap();
+        assert!(!lake.join("2025/01/01/15.json").exists());
+        let gz = lake.join("2025/01/01/15.json.gz");
+        assert_eq!(
+            gunzip(&gz),
+            lines(&first),
+            "the same lines, as GH Archive publishes an hour"
+        );
+        assert!(lake.join("2025/01/01/16.json").exists());
+        for event in first.iter().chain(&second).chain(&third) {
+            assert_eq!(
+                store.event_raw(event.id.clone()).await.unwrap().unwrap(),
+                *event.raw
+            );
+        }
+        let committed = store.committed_lake().await.unwrap();
+        assert_eq!(
+            committed.get("2025/01/01/15.json.gz"),
+            Some(&std::fs::metadata(&gz).unwrap().len())
+        );
+        assert!(!committed.contains_key("2025/01/01/15.json"));
+
+        // A late event for the compressed hour: appended to it, compressed, and read back; a reader alongside
+        // finds it too.
+        let late = event_at(999, "2025-01-01T15:59:59Z");
+        store.write_events(vec![late.clone()]).await.unwrap();
+        assert_eq!(
+            gunzip(&gz),
+            lines(&first) + &lines(std::slice::from_ref(&late))
+        );
+        let reader = SqliteStore::open_alongside(&path).unwrap();
+        assert_eq!(
+            reader.event_raw("999".into()).await.unwrap().unwrap(),
+            *late.raw
+        );
+        assert_eq!(
+            reader.event_raw("5".into()).await.unwrap().unwrap(),
+            *first[5].raw
+        );
+
+        // A backfill declares past hours over: the plain files go now, and later events are compressed at once.
+        store.hours_over_before(i64::MAX).await.unwrap();
+        assert!(!lake.join("2025/01/01/16.json").exists());
+        assert_eq!(gunzip(&lake.join("2025/01/01/18.json.gz")), lines(&third));
+        let old = hour_of_events("2024-06-01T03", 400..410);
+        store.write_events(old.clone()).await.unwrap();
+        assert_eq!(gunzip(&lake.join("2024/06/01/03.json.gz")), lines(&old));
+        assert!(!lake.join("2024/06/01/03.json").exists());
+        assert_eq!(store.event_count().await.unwrap(), 331);
+    }
+
+    #[tokio::test]
+    async fn a_restart_after_a_crash_cuts_only_the_recorded_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let lake = SqliteStore::lake_path(&path);
+        let store = SqliteStore::open(&path).unwrap();
+        store.hours_over_before(1_735_740_000).await.unwrap(); // 2025-01-01T14:00 ended
+        store
+            .write_events(hour_of_events("2025-01-01T13", 0..50))
+            .await
+            .unwrap();
+        store
+            .write_events(hour_of_events("2025-01-01T15", 50..100))
+            .await
+            .unwrap();
+        drop(store);
+        let closed = lake.join("2025/01/01/13.json.gz");
+        let open = lake.join("2025/01/01/15.json");
+        let (closed_len, open_len) = (
+            std::fs::metadata(&closed).unwrap().len(),
+            std::fs::metadata(&open).unwrap().len(),
+        );
+        // What a crash between the lake's sync and the commit leaves: bytes past the end of the file written
+        // to. Put such bytes past both files: the writer looks only at the one recorded as written to.
+        for file in [&closed, &open] {
+            let mut bytes = std::fs::read(file).unwrap();
+            bytes.extend_from_slice(b"{\"half\":");
+            std::fs::write(file, bytes).unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            std::fs::metadata(&open).unwrap().len(),
+            open_len,
+            "cut back"
+        );
+        assert_eq!(
+            std::fs::metadata(&closed).unwrap().len(),
+            closed_len + 8,
+            "a file recorded as closed is not looked at"
+        );
+        // Readers stop at the committed end all the same.
+        assert_eq!(
+            store
+                .committed_lake()
+                .await
+                .unwrap()
+                .get("2025/01/01/13.json.gz"),
+            Some(&closed_len)
+        );
+        store
+            .write_events(hour_of_events("2025-01-01T15", 100..110))
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&open).unwrap(),
+            lines(&hour_of_events("2025-01-01T15", 50..110))
+        );
+    }
+
+    #[tokio::test]
+    async fn start_up_does_not_open_the_hour_files_that_are_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let lake = SqliteStore::lake_path(&path);
+        let store = SqliteStore::open(&path).unwrap();
+        store.hours_over_before(1_735_740_000).await.unwrap();
+        for hour in 0..12 {
+            let at = format!("2024-12-{:02}T{:02}", 1 + hour / 4, hour % 24);
+            store
+                .write_events(hour_of_events(&at, hour * 10..hour * 10 + 10))
+                .await
+                .unwrap();
+        }
+        store
+            .write_events(hour_of_events("2025-01-01T15", 500..510))
+            .await
+            .unwrap();
+        drop(store);
+        // Every closed hour's file turned into a directory: opening any of them as a file would fail.
+        let closed: Vec<_> = forgecast_lake::layout::hour_files(&lake)
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.to_string_lossy().ends_with(".json.gz"))
+            .collect();
+        assert_eq!(closed.len(), 12);
+        for file in &closed {
+            std::fs::remove_file(file).unwrap();
+            std::fs::create_dir(file).unwrap();
+        }
+        let store = SqliteStore::open(&path).expect("start-up leaves closed hours alone");
+        store
+            .write_events(hour_of_events("2025-01-01T15", 510..520))
+            .await
+            .unwrap();
+        assert_eq!(store.event_count().await.unwrap(), 140);
+    }
+
+    #[tokio::test]
+    async fn a_store_of_layout_3_records_its_lake_files_and_checks_them_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let store = SqliteStore::open(&path).unwrap();
+        let events = hour_of_events("2025-01-01T15", 0..20);
+        store.write_events(events.clone()).await.unwrap();
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("DROP TABLE lake_files; PRAGMA user_version = 3;")
+            .unwrap();
+        drop(conn);
+        let hour = SqliteStore::lake_path(&path).join("2025/01/01/15.json");
+        let mut bytes = std::fs::read(&hour).unwrap();
+        bytes.extend_from_slice(b"{\"half\":");
+        std::fs::write(&hour, bytes).unwrap();
+
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&hour).unwrap(), lines(&events));
+        assert_eq!(
+            store.committed_lake().await.unwrap(),
+            HashMap::from([(
+                "2025/01/01/15.json".to_string(),
+                lines(&events).len() as u64
+            )])
+        );
+        assert_eq!(
+            store.event_raw("7".into()).await.unwrap().unwrap(),
+            *events[7].raw
+        );
     }
 
     #[tokio::test]

@@ -797,7 +797,7 @@ mod tests {
             true
         })
         .unwrap();
-        assert!(matches!(&lines[..], [crate::Line::Text(l)] if *l == events[0].line));
+        assert!(matches!(&lines[..], [crate::Line::Text(l)] if **l == *events[0].line));
 
         let plain = write_hours(&events, &dir.path().join("plain"), false).unwrap();
         assert!(plain[1].ends_with("2012-03-04-23.json"));

@@ -50,8 +50,8 @@ pub const TOO_LONG_KEPT: usize = 1024;
 /// One line of a file.
 #[derive(Debug)]
 pub enum Line {
-    /// The line, without its line end.
-    Text(String),
+    /// The line, without its line end, shared as the event it becomes keeps it.
+    Text(Arc<str>),
     /// A line longer than the limit, of which only the start was kept.
     TooLong {
         /// Its first bytes, at most [`TOO_LONG_KEPT`].
@@ -183,11 +183,15 @@ fn split_lines(
             // Let the buffer grown to the limit go rather than hand it on with the next line.
             line = Vec::new();
         } else {
-            while line.last() == Some(&b'\r') {
-                line.pop();
+            let mut end = line.len();
+            while end > 0 && line[end - 1] == b'\r' {
+                end -= 1;
             }
-            let text = String::from_utf8(std::mem::take(&mut line))
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            // Copied once, into the allocation the event keeps; the line's buffer serves the next line.
+            let text: Arc<str> = match std::str::from_utf8(&line[..end]) {
+                Ok(text) => Arc::from(text),
+                Err(_) => Arc::from(String::from_utf8_lossy(&line[..end]).as_ref()),
+            };
             chunk.lines.push(Line::Text(text));
         }
         if chunk.lines.len() >= batch {
@@ -267,7 +271,6 @@ pub fn parse_lines(name: &str, chunk: Lines, decoded: &mut Decoded) -> Vec<Incom
         if text.trim().is_empty() {
             continue;
         }
-        let text: Arc<str> = Arc::from(text);
         match Event::parse_shared(text.clone()) {
             Ok(event) => {
                 *decoded.per_type.entry(event.kind.clone()).or_default() += 1;
@@ -374,10 +377,10 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(&lines[2].1, Line::Text(t) if t == "last"));
+        assert!(matches!(&lines[2].1, Line::Text(t) if &**t == "last"));
         // A line of exactly the limit is a line; one byte more is not.
         let (lines, _) = collect(|out| read_plain_lines(&b"0123456789"[..], 8, 10, out));
-        assert!(matches!(&lines[0].1, Line::Text(t) if t == "0123456789"));
+        assert!(matches!(&lines[0].1, Line::Text(t) if &**t == "0123456789"));
         let (lines, _) = collect(|out| read_plain_lines(&b"0123456789\n"[..], 8, 9, out));
         assert!(matches!(lines[0].1, Line::TooLong { len: 10, .. }));
     }

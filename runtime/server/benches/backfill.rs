@@ -1,11 +1,21 @@
-//! Backfill throughput on one GH Archive hour file: inflate alone, decode (inflate + parse) alone, and decode +
-//! route with the shipped routing script, decoding and routing on two threads as `forgecast backfill` does.
+//! Backfill throughput.
 //!
-//! `FORGECAST_BENCH_HOUR` names the file (`tools/bench-backfill.sh` builds one and runs DuckDB on it in the
-//! same run, for reference).
+//! With `FORGECAST_BENCH_HOUR` naming one GH Archive hour file: inflate alone, decode (inflate + parse) alone,
+//! and decode + route with the shipped routing script, decoding and routing on two threads as `forgecast
+//! backfill` does (`tools/bench-backfill.sh` builds one and runs DuckDB on it in the same run, for reference).
+//!
+//! Without it, end to end: `forgecast backfill` (this build's binary, the shipped scripts, the default config)
+//! on the standard benchmark lake (`../shared/bench/make_hours.py OUT 200000 5`: 1,000,000 real events in five
+//! hour files, built once under `$HOME/.cache/forgecast`, or `FORGECAST_BENCH_LAKE`), in a fresh data
+//! directory per run (`FORGECAST_BENCH_RUNS`, default 1; `FORGECAST_BENCH_MODELS=0` turns the model stage off):
+//! events/s, the process's peak resident memory, and the lake's and SQLite's bytes at rest. Then, in the same
+//! run, the reference: DuckDB counting the same files by type (`FORGECAST_BENCH_PYTHON`, default the Python of
+//! `$HOME/.cache/forgecast/spark-venv`, where `tools/bench-aggregate.sh` installs DuckDB), and DuckDB counting
+//! the events of the lake the backfill wrote, to show it reads it as it reads GH Archive.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flate2::read::MultiGzDecoder;
@@ -25,9 +35,7 @@ fn rate(label: &str, events: u64, took: Duration) {
 
 fn main() {
     let Ok(path) = std::env::var("FORGECAST_BENCH_HOUR") else {
-        eprintln!(
-            "Set FORGECAST_BENCH_HOUR to a GH Archive hour file (tools/bench-backfill.sh does)."
-        );
+        end_to_end();
         return;
     };
     let bytes = std::fs::read(&path).expect("the hour file");
@@ -102,4 +110,222 @@ fn split(bytes: &[u8], engine: ScriptEngine, routing: Script, events: u64) {
     drop(tx);
     assert_eq!(parser.join().unwrap(), events);
     rate("inflate | parse + route", events, started.elapsed());
+}
+
+/// The standard benchmark lake, built once.
+fn standard_lake() -> PathBuf {
+    if let Ok(dir) = std::env::var("FORGECAST_BENCH_LAKE") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var("HOME").expect("HOME");
+    let dir = Path::new(&home).join(".cache/forgecast/bench-lake-5x200k");
+    if !dir.join("2024-01-01-4.json.gz").exists() {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench/make_hours.py");
+        let status = Command::new("python3")
+            .arg(script)
+            .arg(&dir)
+            .args(["200000", "5"])
+            .status()
+            .expect("python3 runs the workplace's make_hours.py");
+        assert!(status.success(), "make_hours.py failed");
+    }
+    dir
+}
+
+/// Bytes of every file under `dir`.
+fn bytes_under(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .map(|e| e.unwrap().path())
+        .map(|p| match p.is_dir() {
+            true => bytes_under(&p),
+            false => p.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}
+
+/// What one run of the binary took.
+struct Took {
+    ok: bool,
+    wall: Duration,
+    /// User and system CPU time of the process.
+    cpu: Duration,
+    /// Peak resident memory, bytes.
+    peak: u64,
+}
+
+/// Runs `command` to its end and measures it (its own rusage, from `wait4`: processes other benchmarks or
+/// builds run at the same time do not count).
+#[expect(
+    clippy::zombie_processes,
+    reason = "wait4 reaps the child, with its rusage"
+)]
+fn measured(command: &mut Command) -> Took {
+    let started = Instant::now();
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the forgecast binary starts");
+    // SAFETY: wait4 writes only the status and the struct it is given; the child is ours and not reaped yet.
+    let (status, usage) = unsafe {
+        let mut status = 0;
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        let pid = libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage);
+        assert_eq!(pid, child.id() as libc::pid_t);
+        (status, usage)
+    };
+    let seconds = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Took {
+        ok: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        wall: started.elapsed(),
+        cpu: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+        peak: usage.ru_maxrss as u64 * 1024,
+    }
+}
+
+/// The machine's load average over the last minute.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn end_to_end() {
+    let lake = standard_lake();
+    let runs: usize = std::env::var("FORGECAST_BENCH_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    let models = std::env::var("FORGECAST_BENCH_MODELS").map_or(true, |v| v != "0");
+    let input = bytes_under(&lake);
+    println!(
+        "Backfill of {} ({:.0} MB of GH Archive hour files), end to end, model stage {}",
+        lake.display(),
+        input as f64 / 1e6,
+        if models { "on" } else { "off" }
+    );
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts");
+    let mut last = None;
+    for run in 1..=runs {
+        let data = tempfile::tempdir().expect("a data directory");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_forgecast"));
+        command
+            .args([
+                "backfill",
+                "--from",
+                "2024-01-01T00",
+                "--to",
+                "2024-01-01T04",
+            ])
+            .arg("--source-dir")
+            .arg(&lake)
+            .arg("--scripts")
+            .arg(&scripts)
+            .arg("--data-dir")
+            .arg(data.path())
+            .env("NO_COLOR", "1");
+        if !models {
+            let config = data.path().join("bench.toml");
+            std::fs::write(&config, "models = false\n").unwrap();
+            command.arg("--config").arg(config);
+        }
+        let before = load();
+        let took = measured(&mut command);
+        assert!(took.ok, "forgecast backfill failed");
+        let db = rusqlite::Connection::open(data.path().join("forgecast.sqlite")).unwrap();
+        let events: u64 = db
+            .query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))
+            .unwrap() as u64;
+        drop(db);
+        let lake_bytes = bytes_under(&data.path().join("lake"));
+        let sqlite_bytes: u64 = ["forgecast.sqlite", "forgecast.sqlite-wal"]
+            .iter()
+            .map(|f| std::fs::metadata(data.path().join(f)).map_or(0, |m| m.len()))
+            .sum();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        println!(
+            "  run {run}: {:>9.0} events/s  ({events} events in {:.2} s; load average {before} before), CPU \
+             {:.1} s (at most {:.0} events/s on {cores} idle cores), peak RSS {:.0} MB, lake at rest {:.0} MB \
+             ({:.2} GB per million events), SQLite {:.0} MB",
+            events as f64 / took.wall.as_secs_f64(),
+            took.wall.as_secs_f64(),
+            took.cpu.as_secs_f64(),
+            events as f64 * cores as f64 / took.cpu.as_secs_f64(),
+            took.peak as f64 / 1e6,
+            lake_bytes as f64 / 1e6,
+            lake_bytes as f64 / events.max(1) as f64 * 1e6 / 1e9,
+            sqlite_bytes as f64 / 1e6
+        );
+        last = Some((data, events));
+    }
+    let python = std::env::var("FORGECAST_BENCH_PYTHON").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        format!("{home}/.cache/forgecast/spark-venv/bin/python")
+    });
+    let has_duckdb = Command::new(&python)
+        .args(["-c", "import duckdb"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_duckdb {
+        println!(
+            "  reference: DuckDB is not available ({python} cannot import duckdb): no reference figure in this run"
+        );
+        return;
+    }
+    let reference = format!("{}/*.json.gz", lake.display());
+    duckdb(
+        &python,
+        "reference: DuckDB count by type of the same files",
+        &reference,
+    );
+    if let Some((data, events)) = last {
+        let ours = format!("{}/lake/**/*.json*", data.path().display());
+        println!("  (the backfill's lake holds {events} events)");
+        duckdb(
+            &python,
+            "DuckDB count by type of the backfill's lake",
+            &ours,
+        );
+    }
+}
+
+/// DuckDB counting the events of `glob` by type, timed by itself.
+fn duckdb(python: &str, label: &str, glob: &str) {
+    let program = r#"
+import sys, time, duckdb
+db = duckdb.connect()
+db.execute("SET enable_progress_bar = false")
+t = time.time()
+rows = db.execute(
+    f"select type, count(*) from read_json('{sys.argv[1]}', format='newline_delimited', "
+    "columns={'id':'VARCHAR','type':'VARCHAR','created_at':'VARCHAR'}) group by type").fetchall()
+n = sum(c for _, c in rows); dt = time.time() - t
+print(f"{n} {dt} {duckdb.__version__}")
+"#;
+    let output = Command::new(python)
+        .args(["-c", program, glob])
+        .output()
+        .expect("python runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut parts = text.lines().last().unwrap_or_default().split_whitespace();
+    match (
+        parts.next().and_then(|n| n.parse::<u64>().ok()),
+        parts.next().and_then(|t| t.parse::<f64>().ok()),
+        parts.next(),
+    ) {
+        (Some(n), Some(seconds), Some(version)) => println!(
+            "  {label} (DuckDB {version}): {:>9.0} events/s  ({n} events in {seconds:.2} s)",
+            n as f64 / seconds
+        ),
+        _ => println!(
+            "  {label}: DuckDB failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    }
 }

@@ -112,3 +112,138 @@ async fn up_killed_mid_stream_comes_back_with_every_event_once() {
         "the lake holds every event once, with no uncommitted tail left"
     );
 }
+
+/// `hours` hours of the bundled samples as GH Archive files (`2024-01-01-H.json.gz`), each event with an id of its
+/// own and a `created_at` inside its hour; returns every id.
+fn archive_hours(dir: &std::path::Path, hours: u32) -> std::collections::BTreeSet<String> {
+    use std::io::Write;
+    let samples = forgecast_gharchive::replay::sample_lines();
+    let mut ids = std::collections::BTreeSet::new();
+    for hour in 0..hours {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        for (n, line) in samples.iter().enumerate() {
+            let mut event: serde_json::Value = serde_json::from_str(line).unwrap();
+            let id = format!("{hour}{n:06}");
+            event["id"] = serde_json::Value::from(id.clone());
+            event["created_at"] = serde_json::Value::from(format!(
+                "2024-01-01T{hour:02}:{:02}:{:02}Z",
+                n % 60,
+                (n / 60) % 60
+            ));
+            writeln!(gz, "{event}").unwrap();
+            ids.insert(id);
+        }
+        std::fs::write(
+            dir.join(format!("2024-01-01-{hour}.json.gz")),
+            gz.finish().unwrap(),
+        )
+        .unwrap();
+    }
+    ids
+}
+
+fn backfill(hours: &std::path::Path, data: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_forgecast"));
+    command
+        .env("NO_COLOR", "1")
+        .args([
+            "backfill",
+            "--from",
+            "2024-01-01T00",
+            "--to",
+            "2024-01-01T09",
+        ])
+        .arg("--source-dir")
+        .arg(hours)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--scripts")
+        .arg(scripts())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    command
+}
+
+fn stored_events(data: &std::path::Path) -> u64 {
+    let Ok(db) = rusqlite::Connection::open(data.join("forgecast.sqlite")) else {
+        return 0;
+    };
+    db.query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))
+        .map_or(0, |n| n as u64)
+}
+
+/// The ids of the lines of every hour file under `dir`, compressed ones inflated.
+fn lake_ids(dir: &std::path::Path, ids: &mut Vec<String>) {
+    use std::io::Read;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            lake_ids(&path, ids);
+            continue;
+        }
+        let mut text = String::new();
+        let file = std::fs::File::open(&path).unwrap();
+        if path.to_string_lossy().ends_with(".gz") {
+            flate2::read::MultiGzDecoder::new(file)
+                .read_to_string(&mut text)
+                .unwrap();
+        } else {
+            std::io::BufReader::new(file)
+                .read_to_string(&mut text)
+                .unwrap();
+        }
+        for line in text.lines() {
+            let event: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{}: {e}: {line:.80}", path.display()));
+            ids.push(event["id"].as_str().unwrap().to_string());
+        }
+    }
+}
+
+#[test]
+fn backfill_killed_mid_way_comes_back_with_every_event_once_in_its_compressed_lake() {
+    let hours = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let expected = archive_hours(hours.path(), 10);
+    let total = expected.len() as u64;
+
+    let mut first = support::Killed(backfill(hours.path(), data.path()).spawn().unwrap());
+    let started = Instant::now();
+    while stored_events(data.path()) < total / 10 {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "nothing stored"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    let at_kill = stored_events(data.path());
+    assert!(
+        at_kill < total,
+        "the kill did not land mid-way: {at_kill} of {total} stored"
+    );
+    drop(first);
+
+    let again = backfill(hours.path(), data.path()).status().unwrap();
+    assert!(again.success());
+    assert_eq!(stored_events(data.path()), total);
+    let mut ids = Vec::new();
+    lake_ids(&data.path().join("lake"), &mut ids);
+    assert_eq!(
+        ids.len() as u64,
+        total,
+        "each event once in the lake, nothing past a commit"
+    );
+    assert_eq!(
+        ids.into_iter().collect::<std::collections::BTreeSet<_>>(),
+        expected
+    );
+    for file in forgecast_lake::layout::hour_files(&data.path().join("lake")).unwrap() {
+        assert!(
+            file.to_string_lossy().ends_with(".json.gz"),
+            "{}: a past hour is kept compressed",
+            file.display()
+        );
+    }
+}

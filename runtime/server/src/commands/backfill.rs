@@ -1,15 +1,21 @@
 //! `forgecast backfill`: GH Archive hours through the same routing and store as live events.
 //!
-//! Hours are decoded one after the other as they download, fed to the pipeline, and recorded as done in
-//! `<data-dir>/backfill.done` only once every event of the hour is stored, so an interrupted backfill resumes
-//! where it stopped and never skips an hour it did not finish. An hour that cannot be downloaded is retried,
+//! Hours are decoded as they download, several at once (a gzip stream inflates on one core only, so one hour
+//! per core keeps them busy), fed to the pipeline, and recorded as done in `<data-dir>/backfill.done`, in
+//! order, only once every event of the hour is stored, so an interrupted backfill resumes where it stopped and
+//! never skips an hour it did not finish. The hours' decoders wait while the pipeline holds more than
+//! [`IN_FLIGHT`] records not yet taken by every stage, which bounds the memory whatever the stages' speeds. On
+//! the embedded store, past hours are declared over before the first event, so their events are written to
+//! the lake compressed, as GH Archive publishes them. An hour that cannot be downloaded is retried,
 //! then reported; the others go on. An hour whose file is damaged (a gzip cut short) keeps the lines before the
 //! damage and is recorded as partial with the count kept: a local file is not read again, since its bytes stay
 //! as they are, while a download is retried first, since the damage may have happened on the way.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -21,12 +27,19 @@ use forgecast_gharchive::{
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 
+use crate::backends::{AnyBus, AnyStore};
 use crate::config::BackfillPlan;
 use crate::pipeline::{Pipeline, Shared};
 use crate::shutdown::Shutdown;
 
 /// Lines, and so events, handed on at once.
 const BATCH: usize = 1024;
+/// Records the pipeline may hold at once, fed and not yet taken by every stage (about 3 KB each).
+const IN_FLIGHT: u64 = 16_384;
+/// Chunks of lines an hour's inflater may be ahead of its parser.
+const LINES_AHEAD: usize = 4;
+/// Hours decoded at once at most; fewer on fewer cores.
+const MOST_PARALLEL: usize = 4;
 /// Attempts per hour before it is reported as failed.
 const ATTEMPTS: u32 = 3;
 /// Waits between attempts of an hour: 2 s, then 4 s.
@@ -89,9 +102,67 @@ fn mark_done(data_dir: &Path, hour: Hour, note: Option<&str>) -> anyhow::Result<
     Ok(())
 }
 
+/// Waits until the first `items` source items are safe: routed, and on the embedded bus stored (on Kafka the
+/// consumer group stores them). Other hours may be feeding meanwhile: only the records published for these
+/// items are waited for, which the single writer stores in order.
 async fn settle(shared: &Shared, items: u64) {
-    while !shared.settled(items) {
+    while shared.taken.load(Ordering::SeqCst) < items {
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if matches!(shared.bus, AnyBus::Kafka(_)) {
+        return;
+    }
+    // Routing counts records published before the items taken: these are at least those of the first `items`.
+    let published = shared.published.load(Ordering::SeqCst);
+    while shared.handled.load(Ordering::SeqCst) < published {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What feeding an hour shares with the pipeline.
+#[derive(Clone)]
+struct Feeder {
+    feed: mpsc::Sender<Vec<Incoming>>,
+    shared: Arc<Shared>,
+    /// Source items fed so far, by every hour.
+    fed: Arc<AtomicU64>,
+    /// Whether the model stages consume the bus too.
+    models: bool,
+}
+
+impl Feeder {
+    /// Records held in the pipeline: items fed and not routed, and records published and not yet taken by
+    /// every stage. On Kafka the broker holds them, not this process.
+    fn backlog(&self) -> u64 {
+        let shared = &self.shared;
+        if matches!(shared.bus, AnyBus::Kafka(_)) {
+            return 0;
+        }
+        let taken = shared.taken.load(Ordering::SeqCst);
+        let published = shared.published.load(Ordering::SeqCst);
+        let mut done = shared.handled.load(Ordering::SeqCst);
+        if self.models {
+            done = done
+                .min(shared.scored.load(Ordering::SeqCst))
+                .min(shared.outcome_taken.load(Ordering::SeqCst));
+        }
+        self.fed.load(Ordering::SeqCst).saturating_sub(taken) + published.saturating_sub(done)
+    }
+
+    /// Hands `items` to the pipeline once it holds few enough records (blocking); false once it is closed.
+    fn send(&self, items: Vec<Incoming>) -> bool {
+        while self.backlog() > IN_FLIGHT {
+            if self.feed.is_closed() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let n = items.len() as u64;
+        let sent = self.feed.blocking_send(items).is_ok();
+        if sent {
+            self.fed.fetch_add(n, Ordering::SeqCst);
+        }
+        sent
     }
 }
 
@@ -99,8 +170,6 @@ async fn settle(shared: &Shared, items: u64) {
 struct Attempt {
     /// Counts of what was fed: the whole file, or the lines before it failed.
     decoded: Decoded,
-    /// Items fed to the pipeline.
-    fed: u64,
     /// How it ended.
     result: Result<(), HourError>,
 }
@@ -111,7 +180,7 @@ async fn feed_hour(
     source: &HourSource,
     hour: Hour,
     client: &reqwest::Client,
-    feed: &mpsc::Sender<Vec<Incoming>>,
+    feeder: &Feeder,
     max_line: usize,
 ) -> Attempt {
     let name = hour.file_name();
@@ -124,39 +193,36 @@ async fn feed_hour(
         Err(e) => {
             return Attempt {
                 decoded: Decoded::default(),
-                fed: 0,
                 result: Err(e),
             };
         }
     };
-    let (lines_tx, lines_rx) = std::sync::mpsc::sync_channel::<Lines>(16);
+    // A few chunks ahead are enough to keep both threads busy; each holds about 2.6 MB of lines.
+    let (lines_tx, lines_rx) = std::sync::mpsc::sync_channel::<Lines>(LINES_AHEAD);
     let inflate = tokio::task::spawn_blocking(move || {
         gharchive::read_lines(reader, BATCH, max_line, |chunk| {
             lines_tx.send(chunk).is_ok()
         })
     });
     let parse = {
-        let (feed, name) = (feed.clone(), name.clone());
+        let (feeder, name) = (feeder.clone(), name.clone());
         tokio::task::spawn_blocking(move || {
             let mut decoded = Decoded::default();
-            let mut fed = 0u64;
             for chunk in lines_rx {
                 let items = gharchive::parse_lines(&name, chunk, &mut decoded);
-                fed += items.len() as u64;
-                if feed.blocking_send(items).is_err() {
+                if !feeder.send(items) {
                     break;
                 }
             }
-            (decoded, fed)
+            decoded
         })
     };
     let inflated = inflate.await;
-    let (decoded, fed) = match parse.await {
-        Ok(parsed) => parsed,
+    let decoded = match parse.await {
+        Ok(decoded) => decoded,
         Err(e) => {
             return Attempt {
                 decoded: Decoded::default(),
-                fed: 0,
                 result: Err(failed(e.to_string())),
             };
         }
@@ -170,15 +236,55 @@ async fn feed_hour(
         Ok(Err(e)) => Err(failed(e.to_string())),
         Err(e) => Err(failed(e.to_string())),
     };
-    Attempt {
-        decoded,
-        fed,
-        result,
+    Attempt { decoded, result }
+}
+
+/// Feeds one hour, trying again as its errors allow; returns the last attempt.
+async fn attempt_hour(
+    source: HourSource,
+    hour: Hour,
+    client: reqwest::Client,
+    feeder: Feeder,
+    max_line: usize,
+) -> Attempt {
+    let mut attempt = 1;
+    loop {
+        // Items of a failed attempt were fed too (the store ignores events it already holds); the feeder
+        // counted them, so that waiting for this hour to settle also waits for them.
+        let tried = feed_hour(&source, hour, &client, &feeder, max_line).await;
+        let again = match &tried.result {
+            Err(HourError::Failed { reason, .. }) => Some(reason),
+            // A local file's bytes stay as they are; a download may have been damaged on its way.
+            Err(HourError::Damaged { reason, .. }) if matches!(source, HourSource::Url(_)) => {
+                Some(reason)
+            }
+            _ => None,
+        };
+        match again {
+            Some(reason) if attempt < ATTEMPTS => {
+                tracing::warn!(component = "backfill", hour = %hour, attempt, error = %reason, "Hour failed; retrying.");
+                tokio::time::sleep(HOUR_BACKOFF.wait(attempt)).await;
+                attempt += 1;
+            }
+            _ => return tried,
+        }
     }
 }
 
+/// Declares to the embedded store the hours over by now: their events are written compressed.
+async fn declare_past_hours(shared: &Shared) -> anyhow::Result<()> {
+    if let AnyStore::Sqlite(store) = &shared.store {
+        let before = forgecast_core::time::now_unix() - forgecast_lake::committed::OVER_AFTER;
+        store
+            .hours_over_before(before)
+            .await
+            .context("cannot compress the lake's hours that are over")?;
+    }
+    Ok(())
+}
+
 /// Runs the backfill; returns the report, or an error when nothing could start. The first step of `shutdown`
-/// stops it once the hour in progress is stored (the next run resumes from there), the second at once.
+/// stops it once the hours in progress are stored (the next run resumes from there), the second at once.
 pub async fn run(plan: BackfillPlan, shutdown: Shutdown) -> anyhow::Result<Report> {
     let data_dir = plan.pipeline.storage.data_dir.clone();
     let done = read_done(&data_dir)?;
@@ -192,7 +298,17 @@ pub async fn run(plan: BackfillPlan, shutdown: Shutdown) -> anyhow::Result<Repor
     let mut pipeline = Pipeline::start(&plan.pipeline).await?;
     let feed = pipeline.take_feed().expect("a feed pipeline has a feed");
     let shared = pipeline.shared().clone();
+    declare_past_hours(&shared).await?;
     let client = forgecast_github::http::client_builder().build()?;
+    let feeder = Feeder {
+        feed,
+        shared: shared.clone(),
+        fed: Arc::new(AtomicU64::new(0)),
+        models: plan.pipeline.models,
+    };
+    let parallel = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MOST_PARALLEL);
 
     let bar = ProgressBar::new(hours.len() as u64);
     bar.set_style(
@@ -202,40 +318,37 @@ pub async fn run(plan: BackfillPlan, shutdown: Shutdown) -> anyhow::Result<Repor
     );
     let started = Instant::now();
     let mut report = Report::default();
-    let mut fed_total = 0u64;
-    for hour in hours {
-        if shutdown.closing.is_cancelled() {
-            tracing::info!(component = "backfill", hour = %hour, "Stopped before this hour; the next run starts here.");
-            break;
-        }
-        if done.contains(&hour.to_string()) {
-            report.skipped += 1;
-            bar.inc(1);
-            continue;
-        }
-        let mut attempt = 1;
-        let outcome = loop {
-            // Items of a failed attempt were fed too (the store ignores events it already holds): count them,
-            // so that waiting for this hour to settle also waits for them.
-            let tried = feed_hour(&source, hour, &client, &feed, plan.max_line_bytes).await;
-            fed_total += tried.fed;
-            let again = match &tried.result {
-                Err(HourError::Failed { reason, .. }) => Some(reason),
-                // A local file's bytes stay as they are; a download may have been damaged on its way.
-                Err(HourError::Damaged { reason, .. }) if matches!(source, HourSource::Url(_)) => {
-                    Some(reason)
-                }
-                _ => None,
-            };
-            match again {
-                Some(reason) if attempt < ATTEMPTS => {
-                    tracing::warn!(component = "backfill", hour = %hour, attempt, error = %reason, "Hour failed; retrying.");
-                    tokio::time::sleep(HOUR_BACKOFF.wait(attempt)).await;
-                    attempt += 1;
-                }
-                _ => break tried,
+    let mut waiting = hours.into_iter();
+    let mut running: VecDeque<(Hour, tokio::task::JoinHandle<Attempt>)> = VecDeque::new();
+    let mut stopped = false;
+    loop {
+        // Start hours up to the parallelism, then take the oldest running one when it has ended.
+        while running.len() < parallel && !stopped {
+            let Some(hour) = waiting.next() else { break };
+            if shutdown.closing.is_cancelled() {
+                tracing::info!(component = "backfill", hour = %hour, "Stopped before this hour; the next run starts here.");
+                stopped = true;
+                break;
             }
+            if done.contains(&hour.to_string()) {
+                report.skipped += 1;
+                bar.inc(1);
+                continue;
+            }
+            let task = tokio::spawn(attempt_hour(
+                source.clone(),
+                hour,
+                client.clone(),
+                feeder.clone(),
+                plan.max_line_bytes,
+            ));
+            running.push_back((hour, task));
+        }
+        let Some((hour, task)) = running.pop_front() else {
+            break;
         };
+        let outcome = task.await.context("an hour's decoding failed")?;
+        let fed_total = feeder.fed.load(Ordering::SeqCst);
         let kept = outcome.decoded.events() + outcome.decoded.malformed;
         match outcome.result {
             Ok(()) => {
@@ -275,9 +388,10 @@ pub async fn run(plan: BackfillPlan, shutdown: Shutdown) -> anyhow::Result<Repor
         bar.inc(1);
     }
     bar.finish();
-    drop(feed);
+    drop(feeder);
     let summary = pipeline.drain().await;
     report.stored = summary.written.stored;
+    declare_past_hours(&shared).await?;
     Ok(report)
 }
 

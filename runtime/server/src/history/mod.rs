@@ -7,8 +7,10 @@
 //! be compared row by row. Loading sets the counters to the computed values: running again changes nothing.
 //!
 //! The store's own lake is read alongside its writer, which may be appending, or may have been killed between
-//! the lake's sync and SQLite's commit: each of its files is read only up to the end the store committed, as
-//! SQLite records it when the run starts ([`Input`]).
+//! the lake's sync and SQLite's commit: each of its files, plain (`HH.json`, an hour going on) or compressed
+//! (`HH.json.gz`, an hour over), is read only up to the end the store committed, as SQLite records it when the
+//! run starts ([`Input`]); a file it does not record is not read. A plain file the writer compresses meanwhile
+//! is read from its compressed form, which starts with the same lines.
 
 mod native;
 mod spark;
@@ -21,6 +23,7 @@ use anyhow::{Context, bail};
 use forgecast_core::aggregate::{AggregateRow, Dimension, Granularity};
 use forgecast_core::store::Store;
 use forgecast_embedded::SqliteStore;
+use forgecast_gharchive::inflate::Inflater;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -62,7 +65,34 @@ struct Input {
 }
 
 impl Input {
-    /// The bytes to count: the whole file, or its committed part.
+    /// Whether the file is gzipped.
+    fn gz(&self) -> bool {
+        self.path.to_string_lossy().ends_with(".gz")
+    }
+
+    /// The file's lines: the whole file or its committed part, inflated into `out` (its capacity reused) when
+    /// it is compressed.
+    fn text(&self, inflater: &mut Inflater, mut out: Vec<u8>) -> std::io::Result<Vec<u8>> {
+        match (self.read(), self.committed) {
+            (Ok(raw), _) if self.gz() => {
+                inflater.gunzip(&raw, &mut out)?;
+                Ok(out)
+            }
+            (Ok(raw), _) => Ok(raw),
+            // The store's writer compressed this plain file since the snapshot: its compressed form starts with
+            // the lines committed then.
+            (Err(e), Some(end)) if e.kind() == std::io::ErrorKind::NotFound && !self.gz() => {
+                let mut gz = self.path.clone().into_os_string();
+                gz.push(".gz");
+                inflater.gunzip(&std::fs::read(gz)?, &mut out)?;
+                out.truncate(end as usize);
+                Ok(out)
+            }
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    /// The bytes to count as they are on disk: the whole file, or its committed part.
     fn read(&self) -> std::io::Result<Vec<u8>> {
         match self.committed {
             None => std::fs::read(&self.path),
@@ -77,31 +107,33 @@ impl Input {
     }
 }
 
-/// The hour files under `lake`. Given the committed ends of the store's own lake, its plain files are read only
-/// up to them and those with nothing committed not at all; compressed ones, which the store never writes, whole.
+/// The hour files under `lake`. Given the committed ends of the store's own lake (by name on disk), its files,
+/// plain and compressed, are read only up to them, and those with nothing committed not at all.
 fn inputs(lake: &Path, committed: Option<&HashMap<String, u64>>) -> anyhow::Result<Vec<Input>> {
     let files = forgecast_lake::layout::hour_files(lake)
         .with_context(|| format!("cannot read the lake {}", lake.display()))?;
     let mut inputs = Vec::with_capacity(files.len());
     let (mut tails, mut tail_bytes) = (0u64, 0u64);
     for path in files {
-        let end = match committed {
-            Some(ends) if path.extension().is_some_and(|e| e == "json") => {
-                let relative = path.strip_prefix(lake).unwrap_or(&path).to_string_lossy();
-                Some(ends.get(relative.as_ref()).copied().unwrap_or(0))
-            }
-            _ => None,
-        };
+        let end = committed.map(|ends| {
+            let relative = path.strip_prefix(lake).unwrap_or(&path).to_string_lossy();
+            ends.get(relative.as_ref()).copied().unwrap_or(0)
+        });
         if let Some(end) = end {
-            let len = std::fs::metadata(&path)
-                .with_context(|| format!("cannot read {}", path.display()))?
-                .len();
+            if end == 0 {
+                continue;
+            }
+            // A plain file gone since the listing was compressed by the writer: read then from its new form.
+            let len = match std::fs::metadata(&path) {
+                Ok(meta) => meta.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => end,
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot read {}", path.display()));
+                }
+            };
             if len > end {
                 tails += 1;
                 tail_bytes += len - end;
-            }
-            if end == 0 {
-                continue;
             }
         }
         inputs.push(Input {

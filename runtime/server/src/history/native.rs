@@ -111,18 +111,13 @@ impl Shared<'_> {
     /// Reads (and inflates) `input` and queues its pieces.
     fn read(&self, input: &Input, inflater: &mut Inflater) -> anyhow::Result<()> {
         let file = &input.path;
-        let raw = input
-            .read()
-            .with_context(|| format!("cannot read {}", file.display()))?;
-        let bytes = if file.to_string_lossy().ends_with(".gz") {
-            let mut text = lock(&self.spare).pop().unwrap_or_default();
-            inflater
-                .gunzip(&raw, &mut text)
-                .with_context(|| format!("cannot inflate {}", file.display()))?;
-            text
-        } else {
-            raw
+        let spare = match input.gz() {
+            true => lock(&self.spare).pop().unwrap_or_default(),
+            false => Vec::new(),
         };
+        let bytes = input
+            .text(inflater, spare)
+            .with_context(|| format!("cannot read {}", file.display()))?;
         let cuts = cut(&bytes, PIECE_BYTES);
         let text = Arc::new(Text {
             bytes,

@@ -3,7 +3,9 @@
 //!
 //! Spark reads files whole. The store's own lake is therefore given to the job file by file: a file whose
 //! length is its committed end in place, a file with bytes past its commit (a write in progress, a crash's
-//! leftovers) through a copy of its committed part under `<data-dir>/history/committed/`, removed after the job.
+//! leftovers; for a compressed hour, whole gzip members past its end) through a copy of its committed part under
+//! `<data-dir>/history/committed/`, removed after the job. A plain file compressed by the writer since the
+//! snapshot is copied from its compressed form, cut at the snapshot's end.
 //! A file the writer appends to while the job runs may still be read further than the snapshot: those bytes are
 //! synced events that the writer commits a moment later, but a crash in between would count them.
 
@@ -13,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
+use forgecast_gharchive::inflate::Inflater;
 
 use super::Input;
 use crate::config::{AggregatePlan, SparkPlan};
@@ -57,8 +60,25 @@ fn committed_files(lake: &Path, inputs: &[Input], copies: &Path) -> anyhow::Resu
     let mut files = Vec::with_capacity(inputs.len());
     for input in inputs {
         let path = &input.path;
-        let mut file =
-            File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut file = match File::open(path) {
+            Ok(file) => file,
+            // The store's writer compressed this plain file since the snapshot: the job reads the lines committed
+            // then, from its compressed form.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && input.committed.is_some() => {
+                let copy = copies.join(path.strip_prefix(lake).unwrap_or(path));
+                if let Some(parent) = copy.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                let text = input
+                    .text(&mut Inflater::new(), Vec::new())
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                std::fs::write(&copy, text)
+                    .with_context(|| format!("cannot write {}", copy.display()))?;
+                files.push(copy);
+                continue;
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
         let end = match input.committed {
             Some(end) if file.metadata()?.len() > end => end,
             _ => {
