@@ -7,15 +7,13 @@ key the type) and in total (dimension `all`, key `*`). Messages that are not JSO
 time, are left out.
 
 Output (update mode, in `foreachBatch`): each micro-batch upserts the windows it changed, with their whole count,
-into the MongoDB collection `--collection` (`stream_aggregates` by default) in the shape of the runtime's
-`aggregates`
+into the MongoDB collection `--collection` (`stream_aggregates` by default), one document per counter
 `{granularity: "minute", dimension: "type" | "all", bucket: <window start, Unix seconds, int64>, key, count: int64}`,
 unique on (granularity, dimension, bucket, key), by `UpdateOne(..., {"$set": {"count": n}}, upsert=True)`. The
 count is set, never incremented, so a micro-batch that Spark replays after a crash, or a second run on the same
 checkpoint, changes nothing. `--sink jsonl PATH` writes the same rows to a JSON lines file instead (one row per
-key, the file rewritten through a rename), for runs without MongoDB. The default collection is not the runtime's
-`aggregates`: the runtime increments the same minute counters there as it stores events, and a count set by
-this job would overwrite them.
+key, the file rewritten through a rename), for runs without MongoDB. The runtime keeps its own counters apart
+(`counter_deltas` and `counters`), so nothing this job writes touches them.
 
 Late events: the watermark is the latest `created_at` seen so far minus `--watermark` (10 minutes by default). Spark
 moves it between micro-batches, and drops, without any trace, every later event whose window ended at or before

@@ -601,6 +601,69 @@ async fn repository_metadata_adds_language_and_topics<S: Store>(store: S) {
     assert_eq!(topic_keys, BTreeSet::from(["compilers", "wasm"]));
 }
 
+async fn counters_set_over_counted_ones_replace_them<S: Store>(store: S) {
+    let events = sample_events(400);
+    store.write_events(events[..300].to_vec()).await.unwrap();
+    let days = store
+        .aggregates(all_of(Granularity::Day, Dimension::All))
+        .await
+        .unwrap();
+    let day = days[0].clone();
+    store
+        .put_counters(vec![AggregateRow {
+            count: 5,
+            ..day.clone()
+        }])
+        .await
+        .unwrap();
+    let set = store
+        .aggregates(all_of(Granularity::Day, Dimension::All))
+        .await
+        .unwrap();
+    assert_eq!(set[0].count, 5, "the set value replaces the events counted");
+    assert_eq!(set[1..], days[1..], "other buckets unchanged");
+    // Events counted after the set add to the value set.
+    let later: Vec<Arc<Event>> = events[300..]
+        .iter()
+        .filter(|e| Granularity::Day.bucket(e.created_at) == day.bucket)
+        .cloned()
+        .collect();
+    assert!(!later.is_empty());
+    store.write_events(later.clone()).await.unwrap();
+    let after = store
+        .aggregates(all_of(Granularity::Day, Dimension::All))
+        .await
+        .unwrap();
+    assert_eq!(after[0].count, 5 + later.len() as u64);
+}
+
+async fn a_bucket_of_many_keys_is_kept_whole<S: Store>(store: S) {
+    // More keys in one bucket than MongoDB keeps in one document: set, then set again in part.
+    let row = |key: usize, count: u64| AggregateRow {
+        granularity: Granularity::Quarter,
+        dimension: Dimension::GithutLanguage,
+        bucket: 0,
+        key: format!("PushEvent/language-{key:05}"),
+        count,
+    };
+    let rows: Vec<AggregateRow> = (0..45_000).map(|k| row(k, k as u64 % 7)).collect();
+    store.put_counters(rows.clone()).await.unwrap();
+    store
+        .put_counters(vec![row(3, 1000), row(44_999, 5)])
+        .await
+        .unwrap();
+    let mut expected = rows;
+    expected[3].count = 1000;
+    expected[44_999].count = 5;
+    assert_eq!(
+        store
+            .aggregates(all_of(Granularity::Quarter, Dimension::GithutLanguage))
+            .await
+            .unwrap(),
+        expected
+    );
+}
+
 async fn dead_letters_and_reloads_are_kept<S: Store>(store: S) {
     let letter = |n: u32| {
         Arc::new(DeadLetter {
@@ -1228,6 +1291,18 @@ mod sqlite_store {
     }
 
     #[tokio::test]
+    async fn counters_set_over_counted_ones_replace_them() {
+        let (_dir, store) = sqlite();
+        super::counters_set_over_counted_ones_replace_them(store).await;
+    }
+
+    #[tokio::test]
+    async fn a_bucket_of_many_keys_is_kept_whole() {
+        let (_dir, store) = sqlite();
+        super::a_bucket_of_many_keys_is_kept_whole(store).await;
+    }
+
+    #[tokio::test]
     async fn models_are_registered_promoted_and_read_back() {
         let (_dir, store) = sqlite();
         super::models_are_registered_promoted_and_read_back(store).await;
@@ -1294,6 +1369,144 @@ mod mongo_store {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn dead_letters_and_reloads_are_kept() {
         super::dead_letters_and_reloads_are_kept(mongo().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn counters_set_over_counted_ones_replace_them() {
+        super::counters_set_over_counted_ones_replace_them(mongo().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bucket_of_many_keys_is_kept_whole() {
+        super::a_bucket_of_many_keys_is_kept_whole(mongo().await).await;
+    }
+
+    /// Documents in one of the store's collections.
+    async fn documents(store: &MongoStore, collection: &str) -> u64 {
+        store
+            .database()
+            .collection::<mongodb::bson::Document>(collection)
+            .count_documents(mongodb::bson::doc! {})
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn folded_and_pending_counters_read_the_same() {
+        // Slices of 10 events: writers fold along the way (every 32 slices), so counts sit partly in folded
+        // pages and partly in pending deltas; the rows are SQLite's at every stage.
+        let store = mongo().await;
+        let (_dir, sqlite) = sqlite();
+        let events = sample_events(1000);
+        for chunk in events.chunks(10) {
+            store.write_events(chunk.to_vec()).await.unwrap();
+            sqlite.write_events(chunk.to_vec()).await.unwrap();
+        }
+        let expected = every_row(&sqlite).await;
+        assert!(documents(&store, "counters").await > 0, "nothing folded");
+        assert!(
+            documents(&store, "counter_deltas").await > 0,
+            "nothing pending"
+        );
+        assert_eq!(every_row(&store).await, expected, "partly folded");
+        store.fold_pending().await.unwrap();
+        assert_eq!(every_row(&store).await, expected, "folded again");
+        // Redelivered after folding: nothing added, in deltas or pages.
+        let outcome = store.write_events(events[200..700].to_vec()).await.unwrap();
+        assert_eq!((outcome.inserted, outcome.duplicates), (0, 500));
+        store.fold_pending().await.unwrap();
+        assert_eq!(every_row(&store).await, expected, "redelivered");
+        assert_eq!(store.event_count().await.unwrap(), 1000);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writers_of_two_processes_folding_at_once_count_each_event_once() {
+        // Two connections, as two processes: each folds on its own, racing the other on the same groups.
+        let database = unique_name("conformance");
+        let uri = shared_mongo().mongo_uri();
+        let a = MongoStore::connect(&uri, &database).await.unwrap();
+        let b = MongoStore::connect(&uri, &database).await.unwrap();
+        let events = sample_events(1200);
+        let forward = events.clone();
+        let mut backward = events.clone();
+        backward.reverse();
+        let (one, two) = (a.clone(), b.clone());
+        let one = tokio::spawn(async move {
+            for chunk in forward.chunks(7) {
+                one.write_events(chunk.to_vec()).await.unwrap();
+            }
+        });
+        let two = tokio::spawn(async move {
+            for chunk in backward.chunks(5) {
+                two.write_events(chunk.to_vec()).await.unwrap();
+            }
+        });
+        one.await.unwrap();
+        two.await.unwrap();
+        let (folded_a, folded_b) = tokio::join!(a.fold_pending(), b.fold_pending());
+        folded_a.unwrap();
+        folded_b.unwrap();
+        let (_dir, sqlite) = sqlite();
+        sqlite.write_events(events.clone()).await.unwrap();
+        assert_eq!(every_row(&a).await, every_row(&sqlite).await);
+        assert_eq!(b.event_count().await.unwrap(), 1200);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn counters_of_the_earlier_layout_are_moved_on_connect() {
+        use mongodb::bson::doc;
+        let database = unique_name("conformance");
+        let uri = shared_mongo().mongo_uri();
+        let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
+        // One document per counter, as earlier versions kept them.
+        let legacy = client
+            .database(&database)
+            .collection::<mongodb::bson::Document>("aggregates");
+        legacy
+            .insert_many([
+                doc! { "granularity": "day", "dimension": "repo", "bucket": 86_400_i64, "key": "a/b.js", "count": 3_i64 },
+                doc! { "granularity": "day", "dimension": "repo", "bucket": 86_400_i64, "key": "c/d", "count": 2_i32 },
+                doc! { "granularity": "day", "dimension": "all", "bucket": 86_400_i64, "key": "*", "count": 5_i64 },
+                doc! { "granularity": "quarter", "dimension": "githut_language", "bucket": 0_i64, "key": "Rust", "count": 0_i64 },
+            ])
+            .await
+            .unwrap();
+        let store = MongoStore::connect(&uri, &database).await.unwrap();
+        let row = |granularity, dimension, bucket, key: &str, count| AggregateRow {
+            granularity,
+            dimension,
+            bucket,
+            key: key.into(),
+            count,
+        };
+        assert_eq!(
+            store
+                .aggregates(all_of(Granularity::Day, Dimension::Repo))
+                .await
+                .unwrap(),
+            vec![
+                row(Granularity::Day, Dimension::Repo, 86_400, "a/b.js", 3),
+                row(Granularity::Day, Dimension::Repo, 86_400, "c/d", 2),
+            ]
+        );
+        assert_eq!(
+            store
+                .aggregates(all_of(Granularity::Quarter, Dimension::GithutLanguage))
+                .await
+                .unwrap(),
+            vec![row(
+                Granularity::Quarter,
+                Dimension::GithutLanguage,
+                0,
+                "Rust",
+                0
+            )]
+        );
+        assert_eq!(store.event_count().await.unwrap(), 5);
+        assert_eq!(legacy.count_documents(doc! {}).await.unwrap(), 0);
+        // Connecting again moves nothing twice.
+        let again = MongoStore::connect(&uri, &database).await.unwrap();
+        assert_eq!(again.event_count().await.unwrap(), 5);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
