@@ -509,7 +509,12 @@ async fn learn(
                 shared.store.put_learner(&key, state.clone(), through)
             })
             .await?;
-            if let Some((start, model)) = learner.starts.last_key_value() {
+            // The learner at the latest window start, kept when this batch reached a new one.
+            if let Some((start, model)) = learner
+                .starts
+                .last_key_value()
+                .filter(|(start, _)| **start >= resolutions[0].seq)
+            {
                 let (start, bytes, key) = (*start, model.to_bytes(), window_start_key(version));
                 retry("put_learner", &PIPELINE, stop, failed, || {
                     shared.store.put_learner(&key, bytes.clone(), start)
