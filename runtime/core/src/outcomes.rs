@@ -73,14 +73,19 @@ pub struct Evaluation {
     pub label_delay_days: f64,
 }
 
-/// What the retrain policy script decided after an evaluation window, with what it was shown.
+/// What the retrain policy script decided after an evaluation window or at a change detector's alarm, with
+/// what it was shown.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     /// Model name.
     pub model: String,
-    /// The evaluation window it followed (its first resolution); one decision per window.
+    /// For a window's decision, the window it followed (its first resolution); for an alarm's, the resolution
+    /// whose error set the detector off. One decision per window and one per alarm.
     pub window: u64,
-    /// Event time of the window's end, Unix seconds.
+    /// What called the policy.
+    #[serde(default)]
+    pub trigger: Trigger,
+    /// Event time of the window's end or of the alarm's resolution, Unix seconds.
     pub at: i64,
     /// The champion's version.
     pub version: u32,
@@ -95,6 +100,35 @@ pub struct Decision {
     /// What the retrain it asked for did; `None` when it asked for none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retrain_result: Option<Retrained>,
+}
+
+impl Decision {
+    /// Puts decisions in the order they were taken: by event time (a window's is its end's), then resolution,
+    /// an alarm before the decision of a window that starts at the same resolution; the order given otherwise.
+    pub fn in_order(decisions: &mut [Decision]) {
+        decisions.sort_by_key(|d| (d.at, d.window, d.trigger == Trigger::Window));
+    }
+}
+
+/// What called the retrain policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// An evaluation window ended (the schedule).
+    #[default]
+    Window,
+    /// The change detector fired on the prediction errors.
+    Alarm,
+}
+
+impl Trigger {
+    /// The name kept in the store and shown to the policy.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Window => "window",
+            Trigger::Alarm => "alarm",
+        }
+    }
 }
 
 /// A retrain and its trial: the challenger and the champion scored on the same labelled window, which the
@@ -117,12 +151,20 @@ pub struct Retrained {
     pub champion_log_loss: f64,
     /// The challenger's.
     pub challenger_log_loss: f64,
+    /// How the challenger learnt them: `online` (the learner from zero) or `batch` (fitted at once, then served
+    /// online).
+    #[serde(default = "online")]
+    pub candidate: String,
     /// The resolutions it learnt (first and last).
     pub trained_on: (u64, u64),
     /// The resolutions both were scored on (first and last).
     pub evaluated_on: (u64, u64),
     /// Why it was promoted or not, in words.
     pub reason: String,
+}
+
+fn online() -> String {
+    "online".into()
 }
 
 /// How far a window's inputs and predictions moved from the version's reference window.
@@ -229,13 +271,13 @@ pub trait OutcomeStore: Send + Sync + 'static {
         model: &str,
     ) -> impl Future<Output = Result<Vec<Evaluation>, StoreError>> + Send;
 
-    /// Keeps a retrain decision (the same model and window again replaces it).
+    /// Keeps a retrain decision (the same model, window and trigger again replaces it).
     fn record_decision(
         &self,
         decision: Decision,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The decisions about `model`, oldest window first.
+    /// The decisions about `model`, oldest window (or alarm) first.
     fn decisions(
         &self,
         model: &str,

@@ -241,15 +241,35 @@ impl OutcomeStore for SqliteStore {
     }
 
     async fn record_decision(&self, d: Decision) -> Result<(), StoreError> {
-        let key = (d.model.clone(), d.window, d.version);
-        self.with_conn(move |conn| put_json(conn, "record_decision", "retrain_decisions", key, &d))
-            .await
+        self.with_conn(move |conn| {
+            let body = serde_json::to_string(&d).map_err(|e| StoreError::Operation {
+                operation: "record_decision",
+                reason: e.to_string(),
+            })?;
+            conn.execute(
+                "INSERT INTO retrain_decisions (model, window, version, trigger, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO UPDATE SET body = excluded.body",
+                params![
+                    d.model,
+                    d.window as i64,
+                    d.version,
+                    d.trigger.as_str(),
+                    body
+                ],
+            )
+            .map(|_| ())
+            .map_err(failed("record_decision"))
+        })
+        .await
     }
 
     async fn decisions(&self, model: &str) -> Result<Vec<Decision>, StoreError> {
         let model = model.to_string();
-        self.with_conn(move |conn| json_rows(conn, "decisions", "retrain_decisions", &model))
-            .await
+        let mut decisions: Vec<Decision> = self
+            .with_conn(move |conn| json_rows(conn, "decisions", "retrain_decisions", &model))
+            .await?;
+        Decision::in_order(&mut decisions);
+        Ok(decisions)
     }
 
     async fn record_drift(&self, d: Drift) -> Result<(), StoreError> {

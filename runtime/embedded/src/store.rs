@@ -32,7 +32,7 @@ use forgecast_lake::committed::{FileState, Lake, committed_ends, hour_of};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Layout version of the SQLite file, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// What brings an older layout to this one, by the version it starts from.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -54,6 +54,24 @@ const MIGRATIONS: &[(i64, &str)] = &[
             SELECT raw_file, (min(created_at) / 3600) * 3600, max(raw_offset + raw_len + 1),
                    max(raw_offset + raw_len + 1), 0, 1
             FROM events GROUP BY raw_file;",
+    ),
+    (
+        4,
+        // Retrain decisions keyed by what called the policy too: a change detector's alarm is decided apart
+        // from the window it falls in. The ones kept before were all windows' (a store older than the table has
+        // none).
+        "CREATE TABLE IF NOT EXISTS retrain_decisions (
+            model TEXT NOT NULL, window INTEGER NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL,
+            PRIMARY KEY (model, window, version)
+        );
+        CREATE TABLE retrain_decisions_5 (
+            model TEXT NOT NULL, window INTEGER NOT NULL, version INTEGER NOT NULL,
+            trigger TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (model, window, version, trigger)
+        );
+        INSERT INTO retrain_decisions_5 (model, window, version, trigger, body)
+            SELECT model, window, version, 'window', body FROM retrain_decisions;
+        DROP TABLE retrain_decisions;
+        ALTER TABLE retrain_decisions_5 RENAME TO retrain_decisions;",
     ),
 ];
 
@@ -181,8 +199,9 @@ CREATE TABLE IF NOT EXISTS retrain_decisions (
     model TEXT NOT NULL,
     window INTEGER NOT NULL,
     version INTEGER NOT NULL,
+    trigger TEXT NOT NULL,
     body TEXT NOT NULL,
-    PRIMARY KEY (model, window, version)
+    PRIMARY KEY (model, window, version, trigger)
 );
 CREATE TABLE IF NOT EXISTS drift (
     model TEXT NOT NULL,
@@ -1218,6 +1237,56 @@ mod tests {
             3,
             "the old letter (no digest) kept, the new one once"
         );
+    }
+
+    #[tokio::test]
+    async fn a_store_of_layout_4_keeps_its_decisions_and_takes_alarms_apart() {
+        use forgecast_core::outcomes::{Decision, OutcomeStore, Trigger};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let decision = Decision {
+            model: "m".into(),
+            window: 201,
+            trigger: Trigger::Window,
+            at: 1,
+            version: 1,
+            script: "abc".into(),
+            retrain: false,
+            reason: "fine".into(),
+            context: serde_json::json!({}),
+            retrain_result: None,
+        };
+        drop(SqliteStore::open(&path).unwrap());
+        // As layout 4 kept decisions: one per model, window and version, no trigger.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TABLE retrain_decisions;
+             CREATE TABLE retrain_decisions (model TEXT NOT NULL, window INTEGER NOT NULL,
+                 version INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (model, window, version));
+             PRAGMA user_version = 4;",
+        )
+        .unwrap();
+        let mut old = serde_json::to_value(&decision).unwrap();
+        old.as_object_mut().unwrap().remove("trigger");
+        conn.execute(
+            "INSERT INTO retrain_decisions VALUES ('m', 201, 1, ?1)",
+            [old.to_string()],
+        )
+        .unwrap();
+        drop(conn);
+
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            store.decisions("m").await.unwrap(),
+            std::slice::from_ref(&decision)
+        );
+        let alarm = Decision {
+            trigger: Trigger::Alarm,
+            retrain: true,
+            ..decision.clone()
+        };
+        store.record_decision(alarm.clone()).await.unwrap();
+        assert_eq!(store.decisions("m").await.unwrap(), [alarm, decision]);
     }
 
     #[tokio::test]

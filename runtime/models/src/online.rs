@@ -304,6 +304,29 @@ impl OnlineLogistic {
         p
     }
 
+    /// A learner that predicts with `weights` (by coordinate of `Hasher::new(params.bits)`, the intercept at 0)
+    /// and goes on learning from there as each coordinate would from its first step: every coordinate's squared
+    /// gradients start at 0, and `z` is the one whose weight is the given one. So a model fitted at once (a
+    /// [`BatchLogistic`] on the same coordinates) can be served and then learn the stream online.
+    pub fn from_weights(
+        params: FtrlParams,
+        weights: &[(u32, f64)],
+        examples: u64,
+    ) -> OnlineLogistic {
+        let mut model = OnlineLogistic::new(params);
+        let scale = params.beta / params.alpha + params.l2;
+        model.slots = weights
+            .iter()
+            .filter(|(_, w)| *w != 0.0 && w.is_finite())
+            .map(|(i, w)| {
+                let z = -(w * scale + w.signum() * params.l1);
+                (*i, Slot { z, n: 0.0 })
+            })
+            .collect();
+        model.examples = examples;
+        model
+    }
+
     /// The saved form (postcard): the same model always gives the same bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut slots: Vec<(u32, f64, f64)> =
@@ -456,6 +479,11 @@ impl BatchLogistic {
             })
             .sum();
         sigmoid(margin)
+    }
+
+    /// The weights by coordinate, in index order (the intercept is coordinate 0), zeros left out.
+    pub fn weights(&self) -> &[(u32, f64)] {
+        &self.weights
     }
 
     /// The L-BFGS iterations the fit took.
@@ -853,6 +881,36 @@ mod tests {
         let model = BatchLogistic::fit(&rows, &BatchParams::default());
         let acc = accuracy(|f| model.predict_proba(f), &stream(500, 6));
         assert!(acc > 0.75, "accuracy {acc}");
+    }
+
+    #[test]
+    fn a_batch_fit_served_online_predicts_the_same_then_goes_on_learning() {
+        let train = stream(1000, 7);
+        let rows: Vec<(&Features, bool)> = train.iter().map(|(f, y)| (f, *y)).collect();
+        let batch = BatchLogistic::fit(&rows, &BatchParams::default());
+        for params in [
+            FtrlParams::default(),
+            FtrlParams {
+                alpha: 1.0,
+                l1: 0.0,
+                ..FtrlParams::default()
+            },
+        ] {
+            let mut online = OnlineLogistic::from_weights(params, batch.weights(), 1000);
+            assert_eq!(online.examples(), 1000);
+            for (f, _) in stream(50, 8) {
+                let (a, b) = (online.predict_proba(&f), batch.predict_proba(&f));
+                assert!((a - b).abs() < 1e-9, "{a} against {b}");
+            }
+            // It learns on: a label it gets wrong moves its prediction towards the label.
+            let (f, y) = &stream(1, 9)[0];
+            let before = online.predict_proba(f);
+            online.learn(f, !*y);
+            let after = online.predict_proba(f);
+            assert!(if *y { after < before } else { after > before });
+            let loaded = OnlineLogistic::from_bytes(&online.to_bytes()).unwrap();
+            assert_eq!(loaded, online);
+        }
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Retraining a streaming model and deciding whether the retrained one takes over.
 //!
-//! The challenger is the served learner started again from zero on the most recent labels before an
-//! evaluation window (so that it forgets a concept that no longer holds); the champion is the served learner as
-//! it stood at the same point, having learnt everything before it. Both score the window, whose labels neither
+//! The challenger learns only the most recent labels before an evaluation window (so that it forgets a concept
+//! that no longer holds), in one of two ways ([`Candidate`]): the served online learner started again from zero
+//! and shown them once in order, or a logistic regression fitted at once on them (L-BFGS to the optimum) and
+//! then served by the online learner from those weights. The champion is the served learner as it stood at the
+//! same point, having learnt everything before it. Both score the window, whose labels neither
 //! has learnt. The challenger is promoted only when all of these hold:
 //!
 //! - its AUC is higher than the champion's by the margin, and by more than chance would give on a window of that
@@ -21,7 +23,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::online::{Features, FtrlParams, OnlineLogistic};
+use crate::online::{BatchLogistic, BatchParams, Features, FtrlParams, OnlineLogistic};
 use crate::prequential::scores;
 
 /// The promotion rule.
@@ -45,6 +47,98 @@ pub fn null_auc_error(positives: u64, negatives: u64) -> f64 {
     }
     let (p, n) = (positives as f64, negatives as f64);
     ((p + n + 1.0) / (12.0 * p * n)).sqrt()
+}
+
+/// How a challenger learns its labels. Either way it is served by the online learner with the given settings,
+/// so that once promoted it learns the stream like any champion.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Candidate {
+    /// FTRL-Proximal from zero, each label once in order.
+    Online {
+        /// The learner's settings.
+        ftrl: FtrlParams,
+    },
+    /// L2-regularised logistic regression fitted at once ([`BatchLogistic`], on the same hashed coordinates),
+    /// its weights then the online learner's starting point ([`OnlineLogistic::from_weights`]). Its
+    /// regularisation `C` is chosen among [`C_GRID`] by the held-out log-loss of [`FOLDS`] contiguous folds of
+    /// the labels (`batch.c` is not used): a window of a few hundred labels is small, and a fixed weak penalty
+    /// fits its noise as confidently as its signal.
+    Batch {
+        /// The online learner's settings once served.
+        ftrl: FtrlParams,
+        /// The fit's (but `c`).
+        batch: BatchParams,
+    },
+}
+
+impl Candidate {
+    /// The kind's name, as the retrain policy asks for it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Candidate::Online { .. } => "online",
+            Candidate::Batch { .. } => "batch",
+        }
+    }
+
+    /// A challenger that learnt `train`, in order.
+    pub fn train(&self, train: &[(Features, bool)]) -> OnlineLogistic {
+        match self {
+            Candidate::Online { ftrl } => {
+                let mut model = OnlineLogistic::new(*ftrl);
+                for (features, label) in train {
+                    model.learn(features, *label);
+                }
+                model
+            }
+            Candidate::Batch { ftrl, batch } => {
+                let params = BatchParams {
+                    bits: ftrl.bits,
+                    ..*batch
+                };
+                let rows: Vec<(&Features, bool)> = train.iter().map(|(f, y)| (f, *y)).collect();
+                let c = chosen_c(&rows, &params);
+                let fitted = BatchLogistic::fit(&rows, &BatchParams { c, ..params });
+                OnlineLogistic::from_weights(*ftrl, fitted.weights(), train.len() as u64)
+            }
+        }
+    }
+}
+
+/// The batch challenger's candidate regularisations (scikit-learn's `C`: smaller is stronger).
+pub const C_GRID: [f64; 6] = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0];
+/// Contiguous folds the batch challenger's `C` is chosen by.
+pub const FOLDS: usize = 5;
+
+/// The `C` of [`C_GRID`] whose fits, each on all folds but one, give the lowest log-loss on the fold left out
+/// (the smaller on a tie; the smallest when there are fewer labels than folds).
+fn chosen_c(rows: &[(&Features, bool)], params: &BatchParams) -> f64 {
+    if rows.len() < FOLDS {
+        return C_GRID[0];
+    }
+    let bounds: Vec<usize> = (0..=FOLDS).map(|k| k * rows.len() / FOLDS).collect();
+    let held_out_loss = |c: f64| -> f64 {
+        let mut pairs = Vec::with_capacity(rows.len());
+        for k in 0..FOLDS {
+            let (from, to) = (bounds[k], bounds[k + 1]);
+            let fit_on: Vec<(&Features, bool)> =
+                rows[..from].iter().chain(&rows[to..]).copied().collect();
+            let model = BatchLogistic::fit(&fit_on, &BatchParams { c, ..*params });
+            pairs.extend(
+                rows[from..to]
+                    .iter()
+                    .map(|(f, y)| (model.predict_proba(f), *y)),
+            );
+        }
+        scores(&pairs).log_loss
+    };
+    C_GRID
+        .iter()
+        .map(|c| (*c, held_out_loss(*c)))
+        .fold((C_GRID[0], f64::INFINITY), |best, (c, loss)| {
+            if loss < best.1 { (c, loss) } else { best }
+        })
+        .0
 }
 
 /// Both models' figures on the same window.
@@ -89,20 +183,17 @@ fn base_rate_log_loss(train: &[(Features, bool)], window: &[(Features, bool)]) -
     scores(&pairs).log_loss
 }
 
-/// Trains a challenger with `params` on `train` (in order, the last `rule.train_labels` of it) and sets it beside
-/// `champion` on `window`.
+/// Trains a `candidate` on `train` (in order, the last `rule.train_labels` of it) and sets it beside `champion`
+/// on `window`.
 pub fn trial(
     champion: &OnlineLogistic,
-    params: FtrlParams,
+    candidate: &Candidate,
     train: &[(Features, bool)],
     window: &[(Features, bool)],
     rule: &Rule,
 ) -> Trial {
-    let mut challenger = OnlineLogistic::new(params);
     let start = train.len().saturating_sub(rule.train_labels);
-    for (features, label) in &train[start..] {
-        challenger.learn(features, *label);
-    }
+    let challenger = candidate.train(&train[start..]);
     let champion_figures = figures(champion, window);
     let challenger_figures = figures(&challenger, window);
     let positives = window.iter().filter(|(_, y)| *y).count() as u64;
@@ -186,6 +277,19 @@ mod tests {
         model
     }
 
+    /// Both kinds of challenger, with the default settings.
+    pub(super) fn candidates() -> [Candidate; 2] {
+        [
+            Candidate::Online {
+                ftrl: FtrlParams::default(),
+            },
+            Candidate::Batch {
+                ftrl: FtrlParams::default(),
+                batch: BatchParams::default(),
+            },
+        ]
+    }
+
     const RULE: Rule = Rule {
         train_labels: 400,
         margin: 0.02,
@@ -205,15 +309,26 @@ mod tests {
         let before = stream(3000, 1, false);
         let after = stream(600, 2, true);
         let champion = learnt(&[before.clone(), after[..400].to_vec()].concat());
-        let t = trial(
-            &champion,
-            FtrlParams::default(),
-            &[before, after[..400].to_vec()].concat(),
-            &after[400..],
-            &RULE,
-        );
-        assert!(t.promote, "{:?} vs {:?}", t.challenger_figures, t.champion);
-        assert!(t.challenger_figures.auc > 0.7, "{:?}", t.challenger_figures);
+        for candidate in candidates() {
+            let t = trial(
+                &champion,
+                &candidate,
+                &[before.clone(), after[..400].to_vec()].concat(),
+                &after[400..],
+                &RULE,
+            );
+            let kind = candidate.kind();
+            assert!(
+                t.promote,
+                "{kind}: {:?} vs {:?}",
+                t.challenger_figures, t.champion
+            );
+            assert!(
+                t.challenger_figures.auc > 0.7,
+                "{kind}: {:?}",
+                t.challenger_figures
+            );
+        }
     }
 
     #[test]
@@ -223,12 +338,16 @@ mod tests {
             let champion = learnt(&history);
             let shuffled = shuffled(&history, seed);
             let window = stream(200, seed + 100, false);
-            let t = trial(&champion, FtrlParams::default(), &shuffled, &window, &RULE);
-            assert!(
-                !t.promote,
-                "seed {seed}: {:?} vs {:?}",
-                t.challenger_figures, t.champion
-            );
+            for candidate in candidates() {
+                let t = trial(&champion, &candidate, &shuffled, &window, &RULE);
+                assert!(
+                    !t.promote,
+                    "{} seed {seed}: {:?} vs {:?}",
+                    candidate.kind(),
+                    t.challenger_figures,
+                    t.champion
+                );
+            }
         }
         // Nor against a champion that knows nothing (a zero start predicts 0.5 everywhere).
         for seed in 0..20 {
@@ -236,8 +355,11 @@ mod tests {
             let shuffled = shuffled(&history, seed);
             let window = stream(200, seed + 100, false);
             let zero = OnlineLogistic::new(FtrlParams::default());
-            let t = trial(&zero, FtrlParams::default(), &shuffled, &window, &RULE);
-            assert!(!t.promote, "seed {seed}: {:?}", t.challenger_figures);
+            for candidate in candidates() {
+                let t = trial(&zero, &candidate, &shuffled, &window, &RULE);
+                let kind = candidate.kind();
+                assert!(!t.promote, "{kind} seed {seed}: {:?}", t.challenger_figures);
+            }
         }
     }
 
@@ -245,14 +367,21 @@ mod tests {
     fn without_a_change_the_champion_stays() {
         let history = stream(4000, 3, false);
         let champion = learnt(&history[..3800]);
-        let t = trial(
-            &champion,
-            FtrlParams::default(),
-            &history[..3800],
-            &history[3800..],
-            &RULE,
-        );
-        assert!(!t.promote, "{:?} vs {:?}", t.challenger_figures, t.champion);
+        for candidate in candidates() {
+            let t = trial(
+                &champion,
+                &candidate,
+                &history[..3800],
+                &history[3800..],
+                &RULE,
+            );
+            let kind = candidate.kind();
+            assert!(
+                !t.promote,
+                "{kind}: {:?} vs {:?}",
+                t.challenger_figures, t.champion
+            );
+        }
     }
 }
 
@@ -264,9 +393,15 @@ mod simulation {
     /// and the other way round): a trial after every window of 200, the challenger learning the 200 labels
     /// before the window. FTRL's per-coordinate steps have shrunk by then, so the champion keeps predicting the
     /// old concept (AUC near 0.15 window after window); the first trial whose challenger learnt only labels of
-    /// the new concept promotes it, and the next window is back to the old level.
+    /// the new concept promotes it, and the next window is back to the old level. Both kinds of challenger.
     #[test]
     fn a_flipped_concept_is_caught_by_the_first_fair_trial_and_recovered() {
+        for candidate in super::tests::candidates() {
+            simulate(&candidate);
+        }
+    }
+
+    fn simulate(candidate: &Candidate) {
         let before = super::tests::stream_pub(4000, 7, false);
         let after = super::tests::stream_pub(2000, 8, true);
         let all: Vec<(Features, bool)> = [before, after].concat();
@@ -286,13 +421,7 @@ mod simulation {
             let seq = i + 1;
             if seq % 200 == 0 {
                 let s = seq - 200;
-                let t = trial(
-                    &start,
-                    FtrlParams::default(),
-                    &all[..s],
-                    &all[s..seq],
-                    &rule,
-                );
+                let t = trial(&start, candidate, &all[..s], &all[s..seq], &rule);
                 if t.promote {
                     promotions.push(seq);
                     let mut challenger = t.challenger;
@@ -308,9 +437,10 @@ mod simulation {
             .chunks(200)
             .map(|w| scores(w).auc.unwrap())
             .collect();
-        assert_eq!(promotions, [4400], "{auc:?}");
-        assert!(auc[1..20].iter().all(|a| *a > 0.75), "{auc:?}");
-        assert!(auc[20..22].iter().all(|a| *a < 0.3), "{auc:?}");
-        assert!(auc[22..].iter().all(|a| *a > 0.75), "{auc:?}");
+        let kind = candidate.kind();
+        assert_eq!(promotions, [4400], "{kind}: {auc:?}");
+        assert!(auc[1..20].iter().all(|a| *a > 0.75), "{kind}: {auc:?}");
+        assert!(auc[20..22].iter().all(|a| *a < 0.3), "{kind}: {auc:?}");
+        assert!(auc[22..].iter().all(|a| *a > 0.75), "{kind}: {auc:?}");
     }
 }

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use forgecast_core::outcomes::{Decision, Drift, Evaluation, Opened, OutcomeStore, Resolution};
+use forgecast_core::outcomes::{
+    Decision, Drift, Evaluation, Opened, OutcomeStore, Resolution, Trigger,
+};
 use forgecast_core::store::{StoreError, WriteOutcome};
 use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{Binary, Bson, Document, doc};
@@ -290,7 +292,11 @@ impl OutcomeStore for MongoStore {
     }
 
     async fn record_decision(&self, d: Decision) -> Result<(), StoreError> {
-        let id = format!("{}/{}", d.model, d.window);
+        // A window's decision and an alarm's at the same resolution are two decisions.
+        let id = match d.trigger {
+            Trigger::Window => format!("{}/{}", d.model, d.window),
+            Trigger::Alarm => format!("{}/{}/alarm", d.model, d.window),
+        };
         put_body(
             &self.db,
             "record_decision",
@@ -306,10 +312,12 @@ impl OutcomeStore for MongoStore {
     async fn decisions(&self, model: &str) -> Result<Vec<Decision>, StoreError> {
         let found = bodies(&self.db, "decisions", "retrain_decisions", model).await?;
         // A record that no longer reads is left out.
-        Ok(found
+        let mut decisions: Vec<Decision> = found
             .iter()
             .filter_map(|b| serde_json::from_str(b).ok())
-            .collect())
+            .collect();
+        Decision::in_order(&mut decisions);
+        Ok(decisions)
     }
 
     async fn record_drift(&self, d: Drift) -> Result<(), StoreError> {

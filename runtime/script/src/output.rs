@@ -41,7 +41,18 @@ pub struct RetrainDecision {
     pub retrain: bool,
     /// Why, for the log and the model registry.
     pub reason: String,
+    /// How the challenger learns, when the script says: `online` or `batch` (the model's default otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub challenger: Option<String>,
+    /// How many of the most recent labels it learns, when the script says (the model's default otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<u64>,
 }
+
+/// The kinds of challenger a retrain policy may ask for.
+pub const CHALLENGERS: [&str; 2] = ["online", "batch"];
+/// The fewest and most labels a retrain policy may ask a challenger to learn.
+pub const CHALLENGER_LABELS: std::ops::RangeInclusive<u64> = 50..=100_000;
 
 pub use forgecast_core::source::QuerySpec;
 
@@ -152,7 +163,8 @@ pub fn features_from_dynamic(value: &Dynamic) -> Result<Option<Features>, String
 }
 
 impl RetrainDecision {
-    /// From `should_retrain`'s result: `#{ retrain: bool, reason: "…" }`.
+    /// From `should_retrain`'s result: `#{ retrain: bool, reason: "…" }`, optionally with `challenger:
+    /// "online" | "batch"` and `labels: N` (50 to 100,000).
     pub fn from_dynamic(value: &Dynamic) -> Result<RetrainDecision, String> {
         let map = value.read_lock::<Map>().ok_or_else(|| {
             format!(
@@ -162,6 +174,7 @@ impl RetrainDecision {
         })?;
         let mut retrain = None;
         let mut reason = String::new();
+        let (mut challenger, mut labels) = (None, None);
         for (field, v) in map.iter() {
             match field.as_str() {
                 "retrain" => {
@@ -173,15 +186,51 @@ impl RetrainDecision {
                     })?)
                 }
                 "reason" => reason = v.to_string(),
+                "challenger" => {
+                    let kind = v
+                        .clone()
+                        .into_immutable_string()
+                        .ok()
+                        .filter(|k| CHALLENGERS.contains(&k.as_str()))
+                        .ok_or_else(|| {
+                            format!(
+                                "should_retrain returned `challenger` {}; expected \"online\" or \"batch\"",
+                                describe(v)
+                            )
+                        })?;
+                    challenger = Some(kind.to_string());
+                }
+                "labels" => {
+                    let n = v
+                        .as_int()
+                        .ok()
+                        .and_then(|n| u64::try_from(n).ok())
+                        .filter(|n| CHALLENGER_LABELS.contains(n))
+                        .ok_or_else(|| {
+                            format!(
+                                "should_retrain returned `labels` {}; expected a whole number from {} to {}",
+                                describe(v),
+                                CHALLENGER_LABELS.start(),
+                                CHALLENGER_LABELS.end()
+                            )
+                        })?;
+                    labels = Some(n);
+                }
                 other => {
                     return Err(format!(
-                        "should_retrain returned unknown field `{other}`; use `retrain` and `reason`"
+                        "should_retrain returned unknown field `{other}`; use `retrain`, `reason`, `challenger` and \
+                         `labels`"
                     ));
                 }
             }
         }
         let retrain = retrain.ok_or("should_retrain returned no `retrain` field")?;
-        Ok(RetrainDecision { retrain, reason })
+        Ok(RetrainDecision {
+            retrain,
+            reason,
+            challenger,
+            labels,
+        })
     }
 }
 
@@ -274,6 +323,35 @@ mod tests {
 
     fn eval(code: &str) -> Dynamic {
         rhai::Engine::new().eval::<Dynamic>(code).unwrap()
+    }
+
+    #[test]
+    fn a_retrain_decision_may_name_its_challenger_and_labels() {
+        let plain =
+            RetrainDecision::from_dynamic(&eval(r#"#{ retrain: true, reason: "old" }"#)).unwrap();
+        assert_eq!((plain.challenger, plain.labels), (None, None));
+        let full = RetrainDecision::from_dynamic(&eval(
+            r#"#{ retrain: true, reason: "drift", challenger: "batch", labels: 800 }"#,
+        ))
+        .unwrap();
+        assert_eq!(full.challenger.as_deref(), Some("batch"));
+        assert_eq!(full.labels, Some(800));
+        for (code, names) in [
+            (
+                r#"#{ retrain: true, challenger: "forest" }"#,
+                "`challenger`",
+            ),
+            (r#"#{ retrain: true, challenger: 1 }"#, "`challenger`"),
+            (r#"#{ retrain: true, labels: 10 }"#, "from 50 to 100000"),
+            (r#"#{ retrain: true, labels: 300.5 }"#, "`labels`"),
+            (
+                r#"#{ retrain: true, lables: 300 }"#,
+                "unknown field `lables`",
+            ),
+        ] {
+            let e = RetrainDecision::from_dynamic(&eval(code)).unwrap_err();
+            assert!(e.contains(names), "{code}: {e}");
+        }
     }
 
     #[test]

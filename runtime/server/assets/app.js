@@ -511,14 +511,21 @@ function latestWindow(e) {
 // What came of a retrain: the challenger promoted or rejected, or nothing (no retrain, or no challenger).
 function retrainOutcome(result) {
   if (!result || typeof result.challenger !== "number") return { text: "—", attrs: result && result.reason ? { title: result.reason } : {} };
-  const detail = `${result.metric} ${fixed(result.challenger_score)} against the champion's ${fixed(result.champion_score)} (margin ${fixed(result.margin)}): ${result.reason}`;
+  const detail = `${result.candidate || "online"} challenger, ${result.metric} ${fixed(result.challenger_score)} against the champion's ${fixed(result.champion_score)} (margin ${fixed(result.margin)}): ${result.reason}`;
   return { text: `${result.promoted ? "promoted" : "rejected"} v${result.challenger}`, attrs: { title: detail }, className: result.promoted ? "rise" : "fall" };
 }
 
+// What called the policy: a window's end (the schedule) or the change detector's alarm at a label.
+function trigger(d) {
+  return d.trigger === "alarm" ? `alarm at label ${number(d.window)}` : `window from label ${number(d.window)}`;
+}
+
+// The decisions, which the API gives in the order they were taken.
 function decisionsTable(decisions) {
-  const newest = [...decisions].sort((a, b) => b.window - a.window).slice(0, DECISIONS_SHOWN);
-  return table("decisions", [["When (event time)"], ["Champion"], ["Retrain"], ["Reason"], ["Outcome"]], newest.map((d) => [
+  const newest = [...decisions].reverse().slice(0, DECISIONS_SHOWN);
+  return table("decisions", [["When (event time)"], ["Called by"], ["Champion"], ["Retrain"], ["Reason"], ["Outcome"]], newest.map((d) => [
     { text: whenUnix(d.at) },
+    { text: trigger(d) },
     { text: `v${d.version}` },
     { text: d.retrain ? "yes" : "no", className: d.retrain ? "retrain-yes" : "" },
     { text: d.reason, className: "text" },

@@ -1104,11 +1104,15 @@ async fn issue_labels_are_resolved_once_in_order<S: forgecast_core::outcomes::Ou
         [evaluation, later]
     );
 
-    // Decisions, with what a retrain did, one per window: the same window again replaces it.
-    use forgecast_core::outcomes::{Decision, Drift, DriftReference, FeatureDrift, Retrained};
+    // Decisions, with what a retrain did, one per window and one per alarm: the same window again replaces it,
+    // an alarm at the same resolution is another decision.
+    use forgecast_core::outcomes::{
+        Decision, Drift, DriftReference, FeatureDrift, Retrained, Trigger,
+    };
     let decision = Decision {
         model: "outcome".into(),
         window: 1,
+        trigger: Trigger::Window,
         at: 32 * day,
         version: 1,
         script: "abc".into(),
@@ -1128,16 +1132,24 @@ async fn issue_labels_are_resolved_once_in_order<S: forgecast_core::outcomes::Ou
         margin: 0.02,
         champion_log_loss: 0.65,
         challenger_log_loss: 0.7,
+        candidate: "batch".into(),
         trained_on: (0, 0),
         evaluated_on: (1, 3),
         reason: "not better by the margins".into(),
     });
     store.record_decision(retrained.clone()).await.unwrap();
+    let mut alarm = decision.clone();
+    alarm.trigger = Trigger::Alarm;
+    alarm.retrain = false;
+    store.record_decision(alarm.clone()).await.unwrap();
     let mut next = decision.clone();
     next.window = 4;
     next.retrain = false;
     store.record_decision(next.clone()).await.unwrap();
-    assert_eq!(store.decisions("outcome").await.unwrap(), [retrained, next]);
+    assert_eq!(
+        store.decisions("outcome").await.unwrap(),
+        [alarm, retrained, next]
+    );
 
     // Drift figures per window and version, oldest window first; the same key again replaces them.
     let feature = |name: &str, psi: f64, ks: Option<f64>| FeatureDrift {

@@ -853,7 +853,7 @@ return cards.map((card) => ({
     .map((li) => [li.querySelector(".metric-name").textContent, li.querySelector(".metric-value").textContent])),
   latest: rows(card, "latest-window"),
   decisions: rows(card, "decisions"),
-  outcome_titles: [...card.querySelectorAll('[data-testid="decisions"] tbody tr')].map((tr) => tr.cells[4].getAttribute("title")),
+  outcome_titles: [...card.querySelectorAll('[data-testid="decisions"] tbody tr')].map((tr) => tr.cells[5].getAttribute("title")),
   charts: card.querySelectorAll('[data-testid="auc-chart"]').length,
   points: chart(card, "circle").map((c) => [Number(c.getAttribute("data-window")), Number(c.getAttribute("data-value"))]),
   retrains: chart(card, "line.mark-retrain").map((l) => Number(l.getAttribute("data-window"))),
@@ -983,16 +983,22 @@ fn expected_outcome(result: &Value) -> String {
     }
 }
 
-/// The decisions table: newest first, at most 20; time, champion, retrain, reason, outcome.
+/// The decisions table: newest first (the API's order reversed), at most 20; time, what called the policy,
+/// champion, retrain, reason, outcome.
 fn expected_decisions(decisions: &[Value]) -> Rows {
-    let mut newest: Vec<&Value> = decisions.iter().collect();
-    newest.sort_by_key(|d| std::cmp::Reverse(d["window"].as_u64().unwrap()));
-    newest
-        .into_iter()
+    decisions
+        .iter()
+        .rev()
         .take(20)
         .map(|d| {
+            let called_by = if d["trigger"] == "alarm" {
+                format!("alarm at label {}", shown(&d["window"]))
+            } else {
+                format!("window from label {}", shown(&d["window"]))
+            };
             vec![
                 utc_time(&d["at"]),
+                called_by,
                 format!("v{}", d["version"]),
                 if d["retrain"] == true { "yes" } else { "no" }.into(),
                 d["reason"].as_str().unwrap().to_string(),
@@ -1397,7 +1403,7 @@ async fn the_models_view_shows_retrain_outcomes_and_drift() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|r| r[4] == "—")
+            .all(|r| r[5] == "—")
     );
     browser
         .run(&with_retrain_results_and_drift(&results, &drift))
@@ -1434,22 +1440,22 @@ async fn the_models_view_shows_retrain_outcomes_and_drift() {
     );
     assert_eq!(
         rows.iter()
-            .map(|r| r[4].as_str().unwrap())
+            .map(|r| r[5].as_str().unwrap())
             .filter(|o| *o != "—")
             .collect::<Vec<_>>(),
         ["rejected v3", "promoted v2"]
     );
     let hostile = rows
         .iter()
-        .find(|r| r[3] == HOSTILE_REASON)
+        .find(|r| r[4] == HOSTILE_REASON)
         .expect("the hostile reason");
-    assert_eq!(hostile[2], "yes");
+    assert_eq!(hostile[3], "yes");
     assert!(
         card["outcome_titles"]
             .as_array()
             .unwrap()
             .contains(&json!(format!(
-                "auc 0.635 against the champion's 0.612 (margin 0.010): {HOSTILE_REASON}"
+                "online challenger, auc 0.635 against the champion's 0.612 (margin 0.010): {HOSTILE_REASON}"
             ))),
         "{}",
         card["outcome_titles"]

@@ -13,7 +13,7 @@ use forgecast::config::{BusPlan, PipelinePlan, SourcePlan, StoragePlan, StorePla
 use forgecast::pipeline::Pipeline;
 use forgecast::pipeline::outcome::{HORIZON, OUTCOME, WINDOW, learner_key};
 use forgecast_core::Event;
-use forgecast_core::outcomes::OutcomeStore;
+use forgecast_core::outcomes::{OutcomeStore, Trigger};
 use forgecast_core::registry::{Registry, champion};
 use forgecast_core::source::Incoming;
 use forgecast_gharchive::jira;
@@ -134,12 +134,25 @@ async fn the_jira_history_is_predicted_resolved_learnt_and_evaluated_once() {
         overall.positive_rate
     );
     assert!(auc >= 0.6, "prequential AUC {auc:.3}");
-    // After each window, the retrain policy decided, with its context, and said why.
+    // After each window, the retrain policy decided, with its context, and said why; and at each alarm of the
+    // change detector inside a window.
     let decisions = store.decisions(OUTCOME).await.unwrap();
     assert_eq!(
-        decisions.iter().map(|d| d.window).collect::<Vec<_>>(),
+        decisions
+            .iter()
+            .filter(|d| d.trigger == Trigger::Window)
+            .map(|d| d.window)
+            .collect::<Vec<_>>(),
         evaluations.iter().map(|e| e.first_seq).collect::<Vec<_>>()
     );
+    for d in decisions.iter().filter(|d| d.trigger == Trigger::Alarm) {
+        assert!(d.context["alarms"].as_u64().unwrap() > 0, "{d:?}");
+        assert_eq!(d.context["trigger"], "alarm");
+        assert_eq!(
+            d.context["window_labels"].as_u64().unwrap(),
+            (d.window - 1) % WINDOW + 1
+        );
+    }
     for d in &decisions {
         assert!(!d.script.is_empty() && !d.reason.is_empty(), "{d:?}");
         for key in [
@@ -166,8 +179,13 @@ async fn the_jira_history_is_predicted_resolved_learnt_and_evaluated_once() {
             )
         });
         println!(
-            "window {:>5} v{} retrain {:<5} {} | {}",
-            d.window, d.version, d.retrain, d.reason, outcome
+            "{} {:>5} v{} retrain {:<5} {} | {}",
+            d.trigger.as_str(),
+            d.window,
+            d.version,
+            d.retrain,
+            d.reason,
+            outcome
         );
     }
     // Each window's drift is kept: every watched feature and the predictions against the version's first window.
@@ -197,7 +215,10 @@ async fn the_jira_history_is_predicted_resolved_learnt_and_evaluated_once() {
         );
         assert!(d.prediction.ks.is_some());
         let largest = d.features[0].psi;
-        let decided = decisions.iter().find(|x| x.window == d.window).unwrap();
+        let decided = decisions
+            .iter()
+            .find(|x| x.window == d.window && x.trigger == Trigger::Window)
+            .unwrap();
         assert_eq!(decided.context["drift_psi"].as_f64().unwrap(), largest);
     }
     assert!(drift[0].features.iter().all(|f| f.psi == 0.0));
@@ -380,7 +401,13 @@ async fn a_policy_failing_on_some_windows_never_stops_the_loop() {
     let store =
         forgecast_embedded::SqliteStore::open_alongside(&data.join("forgecast.sqlite")).unwrap();
     let decisions = store.decisions(OUTCOME).await.unwrap();
-    assert_eq!(decisions.len() as u64, summary.outcome.evaluations);
+    assert_eq!(
+        decisions
+            .iter()
+            .filter(|d| d.trigger == Trigger::Window)
+            .count() as u64,
+        summary.outcome.evaluations
+    );
     for d in &decisions {
         if d.window > 1000 {
             assert!(!d.retrain && d.reason.contains("labels overflow"), "{d:?}");
@@ -458,16 +485,47 @@ const CHANGE: u64 = 4000;
 /// change nothing is promoted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_concept_change_is_detected_retrained_promoted_and_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan(dir.path());
+    concept_change(&plan, &dir.path().join("forgecast.sqlite"), "online").await;
+}
+
+/// The same with a policy that asks for the batch challenger: a logistic regression fitted at once on the labels
+/// before the window, then served and taught online like any champion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_challenger_asked_for_by_the_policy_takes_over_after_a_concept_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let scripts = dir.path().join("scripts");
+    copy_dir(&repo().join("scripts"), &scripts);
+    let shipped = std::fs::read_to_string(scripts.join("policies/retrain.rhai")).unwrap();
+    let batch = shipped.replace(
+        "return #{ retrain: true, reason:",
+        "return #{ retrain: true, challenger: \"batch\", reason:",
+    );
+    assert_ne!(batch, shipped);
+    std::fs::write(scripts.join("policies/retrain.rhai"), batch).unwrap();
+    // Its cases expect the shipped answers, which no longer name the challenger.
+    std::fs::remove_file(scripts.join("policies/retrain.cases.jsonl")).unwrap();
+    let data = dir.path().join("data");
+    concept_change(
+        &plan_with(&data, &scripts),
+        &data.join("forgecast.sqlite"),
+        "batch",
+    )
+    .await;
+}
+
+/// Feeds the synthetic history whose concept changes at issue [`CHANGE`] and checks what the loop did: the
+/// detector fired soon after the change, the policy was called at the alarm, a challenger of `kind` was promoted
+/// and the prequential AUC recovered.
+async fn concept_change(plan: &PipelinePlan, sqlite: &Path, kind: &str) {
     let issues = changing_history(5600);
     let events: Vec<Arc<Event>> = jira::events(&issues)
         .iter()
         .map(|e| Arc::new(Event::parse(&e.line).unwrap()))
         .collect();
-    let dir = tempfile::tempdir().unwrap();
-    feed(dir.path(), &events).await;
-    let store =
-        forgecast_embedded::SqliteStore::open_alongside(&dir.path().join("forgecast.sqlite"))
-            .unwrap();
+    feed_with(plan, &events).await;
+    let store = forgecast_embedded::SqliteStore::open_alongside(sqlite).unwrap();
     let resolved = store
         .resolutions_after(OUTCOME, 0, usize::MAX >> 1)
         .await
@@ -485,7 +543,8 @@ async fn a_concept_change_is_detected_retrained_promoted_and_recovered() {
     let evaluations = store.evaluations(OUTCOME).await.unwrap();
     for d in &decisions {
         println!(
-            "window {:>5} v{} alarms {} retrain {} {} | {:?}",
+            "{} {:>5} v{} alarms {} retrain {} {} | {:?}",
+            d.trigger.as_str(),
             d.window,
             d.version,
             d.context["alarms"],
@@ -514,28 +573,49 @@ async fn a_concept_change_is_detected_retrained_promoted_and_recovered() {
         promoted.iter().all(|d| d.window > changed_at),
         "{promoted:?}"
     );
-    // The detector fired within 400 labels of the change, and the policy asked for a retrain for it.
+    // The detector fired within 400 labels of the change, the policy was asked at once and asked for a retrain.
     let alarmed = decisions
         .iter()
-        .find(|d| d.context["alarms"].as_u64().unwrap() > 0 && d.window + WINDOW > changed_at)
+        .find(|d| d.trigger == Trigger::Alarm && d.window >= changed_at)
         .expect("an alarm after the change");
     assert!(
-        alarmed.window + WINDOW - 1 <= changed_at + 400,
-        "alarm answered at the window of {}",
+        alarmed.window <= changed_at + 400,
+        "alarm at label {}",
         alarmed.window
     );
     assert!(
-        alarmed.retrain && alarmed.reason.contains("change detector"),
+        alarmed.retrain
+            && alarmed.reason.contains("change detector")
+            && alarmed.context["trigger"] == "alarm",
         "{alarmed:?}"
     );
+    assert!(alarmed.retrain_result.is_some(), "{alarmed:?}");
     // A challenger was promoted within three windows of the change, the learner serves it, and the window
     // after its promotion is back above 0.75 (it fell below 0.5 after the change).
     let first = promoted.first().expect("a promotion after the change");
-    assert!(first.window <= changed_at + 3 * WINDOW, "{first:?}");
+    // The label the promotion came after: a window's last, or the alarm's.
+    let promoted_at = match first.trigger {
+        Trigger::Window => first.window + WINDOW - 1,
+        Trigger::Alarm => first.window,
+    };
+    assert!(promoted_at <= changed_at + 3 * WINDOW, "{first:?}");
     let result = first.retrain_result.as_ref().unwrap();
     assert!(
         result.challenger_score > result.champion_score + 0.2,
         "{result:?}"
+    );
+    assert_eq!(result.candidate, kind);
+    let promoted_version = store
+        .versions(OUTCOME)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|v| Some(v.version) == result.challenger)
+        .unwrap();
+    assert_eq!(
+        promoted_version.meta.params["challenger"]["kind"], kind,
+        "{:?}",
+        promoted_version.meta
     );
     let serving = champion(&store.versions(OUTCOME).await.unwrap())
         .unwrap()
@@ -547,16 +627,18 @@ async fn a_concept_change_is_detected_retrained_promoted_and_recovered() {
         "the champion is a promoted challenger (v{serving})"
     );
     let auc_at = |window: u64| aucs.iter().find(|(w, _)| *w == window).map(|(_, a)| *a);
+    // The window the promotion came in, and the one after.
+    let at = (promoted_at - 1) / WINDOW * WINDOW + 1;
+    let next = at + WINDOW;
     assert!(
         aucs.iter()
-            .filter(|(w, _)| *w > changed_at && *w + WINDOW <= first.window)
+            .filter(|(w, _)| *w > changed_at && *w + WINDOW <= next)
             .any(|(_, a)| *a < 0.5),
         "the change hurt: {aucs:?}"
     );
     // The window after the promotion still holds labels of issues the old champion predicted (labels come up
     // to 30 days after the opening); the new champion's own predictions in it are back, and the window after
     // that is back whole.
-    let next = first.window + WINDOW;
     let own: Vec<(f64, bool)> = resolved
         .iter()
         .filter(|r| {
@@ -570,7 +652,7 @@ async fn a_concept_change_is_detected_retrained_promoted_and_recovered() {
         "{} predictions of the new champion in the window after its promotion, AUC {own_auc:.3}",
         own.len()
     );
-    assert!(auc_at(next).unwrap() > auc_at(first.window).unwrap() + 0.2);
+    assert!(auc_at(next).unwrap() > auc_at(at).unwrap() + 0.2);
     let whole = auc_at(next + WINDOW).expect("a second window after the promotion");
     assert!(
         whole > 0.75,
@@ -619,7 +701,13 @@ async fn a_version_promoted_by_hand_is_served_without_a_restart() {
             .unwrap()
             .len() as u64;
         let pending = store.pending_count(OUTCOME).await.unwrap();
-        let decided = store.decisions(OUTCOME).await.unwrap().len() as u64;
+        let decided = store
+            .decisions(OUTCOME)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|d| d.trigger == Trigger::Window)
+            .count() as u64;
         if resolved + pending == opened_first && decided == resolved / WINDOW {
             break;
         }

@@ -8,7 +8,8 @@
 //! store resolved them; its state is kept with the last resolution learnt, and a restart learns the ones after
 //! it again. Every [`WINDOW`] resolutions, the predictions made before their labels were known are scored
 //! (prequential AUC, log-loss, Brier, positive rate, label delay) and kept in `evaluations`, and the retrain
-//! policy decides ([`super::retrain`]).
+//! policy decides ([`super::retrain`]); when the change detector fires inside a window, learning stops at that
+//! label and the policy decides at once.
 //!
 //! The learner serves the registry's champion: each version's learner is kept under its own name
 //! ([`learner_key`]), and when the champion changes (a promotion by the retrain, or `forgecast models promote` by
@@ -21,7 +22,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use forgecast_core::bus::Subscription;
-use forgecast_core::outcomes::{Evaluation, Opened, OutcomeStore, Resolution};
+use forgecast_core::outcomes::{Evaluation, Opened, OutcomeStore, Resolution, Trigger};
 use forgecast_core::registry::{Alias, NewVersion, Registry, champion};
 use forgecast_core::store::StoreError;
 use forgecast_core::time::now_unix;
@@ -474,8 +475,12 @@ async fn learn(
                 .resolutions_after(OUTCOME, through, LEARN_BATCH)
         })
         .await?;
-        let done = resolutions.len() < LEARN_BATCH;
+        let mut done = resolutions.len() < LEARN_BATCH;
+        // Learnt up to an alarm of the change detector, which is answered before the labels after it.
+        let mut alarm = None;
+        let mut taken = 0;
         for r in &resolutions {
+            taken += 1;
             let features: Features = serde_json::from_str(&r.opened.features).unwrap_or_default();
             learner.model.learn(&features, r.label);
             learner.through = r.seq;
@@ -495,8 +500,12 @@ async fn learn(
                     seq = r.seq,
                     "Change detector: the error stream moved (Page-Hinkley)."
                 );
+                alarm = Some(r.seq);
+                done &= taken == resolutions.len();
+                break;
             }
         }
+        let resolutions = &resolutions[..taken];
         if !resolutions.is_empty() {
             metrics
                 .model_labels
@@ -526,56 +535,17 @@ async fn learn(
         // after a crash between keeping the learner and a window's decision, the next start does that window.
         let through = learner.through;
         let crossed = through / WINDOW > (through - resolutions.len() as u64) / WINDOW;
-        if !crossed && learner.windows_checked {
-            if done {
-                return Some((learnt, evaluations));
-            }
-            continue;
-        }
-        learner.windows_checked = true;
-        let decided: std::collections::HashSet<u64> =
-            retry("decisions", &PIPELINE, stop, failed, || {
-                shared.store.decisions(OUTCOME)
-            })
-            .await?
-            .into_iter()
-            .map(|d| d.window)
-            .collect();
-        let mut promoted = false;
-        for window in (0..through / WINDOW).filter(|w| !decided.contains(&(w * WINDOW + 1))) {
-            let start = window * WINDOW;
-            let rows = retry("resolutions_after", &PIPELINE, stop, failed, || {
-                shared
-                    .store
-                    .resolutions_after(OUTCOME, start, WINDOW as usize)
-            })
-            .await?;
-            let evaluation = evaluate(&rows, learner.version);
-            if let Some(auc) = evaluation.auc {
-                metrics
-                    .model_auc
-                    .get_or_create(&metrics.model(OUTCOME))
-                    .set(auc);
-            }
-            retry("record_evaluation", &PIPELINE, stop, failed, || {
-                shared.store.record_evaluation(evaluation.clone())
-            })
-            .await?;
-            evaluations += 1;
-            promoted =
-                super::retrain::after_window(shared, learner, &evaluation, &rows, stop).await?;
-            if promoted {
-                // The new champion learns the labels after its training again; the windows after this one are
-                // decided on its watch.
-                break;
+        if crossed || !learner.windows_checked {
+            learner.windows_checked = true;
+            if decide_windows(shared, learner, through, stop, &mut evaluations).await? {
+                now = true;
+                continue;
             }
         }
-        // Snapshots of windows decided are not needed any more.
-        let open = (0..through / WINDOW)
-            .find(|w| !decided.contains(&(w * WINDOW + 1)))
-            .map_or(through / WINDOW * WINDOW, |w| w * WINDOW);
-        learner.starts.retain(|start, _| *start >= open);
-        if promoted {
+        // An alarm inside a window is answered at once; one on a window's last label was answered with it.
+        if let Some(seq) = alarm.filter(|seq| !seq.is_multiple_of(WINDOW))
+            && super::retrain::after_alarm(shared, learner, seq, stop).await?
+        {
             now = true;
             continue;
         }
@@ -583,6 +553,65 @@ async fn learn(
             return Some((learnt, evaluations));
         }
     }
+}
+
+/// Scores and decides the windows completed by `through` labels and not decided yet, oldest first, and forgets
+/// the learner's snapshots of the windows decided. `Some(true)` when a decision promoted a new champion (the
+/// windows after it are left to its watch), `None` when shutdown was forced while the store was failing.
+async fn decide_windows(
+    shared: &Shared,
+    learner: &mut Learner,
+    through: u64,
+    stop: &CancellationToken,
+    evaluations: &mut u64,
+) -> Option<bool> {
+    let metrics = &shared.metrics;
+    let failed = || {
+        metrics.store_retries.inc();
+    };
+    let decided: std::collections::HashSet<u64> =
+        retry("decisions", &PIPELINE, stop, failed, || {
+            shared.store.decisions(OUTCOME)
+        })
+        .await?
+        .into_iter()
+        .filter(|d| d.trigger == Trigger::Window)
+        .map(|d| d.window)
+        .collect();
+    let mut promoted = false;
+    for window in (0..through / WINDOW).filter(|w| !decided.contains(&(w * WINDOW + 1))) {
+        let start = window * WINDOW;
+        let rows = retry("resolutions_after", &PIPELINE, stop, failed, || {
+            shared
+                .store
+                .resolutions_after(OUTCOME, start, WINDOW as usize)
+        })
+        .await?;
+        let evaluation = evaluate(&rows, learner.version);
+        if let Some(auc) = evaluation.auc {
+            metrics
+                .model_auc
+                .get_or_create(&metrics.model(OUTCOME))
+                .set(auc);
+        }
+        retry("record_evaluation", &PIPELINE, stop, failed, || {
+            shared.store.record_evaluation(evaluation.clone())
+        })
+        .await?;
+        *evaluations += 1;
+        promoted = super::retrain::after_window(shared, learner, &evaluation, &rows, stop).await?;
+        if promoted {
+            // The new champion learns the labels after its training again; the windows after this one are
+            // decided on its watch.
+            break;
+        }
+    }
+    // Snapshots of windows decided are not needed any more.
+    let open = (0..through / WINDOW)
+        .find(|w| !decided.contains(&(w * WINDOW + 1)))
+        .map_or(through / WINDOW * WINDOW, |w| w * WINDOW);
+    learner.starts.retain(|start, _| *start >= open);
+    Some(promoted)
 }
 
 /// The prequential figures of one window of resolutions.

@@ -1,28 +1,30 @@
-//! After each evaluation window of the issue-outcome model: the retrain policy's decision, and the retrain it asks
-//! for.
+//! After each evaluation window of the issue-outcome model, and at each alarm of its change detector: the retrain
+//! policy's decision, and the retrain it asks for.
 //!
 //! `policies/retrain.rhai` is called with the documented context; every decision, yes or no, is one log line
 //! and is kept. A retrain runs in one process of those sharing the store (the lease `train/issue_outcome`), off
-//! the async runtime: the challenger is the learner started again from zero on the [`PROMOTION`] rule's most
-//! recent labels before the window, the champion is the learner as it stood at the window's start, and both score
-//! the window, which neither learnt ([`forgecast_models::promotion`]). The challenger is registered either way,
+//! the async runtime: the challenger learns the most recent labels before the window (the [`PROMOTION`] rule's
+//! number, or the policy's `labels`), as the online learner from zero or, when the policy asks for `batch`, fitted
+//! at once; the champion is the learner as it stood at the window's start, and both score the window (at an
+//! alarm, the window so far), which neither learnt ([`forgecast_models::promotion`]). The challenger is registered either way,
 //! with its figures; it becomes the champion only when the rule says so, and every process then takes it over
 //! ([`super::outcome`] adopts the registry's champion).
 
 use forgecast_core::outcomes::{
     Decision, Drift, DriftReference, Evaluation, FeatureDrift, OutcomeStore, Resolution, Retrained,
+    Trigger,
 };
 use forgecast_core::registry::{Alias, NewVersion, Registry};
 use forgecast_core::store::StoreError;
 use forgecast_core::time::now_unix;
 use forgecast_models::drift::{CategoryBins, NumericBins, ks_statistic};
-use forgecast_models::online::{Features, OnlineLogistic};
-use forgecast_models::promotion::{Rule, Trial, trial};
+use forgecast_models::online::{BatchParams, Features, OnlineLogistic};
+use forgecast_models::promotion::{Candidate, Rule, Trial, trial};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use super::outcome::{Learner, OUTCOME, WINDOW, served_params};
+use super::outcome::{Learner, OUTCOME, WINDOW, evaluate, served_params};
 use crate::retry::{PIPELINE, retry};
 
 /// The retrain policy script.
@@ -133,6 +135,30 @@ fn examples(rows: &[Resolution]) -> Vec<(Features, bool)> {
         .collect()
 }
 
+/// What the policy asked a retrain to be.
+#[derive(Clone, Copy, Debug)]
+struct Asked {
+    candidate: Candidate,
+    labels: usize,
+}
+
+impl Asked {
+    /// From the policy's optional `challenger` and `labels`; the online learner on the rule's labels by default.
+    fn from_policy(challenger: Option<&str>, labels: Option<u64>) -> Asked {
+        let ftrl = served_params();
+        Asked {
+            candidate: match challenger {
+                Some("batch") => Candidate::Batch {
+                    ftrl,
+                    batch: BatchParams::default(),
+                },
+                _ => Candidate::Online { ftrl },
+            },
+            labels: labels.map_or(PROMOTION.train_labels, |n| n as usize),
+        }
+    }
+}
+
 /// Decides after the window `evaluation` scored (`rows` its resolutions), retrains when the policy asks, and
 /// keeps the decision. `Some(true)` when a new champion was promoted, `None` when shutdown was forced while the
 /// store was failing.
@@ -143,11 +169,47 @@ pub(super) async fn after_window(
     rows: &[Resolution],
     stop: &CancellationToken,
 ) -> Option<bool> {
+    after(shared, learner, Trigger::Window, evaluation, rows, stop).await
+}
+
+/// Decides at once when the change detector fired on the error of resolution `seq`, which lies inside a window
+/// (an alarm on a window's last resolution is that window's to answer): the context is the window so far, and
+/// a retrain's trial is scored on it. As [`after_window`] otherwise.
+pub(super) async fn after_alarm(
+    shared: &Shared,
+    learner: &mut Learner,
+    seq: u64,
+    stop: &CancellationToken,
+) -> Option<bool> {
     let metrics = &shared.metrics;
     let failed = || {
         metrics.store_retries.inc();
     };
-    let mut decision = decide(shared, learner, evaluation, rows, stop).await?;
+    let start = seq / WINDOW * WINDOW;
+    let rows = retry("resolutions_after", &PIPELINE, stop, failed, || {
+        shared
+            .store
+            .resolutions_after(OUTCOME, start, (seq - start) as usize)
+    })
+    .await?;
+    let so_far = evaluate(&rows, learner.version);
+    after(shared, learner, Trigger::Alarm, &so_far, &rows, stop).await
+}
+
+/// The decision after `evaluation` (a window, or the window so far at an alarm) and the retrain it asks for.
+async fn after(
+    shared: &Shared,
+    learner: &mut Learner,
+    trigger: Trigger,
+    evaluation: &Evaluation,
+    rows: &[Resolution],
+    stop: &CancellationToken,
+) -> Option<bool> {
+    let metrics = &shared.metrics;
+    let failed = || {
+        metrics.store_retries.inc();
+    };
+    let (mut decision, asked) = decide(shared, learner, trigger, evaluation, rows, stop).await?;
     if decision.retrain {
         let window = decision.window;
         let done = || async {
@@ -156,12 +218,12 @@ pub(super) async fn after_window(
                 .decisions(OUTCOME)
                 .await?
                 .into_iter()
-                .any(|d| d.window == window))
+                .any(|d| d.window == window && d.trigger == trigger))
         };
         let result = std::sync::Mutex::new(None);
         let serving: &Learner = learner;
         let work = || async {
-            let retrained = retrain(shared, serving, rows, stop).await;
+            let retrained = retrain(shared, serving, asked, rows, stop).await;
             *result.lock().unwrap_or_else(|e| e.into_inner()) = Some(retrained);
             Ok(())
         };
@@ -186,12 +248,13 @@ pub(super) async fn after_window(
     Some(promoted)
 }
 
-/// Trains a challenger on the labels before the window `rows`, sets it beside the champion as it stood at the
-/// window's start, registers it, and promotes it if the rule says so. `None` when shutdown was forced while the
-/// store was failing.
+/// Trains the challenger `asked` for on the labels before the window `rows`, sets it beside the champion as it
+/// stood at the window's start, registers it, and promotes it if the rule says so. `None` when shutdown was
+/// forced while the store was failing.
 async fn retrain(
     shared: &Shared,
     learner: &Learner,
+    asked: Asked,
     rows: &[Resolution],
     stop: &CancellationToken,
 ) -> Option<Retrained> {
@@ -200,7 +263,7 @@ async fn retrain(
         metrics.store_retries.inc();
     };
     let start = rows.first().map_or(1, |r| r.seq) - 1;
-    let from = start.saturating_sub(PROMOTION.train_labels as u64);
+    let from = start.saturating_sub(asked.labels as u64);
     // The labels before the window only: never the window's own.
     let before = (start - from) as usize;
     let train = if before == 0 {
@@ -218,6 +281,7 @@ async fn retrain(
     );
     let Some(champion) = learner.at_window_start(start) else {
         return Some(refused(
+            asked,
             trained_on,
             evaluated_on,
             "the champion as it stood at the window's start is not kept (the window was learnt before this \
@@ -226,20 +290,19 @@ async fn retrain(
     };
     let (train_examples, window) = (examples(&train), examples(rows));
     let began = std::time::Instant::now();
+    let rule = Rule {
+        train_labels: asked.labels,
+        ..PROMOTION
+    };
     let t: Trial = match tokio::task::spawn_blocking(move || {
-        trial(
-            &champion,
-            served_params(),
-            &train_examples,
-            &window,
-            &PROMOTION,
-        )
+        trial(&champion, &asked.candidate, &train_examples, &window, &rule)
     })
     .await
     {
         Ok(t) => t,
         Err(e) => {
             return Some(refused(
+                asked,
                 trained_on,
                 evaluated_on,
                 &format!("training failed: {e}"),
@@ -277,8 +340,13 @@ async fn retrain(
         name: OUTCOME.into(),
         created: now_unix(),
         training: format!(
-            "retrained: FTRL-Proximal from zero on resolutions {}–{} ({} labels), then online from the stream; \
-             scored beside version {} on resolutions {}–{}",
+            "retrained: {} on resolutions {}–{} ({} labels), then online from the stream; scored beside version \
+             {} on resolutions {}–{}",
+            match asked.candidate {
+                Candidate::Online { .. } => "FTRL-Proximal from zero",
+                Candidate::Batch { .. } =>
+                    "logistic regression fitted at once (C by 5-fold cross-validation), served by FTRL-Proximal",
+            },
             trained_on.0,
             trained_on.1,
             train.len(),
@@ -288,10 +356,11 @@ async fn retrain(
         ),
         params: serde_json::json!({
             "learner": "FTRL-Proximal logistic regression on hashed features",
+            "challenger": asked.candidate,
             "ftrl": served_params(),
             "horizon_days": super::outcome::HORIZON / 86_400,
             "trained_through": start,
-            "promotion": PROMOTION,
+            "promotion": rule,
         }),
         metrics: [
             ("auc".to_string(), t.challenger_figures.auc),
@@ -317,7 +386,7 @@ async fn retrain(
         shared.store.set_alias(OUTCOME, version, alias)
     })
     .await?;
-    tracing::info!(component = "models", model = OUTCOME, challenger = version, champion = learner.version, promoted = t.promote, seconds = began.elapsed().as_secs_f64(), reason = %reason, "Retrained.");
+    tracing::info!(component = "models", model = OUTCOME, challenger = version, kind = asked.candidate.kind(), champion = learner.version, promoted = t.promote, seconds = began.elapsed().as_secs_f64(), reason = %reason, "Retrained.");
     Some(Retrained {
         challenger: Some(version),
         promoted: t.promote,
@@ -327,6 +396,7 @@ async fn retrain(
         margin: PROMOTION.margin,
         champion_log_loss: t.champion.log_loss,
         challenger_log_loss: t.challenger_figures.log_loss,
+        candidate: asked.candidate.kind().into(),
         trained_on,
         evaluated_on,
         reason,
@@ -334,7 +404,12 @@ async fn retrain(
 }
 
 /// A retrain that trained nothing, and why (no challenger, no figures).
-fn refused(trained_on: (u64, u64), evaluated_on: (u64, u64), reason: &str) -> Retrained {
+fn refused(
+    asked: Asked,
+    trained_on: (u64, u64),
+    evaluated_on: (u64, u64),
+    reason: &str,
+) -> Retrained {
     tracing::warn!(
         component = "models",
         model = OUTCOME,
@@ -350,25 +425,28 @@ fn refused(trained_on: (u64, u64), evaluated_on: (u64, u64), reason: &str) -> Re
         margin: PROMOTION.margin,
         champion_log_loss: 0.0,
         challenger_log_loss: 0.0,
+        candidate: asked.candidate.kind().into(),
         trained_on,
         evaluated_on,
         reason: reason.into(),
     }
 }
 
-/// Asks `policies/retrain.rhai` whether to train a challenger, after an evaluation window: its context is the
-/// champion's age (event time since its first window), labels learnt, the window's error (1 − AUC) against the
-/// first window's, the largest PSI of the watched features between the first window and this one (the window's
-/// drift figures are kept in `drift`), and the
-/// change detector's alarms since the last decision. Every decision, yes or no, is one log line; a failing script
-/// is a decision not to retrain, with its error as the reason, and the loop goes on.
+/// Asks `policies/retrain.rhai` whether to train a challenger, after an evaluation window or at an alarm: its
+/// context is what called it, the champion's age (event time since its first window), labels learnt, the
+/// window's error (1 − AUC; at an alarm, of the window so far) against the first window's, the largest PSI of the
+/// watched features between the first window and this one (a window's drift figures are kept in `drift`), the
+/// change detector's alarms since the last decision, and the labels the window holds. Every decision, yes or no,
+/// is one log line; a failing script is a decision not to retrain, with its error as the reason, and the loop
+/// goes on.
 async fn decide(
     shared: &Shared,
     learner: &mut Learner,
+    trigger: Trigger,
     evaluation: &Evaluation,
     rows: &[Resolution],
     stop: &CancellationToken,
-) -> Option<Decision> {
+) -> Option<(Decision, Asked)> {
     let metrics = &shared.metrics;
     let failed = || {
         metrics.store_retries.inc();
@@ -391,13 +469,17 @@ async fn decide(
     .await?;
     let drift = drift(&reference, rows, evaluation, learner.version);
     let drift_psi = drift.features.iter().map(|f| f.psi).fold(0.0, f64::max);
-    retry("record_drift", &PIPELINE, stop, failed, || {
-        shared.store.record_drift(drift.clone())
-    })
-    .await?;
+    if trigger == Trigger::Window {
+        retry("record_drift", &PIPELINE, stop, failed, || {
+            shared.store.record_drift(drift.clone())
+        })
+        .await?;
+    }
     let error = |e: &Evaluation| 1.0 - e.auc.unwrap_or(0.5);
     let context = serde_json::json!({
         "model": OUTCOME,
+        "trigger": trigger.as_str(),
+        "window_labels": rows.len(),
         "age_days": ((evaluation.to - first.from) as f64 / 86_400.0).round(),
         "new_labels": evaluation.last_seq - start,
         "live_error": error(evaluation),
@@ -407,27 +489,44 @@ async fn decide(
     });
     learner.alarms = 0;
     let script = shared.host.scripts().get(RETRAIN_POLICY).cloned();
-    let (hash, retrain, reason) = match &script {
-        None => (String::new(), false, format!("no {RETRAIN_POLICY} script")),
+    let (hash, retrain, reason, asked) = match &script {
+        None => (
+            String::new(),
+            false,
+            format!("no {RETRAIN_POLICY} script"),
+            Asked::from_policy(None, None),
+        ),
         Some(script) => {
             let ctx = forgecast_script::engine::json_to_dynamic(&context);
             match script.should_retrain(shared.host.engine(), ctx) {
-                Ok(d) => (script.hash().to_string(), d.retrain, d.reason),
+                Ok(d) => (
+                    script.hash().to_string(),
+                    d.retrain,
+                    d.reason,
+                    Asked::from_policy(d.challenger.as_deref(), d.labels),
+                ),
                 Err(e) => {
                     tracing::warn!(component = "models", model = OUTCOME, script = %e.script, version = %e.version, line = e.line, error = %e.message, "Retrain policy failed; no retraining this time.");
                     (
                         script.hash().to_string(),
                         false,
                         format!("policy failed: {}", e.message),
+                        Asked::from_policy(None, None),
                     )
                 }
             }
         }
     };
-    tracing::info!(component = "models", model = OUTCOME, version = learner.version, script = RETRAIN_POLICY, script_version = %hash, window = evaluation.first_seq, retrain, reason = %reason, "Retrain policy decided.");
-    Some(Decision {
+    // A window's decision is keyed by its first resolution, an alarm's by the resolution that set it off.
+    let window = match trigger {
+        Trigger::Window => evaluation.first_seq,
+        Trigger::Alarm => evaluation.last_seq,
+    };
+    tracing::info!(component = "models", model = OUTCOME, version = learner.version, script = RETRAIN_POLICY, script_version = %hash, trigger = trigger.as_str(), window, retrain, challenger = asked.candidate.kind(), labels = asked.labels, reason = %reason, "Retrain policy decided.");
+    let decision = Decision {
         model: OUTCOME.into(),
-        window: evaluation.first_seq,
+        window,
+        trigger,
         at: evaluation.to,
         version: learner.version,
         script: hash,
@@ -435,7 +534,8 @@ async fn decide(
         reason,
         context,
         retrain_result: None,
-    })
+    };
+    Some((decision, asked))
 }
 
 /// The learner a version's artifact holds, and the last resolution it learnt (`trained_through` in the
