@@ -1289,7 +1289,7 @@ const HOSTILE_FEATURE: &str = "<svg onload=\"window.__pwned='feature'\">";
 /// (challenger), 25 evaluation windows (one without an AUC) and a decision after each, one with a hostile
 /// reason.
 async fn recorded_outcomes(data: &Path) {
-    use forgecast_core::outcomes::{Decision, Evaluation, OutcomeStore};
+    use forgecast_core::outcomes::{Decision, Drift, Evaluation, OutcomeStore};
     let store = SqliteStore::open(&data.join("forgecast.sqlite")).unwrap();
     let trainings = [
         "online, version 1",
@@ -1303,7 +1303,8 @@ async fn recorded_outcomes(data: &Path) {
     for w in 0..25u64 {
         let first = w * 200 + 1;
         let to = 1_500_000_000 + (w as i64 + 1) * 10 * 86_400 + 3_725;
-        let version = if w < 5 { 1 } else { 2 };
+        // Version 2 promoted at window 1,201 (the seventh).
+        let version = if w <= 6 { 1 } else { 2 };
         // As JSON, so that fields added to the records later (with their defaults) need no change here.
         let evaluation: Evaluation = serde_json::from_value(json!({
             "model": "issue_outcome", "version": version, "first_seq": first, "last_seq": first + 199,
@@ -1318,41 +1319,61 @@ async fn recorded_outcomes(data: &Path) {
         } else {
             format!("reason {w}")
         };
+        // What the retrains did: a promotion, a rejection (with the hostile reason), a retrain that trained no
+        // challenger, and one without a result.
+        let result = |challenger: Value, promoted: bool, candidate: &str, reason: &str| {
+            json!({"challenger": challenger, "promoted": promoted, "metric": "auc", "champion_score": 0.61234,
+                "challenger_score": 0.6347, "margin": 0.01, "champion_log_loss": 0.65, "challenger_log_loss": 0.62,
+                "candidate": candidate, "trained_on": [first - 200, first - 1], "evaluated_on": [first, first + 199],
+                "reason": reason})
+        };
+        let retrain_result = match first {
+            1201 => result(json!(2), true, "batch", "challenger better by 0.022"),
+            2601 => result(json!(3), false, "online", HOSTILE_REASON),
+            3401 => result(
+                Value::Null,
+                false,
+                "online",
+                "training failed: too few labels",
+            ),
+            _ => Value::Null,
+        };
         let decision: Decision = serde_json::from_value(json!({
             "model": "issue_outcome", "window": first, "at": to, "version": version,
-            "script": "76328045986c", "retrain": w % 4 == 1, "reason": reason,
-            "context": {"new_labels": 200},
+            "script": "76328045986c", "retrain": w % 4 == 1 || !retrain_result.is_null(),
+            "reason": reason, "context": {"new_labels": 200}, "retrain_result": retrain_result,
         }))
         .unwrap();
         store.record_decision(decision).await.unwrap();
     }
+    // The change detector's alarm at label 2,677, decided at once: no retrain.
+    let alarm: Decision = serde_json::from_value(json!({
+        "model": "issue_outcome", "window": 2677, "trigger": "alarm",
+        "at": 1_500_000_000 + 135 * 86_400, "version": 2, "script": "76328045986c", "retrain": false,
+        "reason": "only one alarm", "context": {"new_labels": 2677, "alarms": 1},
+    }))
+    .unwrap();
+    store.record_decision(alarm).await.unwrap();
+    // Two windows' drift: a stable one, then one with a major, a moderate and a stable feature, one named to run
+    // code.
+    let reference = json!({"from": 1_500_000_000, "to": 1_502_000_000, "count": 200});
+    for (window, psi) in [(4601, [0.01, 0.02, 0.03]), (4801, [0.05, 0.31, 0.1])] {
+        let drift: Drift = serde_json::from_value(json!({
+            "model": "issue_outcome", "version": 2, "window": window, "from": 1_520_000_000,
+            "to": 1_521_000_000 + window as i64, "count": 200, "reference": reference,
+            "features": [
+                {"feature": "body_length", "kind": "numeric", "psi": psi[0], "ks": 0.0871},
+                {"feature": HOSTILE_FEATURE, "kind": "categorical", "psi": psi[1], "ks": null},
+                {"feature": "labels", "kind": "categorical", "psi": psi[2], "ks": null}],
+            "prediction": {"feature": "probability", "kind": "numeric", "psi": 0.1234, "ks": 0.0456}}))
+        .unwrap();
+        store.record_drift(drift).await.unwrap();
+    }
 }
 
-/// Wraps the page's `fetch` so that `…/decisions` of issue_outcome gains `retrain_result` per window (from
-/// `results`, window → result or null) and `…/drift` of issue_outcome answers `drift`.
-fn with_retrain_results_and_drift(results: &Value, drift: &Value) -> String {
-    format!(
-        r#"const results = {results}; const drift = {drift};
-const real = window.fetch.bind(window);
-const answer = (body) => new Response(JSON.stringify(body), {{ headers: {{ "content-type": "application/json" }} }});
-window.fetch = async (url, options) => {{
-  const path = new URL(url, location.href).pathname;
-  if (path === "/api/models/issue_outcome/drift") return answer(drift);
-  const response = await real(url, options);
-  if (path !== "/api/models/issue_outcome/decisions") return response;
-  const decisions = await response.json();
-  for (const d of decisions) if (String(d.window) in results) d.retrain_result = results[String(d.window)];
-  return answer(decisions);
-}};
-return true;"#
-    )
-}
-
-/// The retrain outcomes and drift figures, in the shapes documented for `/api/models/{name}/decisions`
-/// (`retrain_result`) and `/api/models/{name}/drift`. The server gives neither yet (they are being added); until
-/// it does, the page's `fetch` adds them to what the server answers, so that the page's reading of both is
-/// checked in a real browser. A promotion, a rejection, a retrain without a challenger and a null result; a
-/// drift window with a major, a moderate and a stable feature, one named to run code.
+/// The retrain outcomes, an alarm's decision and the drift figures as the store keeps them and the API serves
+/// them: a promotion, a rejection, a retrain without a challenger and one without a result; a drift window with
+/// a major, a moderate and a stable feature, one named to run code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_models_view_shows_retrain_outcomes_and_drift() {
     let dir = tempfile::tempdir().unwrap();
@@ -1367,47 +1388,8 @@ async fn the_models_view_shows_retrain_outcomes_and_drift() {
         &["--source", "none", "--config", config.to_str().unwrap()],
     );
     let url = server.url.clone();
-    let result = |challenger: Value, promoted: bool, reason: &str| {
-        json!({"challenger": challenger, "promoted": promoted, "metric": "auc", "champion_score": 0.61234,
-            "challenger_score": 0.6347, "margin": 0.01, "reason": reason})
-    };
-    let results = json!({
-        "1001": result(json!(2), true, "challenger better by 0.022"),
-        "2601": result(json!(3), false, HOSTILE_REASON),
-        "3401": result(Value::Null, false, "training failed: too few labels"),
-        "4201": Value::Null,
-    });
-    let reference = json!({"from": 1_500_000_000, "to": 1_502_000_000, "count": 200});
-    let window = |w: u64, psi: [f64; 3]| {
-        json!({"version": 2, "window": w, "from": 1_520_000_000, "to": 1_521_000_000 + w as i64, "count": 200,
-            "reference": reference,
-            "features": [
-                {"feature": "body_length", "kind": "numeric", "psi": psi[0], "ks": 0.0871},
-                {"feature": HOSTILE_FEATURE, "kind": "categorical", "psi": psi[1], "ks": null},
-                {"feature": "labels", "kind": "categorical", "psi": psi[2], "ks": null}],
-            "prediction": {"psi": 0.1234, "ks": 0.0456}})
-    };
-    let drift = json!({"model": "issue_outcome", "windows": [
-        window(4601, [0.01, 0.02, 0.03]),
-        window(4801, [0.05, 0.31, 0.1])]});
-
     let browser = Browser::start().await;
     browser.open(&format!("{url}/#models")).await;
-    // First as the server answers: the decisions without outcomes, no drift figures yet.
-    let before = browser
-        .wait_for("the models view", &READ_MODELS.replace("MIN_CARDS", "1"))
-        .await;
-    assert_eq!(before[0]["drift_status"], "No drift figures yet.");
-    assert!(
-        before[0]["decisions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r[5] == "—")
-    );
-    browser
-        .run(&with_retrain_results_and_drift(&results, &drift))
-        .await;
     let page = browser
         .wait_for(
             "the retrain outcomes",
@@ -1418,22 +1400,23 @@ async fn the_models_view_shows_retrain_outcomes_and_drift() {
         )
         .await;
 
-    // The expected page from the server's answers with the same additions.
+    // The expected page from the server's answers.
     let models = get_json(&format!("{url}/api/models")).await;
-    let mut decisions = get_json(&format!("{url}/api/models/issue_outcome/decisions")).await;
-    for d in decisions.as_array_mut().unwrap() {
-        let key = d["window"].to_string();
-        if let Some(r) = results.get(&key) {
-            d["retrain_result"] = r.clone();
-        }
-    }
+    let decisions = get_json(&format!("{url}/api/models/issue_outcome/decisions")).await;
+    let drift = get_json(&format!("{url}/api/models/issue_outcome/drift")).await;
     let card = &page[0];
     assert_eq!(
         card["decisions"],
         json!(expected_decisions(decisions.as_array().unwrap()))
     );
     let rows = card["decisions"].as_array().unwrap();
-    assert_eq!(rows.len(), 20, "the latest 20 of 25");
+    assert_eq!(rows.len(), 20, "the latest 20 of 26");
+    let alarm = rows
+        .iter()
+        .find(|r| r[1] == "alarm at label 2,677")
+        .expect("the alarm's decision");
+    assert_eq!(alarm[4], "only one alarm");
+    assert_eq!(rows[0][1], "window from label 4,801");
     assert_eq!(
         rows[0][0],
         utc_time(&json!(1_500_000_000 + 250 * 86_400 + 3_725))
@@ -1460,12 +1443,22 @@ async fn the_models_view_shows_retrain_outcomes_and_drift() {
         "{}",
         card["outcome_titles"]
     );
+    assert!(
+        card["outcome_titles"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(format!(
+                "batch challenger, auc 0.635 against the champion's 0.612 (margin 0.010): challenger better by 0.022"
+            ))),
+        "{}",
+        card["outcome_titles"]
+    );
     let retrains: Vec<u64> = (0..25u64)
-        .filter(|w| w % 4 == 1)
+        .filter(|w| w % 4 == 1 || *w == 6)
         .map(|w| w * 200 + 1)
         .collect();
     assert_eq!(card["retrains"], json!(retrains));
-    assert_eq!(card["promotions"], json!([[1001, 2]]));
+    assert_eq!(card["promotions"], json!([[1201, 2]]));
     assert_eq!(
         card["points"].as_array().unwrap().len(),
         24,

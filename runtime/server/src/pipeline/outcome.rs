@@ -97,6 +97,9 @@ pub(super) struct Learner {
     detector: PageHinkley,
     /// Alarms since the last decision.
     pub(super) alarms: u64,
+    /// The first evaluation window of the version served, once it has one (the retrain policy's baseline and the
+    /// drift reference).
+    pub(super) first_window: Option<Evaluation>,
     /// Labels up to this one were learnt before by an earlier learner (an adoption learns them again): the
     /// detector has seen their errors.
     seen_through: u64,
@@ -173,6 +176,7 @@ async fn load(store: &AnyStore) -> Result<Learner, StoreError> {
         starts: BTreeMap::new(),
         detector: PageHinkley::default(),
         alarms: 0,
+        first_window: None,
         seen_through: 0,
         windows_checked: false,
         checked: Instant::now(),
@@ -234,6 +238,7 @@ fn adopt(learner: &mut Learner, served: Served) {
     learner.version = served.version;
     learner.starts = served.starts;
     learner.detector = PageHinkley::default();
+    learner.first_window = None;
     learner.windows_checked = false;
     learner.checked = Instant::now();
     tracing::info!(

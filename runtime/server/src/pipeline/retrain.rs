@@ -451,14 +451,17 @@ async fn decide(
     let failed = || {
         metrics.store_retries.inc();
     };
-    let windows = retry("evaluations", &PIPELINE, stop, failed, || {
-        shared.store.evaluations(OUTCOME)
-    })
-    .await?;
-    let first = windows
-        .iter()
-        .find(|e| e.version == learner.version)
-        .cloned()
+    // The serving version's first window: read once, then kept with the learner.
+    if learner.first_window.is_none() {
+        let windows = retry("evaluations", &PIPELINE, stop, failed, || {
+            shared.store.evaluations(OUTCOME)
+        })
+        .await?;
+        learner.first_window = windows.into_iter().find(|e| e.version == learner.version);
+    }
+    let first = learner
+        .first_window
+        .clone()
         .unwrap_or_else(|| evaluation.clone());
     let start = first.first_seq.saturating_sub(1);
     let reference = retry("resolutions_after", &PIPELINE, stop, failed, || {
