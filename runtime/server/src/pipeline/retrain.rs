@@ -169,7 +169,12 @@ pub(super) async fn after_window(
     rows: &[Resolution],
     stop: &CancellationToken,
 ) -> Option<bool> {
-    after(shared, learner, Trigger::Window, evaluation, rows, stop).await
+    let called = Called {
+        trigger: Trigger::Window,
+        evaluation,
+        rows,
+    };
+    after(shared, learner, called, stop).await
 }
 
 /// Decides at once when the change detector fired on the error of resolution `seq`, which lies inside a window
@@ -193,23 +198,36 @@ pub(super) async fn after_alarm(
     })
     .await?;
     let so_far = evaluate(&rows, learner.version);
-    after(shared, learner, Trigger::Alarm, &so_far, &rows, stop).await
+    let called = Called {
+        trigger: Trigger::Alarm,
+        evaluation: &so_far,
+        rows: &rows,
+    };
+    after(shared, learner, called, stop).await
 }
 
-/// The decision after `evaluation` (a window, or the window so far at an alarm) and the retrain it asks for.
+/// What the policy is called on: the trigger, and the window's figures and resolutions (at an alarm, the window
+/// so far).
+#[derive(Clone, Copy)]
+struct Called<'a> {
+    trigger: Trigger,
+    evaluation: &'a Evaluation,
+    rows: &'a [Resolution],
+}
+
+/// The decision after a window, or at an alarm, and the retrain it asks for.
 async fn after(
     shared: &Shared,
     learner: &mut Learner,
-    trigger: Trigger,
-    evaluation: &Evaluation,
-    rows: &[Resolution],
+    called: Called<'_>,
     stop: &CancellationToken,
 ) -> Option<bool> {
+    let Called { trigger, rows, .. } = called;
     let metrics = &shared.metrics;
     let failed = || {
         metrics.store_retries.inc();
     };
-    let (mut decision, asked) = decide(shared, learner, trigger, evaluation, rows, stop).await?;
+    let (mut decision, asked) = decide(shared, learner, called, stop).await?;
     if decision.retrain {
         let window = decision.window;
         let done = || async {
@@ -442,11 +460,14 @@ fn refused(
 async fn decide(
     shared: &Shared,
     learner: &mut Learner,
-    trigger: Trigger,
-    evaluation: &Evaluation,
-    rows: &[Resolution],
+    called: Called<'_>,
     stop: &CancellationToken,
 ) -> Option<(Decision, Asked)> {
+    let Called {
+        trigger,
+        evaluation,
+        rows,
+    } = called;
     let metrics = &shared.metrics;
     let failed = || {
         metrics.store_retries.inc();
