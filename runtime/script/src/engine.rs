@@ -6,6 +6,7 @@
 //! call holding more memory than `max_call_bytes` (see [`crate::memory`]).
 
 use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -199,13 +200,19 @@ impl Default for ScriptEngine {
 /// An event as scripts see it: read-only properties, read without copying the event into a Rhai map.
 ///
 /// `event.type`, `event.actor`, `event.repo` and the like come from the fields parsed at ingestion. Anything
-/// else is read with `event.field("payload.action")`, which parses the original JSON once per event, on
-/// first use.
+/// else is read with `event.field("payload.action")`: the first [`SCANS`] reads of an event each scan its
+/// original JSON for that one value ([`crate::json_path`]); a script that reads more of it gets the whole
+/// document parsed once, and every later read looks it up there.
 #[derive(Clone)]
 pub struct EventView {
     event: Arc<Event>,
     tree: Arc<OnceLock<serde_json::Value>>,
+    scans: Arc<AtomicU32>,
 }
+
+/// Reads of an event's fields answered by scanning its JSON before it is parsed whole: one for most scripts
+/// (the comment of a comment event), two for a title and a body.
+pub const SCANS: u32 = 2;
 
 impl EventView {
     /// Wraps an event for a script call.
@@ -213,6 +220,7 @@ impl EventView {
         EventView {
             event,
             tree: Arc::new(OnceLock::new()),
+            scans: Arc::new(AtomicU32::new(0)),
         }
     }
 
@@ -231,6 +239,13 @@ impl EventView {
     }
 
     fn field(&mut self, path: &str) -> Dynamic {
+        if self.tree.get().is_none() && self.scans.fetch_add(1, Ordering::Relaxed) < SCANS {
+            let parts: Vec<&str> = path.split('.').collect();
+            // The runtime reads the event for the script: not memory the script built.
+            let found =
+                crate::memory::uncounted(|| crate::json_path::value_at(&self.event.raw, &parts));
+            return found.map_or(Dynamic::UNIT, |value| json_to_dynamic(&value));
+        }
         let mut node = self.tree();
         for part in path.split('.') {
             let next = match node {
