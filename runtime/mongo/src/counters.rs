@@ -34,7 +34,7 @@ use forgecast_core::store::{StoreError, WriteOutcome};
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::{ClientSession, Collection};
 
-use super::{Failure, IDS_PER_LOOKUP, MongoStore, Slice, commit, count_of, failed};
+use super::{Failure, IDS_PER_LOOKUP, MongoStore, Slice, count_of, failed};
 
 /// Keys in one page of a group: about 0.5-1 MB of document, well under MongoDB's 16 MB, even for the
 /// repositories of a busy day.
@@ -427,31 +427,11 @@ impl MongoStore {
         &self,
         query: &AggregateQuery,
     ) -> Result<BTreeMap<(i64, String), u64>, StoreError> {
-        let err = |e: Failure| e.during("aggregates");
-        let mut attempt = 1;
-        loop {
-            let mut session = self
-                .client
-                .start_session()
-                .await
-                .map_err(|e| err(e.into()))?;
-            session
-                .start_transaction()
-                .await
-                .map_err(|e| err(e.into()))?;
-            let result = match self.read_in(&mut session, query).await {
-                Ok(counts) => commit(&mut session).await.map(|()| counts),
-                Err(e) => {
-                    let _ = session.abort_transaction().await;
-                    Err(e)
-                }
-            };
-            match result {
-                Ok(counts) => return Ok(counts),
-                Err(e) if e.transient() && attempt < 5 => attempt += 1,
-                Err(e) => return Err(err(e)),
-            }
-        }
+        self.transaction(query, |store, session, query| {
+            Box::pin(store.read_in(session, query))
+        })
+        .await
+        .map_err(|e| e.during("aggregates"))
     }
 
     async fn read_in(

@@ -29,6 +29,8 @@ mod store;
 
 pub use store::event_document;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -335,55 +337,63 @@ impl MongoStore {
 
     /// Stores one slice of events or predictions (or folds counters) in one transaction, run again while the
     /// server says it may succeed then.
-    async fn write_slice(&self, mut slice: Slice<'_>) -> Result<WriteOutcome, StoreError> {
+    async fn write_slice(&self, slice: Slice<'_>) -> Result<WriteOutcome, StoreError> {
         let operation = match slice {
             Slice::Events(..) => "write_events",
             Slice::Predictions(_) => "write_predictions",
             Slice::Fold(_, operation) => operation,
             Slice::Legacy => "move_legacy_counters",
         };
+        let write: Body<Slice<'_>, WriteOutcome> = |store, session, slice| {
+            Box::pin(async move {
+                match *slice {
+                    Slice::Events(events, look_up) => {
+                        store.write_in(session, events, look_up).await
+                    }
+                    Slice::Predictions(predictions) => {
+                        store.predictions_in(session, predictions).await
+                    }
+                    Slice::Fold(fold, _) => store.fold_in(session, fold).await,
+                    Slice::Legacy => store.legacy_in(session).await,
+                }
+            })
+        };
+        match (self.transaction(&slice, write).await, slice) {
+            // Some events were stored already: the same slice again, looking them up.
+            (Err(e), Slice::Events(events, false)) if e.duplicate() => {
+                self.transaction(&Slice::Events(events, true), write).await
+            }
+            (result, _) => result,
+        }
+        .map_err(|e| e.during(operation))
+    }
+
+    /// Runs `body` on `input` in a transaction of a session of its own and commits it; runs it again, after a
+    /// short backoff, while the server says a transient failure may succeed then (up to
+    /// [`TRANSACTION_ATTEMPTS`] in all). A failure is the caller's to name.
+    async fn transaction<I: Sync + ?Sized, T>(
+        &self,
+        input: &I,
+        body: Body<I, T>,
+    ) -> Result<T, Failure> {
         let mut attempt = 1;
         loop {
-            let mut session = self
-                .client
-                .start_session()
-                .await
-                .map_err(failed(operation))?;
-            session
-                .start_transaction()
-                .await
-                .map_err(failed(operation))?;
-            let written = match slice {
-                Slice::Events(events, look_up) => {
-                    self.write_in(&mut session, events, look_up).await
-                }
-                Slice::Predictions(predictions) => {
-                    self.predictions_in(&mut session, predictions).await
-                }
-                Slice::Fold(fold, _) => self.fold_in(&mut session, fold).await,
-                Slice::Legacy => self.legacy_in(&mut session).await,
-            };
-            let result = match written {
-                Ok(outcome) => commit(&mut session).await.map(|()| outcome),
+            let mut session = self.client.start_session().await?;
+            session.start_transaction().await?;
+            let result = match body(self, &mut session, input).await {
+                Ok(value) => commit(&mut session).await.map(|()| value),
                 Err(e) => {
                     let _ = session.abort_transaction().await;
                     Err(e)
                 }
             };
             match result {
-                Ok(outcome) => return Ok(outcome),
-                // Some events were stored already: the same slice again, looking them up.
-                Err(e) if e.duplicate() && matches!(slice, Slice::Events(_, false)) => {
-                    if let Slice::Events(events, _) = slice {
-                        slice = Slice::Events(events, true);
-                    }
-                }
                 Err(e) if e.transient() && attempt < TRANSACTION_ATTEMPTS => {
                     tracing::debug!(component = "store", attempt, error = ?e, "Transaction conflicted; running it again.");
                     tokio::time::sleep(CONFLICT_BACKOFF.wait(attempt)).await;
                     attempt += 1;
                 }
-                Err(e) => return Err(e.during(operation)),
+                result => return result,
             }
         }
     }
@@ -409,6 +419,13 @@ impl MongoStore {
 }
 
 /// What one transaction writes.
+/// What a transaction does with its session ([`MongoStore::transaction`]).
+type Body<I, T> = for<'s> fn(
+    &'s MongoStore,
+    &'s mut ClientSession,
+    &'s I,
+) -> Pin<Box<dyn Future<Output = Result<T, Failure>> + Send + 's>>;
+
 #[derive(Clone, Copy)]
 enum Slice<'a> {
     /// Events, with their counters; whether to look up which are stored first (see `MongoStore::write_in`).
