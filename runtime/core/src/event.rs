@@ -85,90 +85,17 @@ const LANGUAGE_PATH: &[&str] = &["pull_request", "base", "repo", "language"];
 /// error: the event stays valid.
 struct PayloadLanguage<'a>(Option<Cow<'a, str>>);
 
-/// Reads the text at `path` inside one value, or nothing.
-struct PathSeed {
-    path: &'static [&'static str],
-}
-
-impl<'de> serde::de::DeserializeSeed<'de> for PathSeed {
-    type Value = Option<Cow<'de, str>>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for PathSeed {
-    type Value = Option<Cow<'de, str>>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut found = None;
-        while let Some(key) = map.next_key::<Text<'de>>()? {
-            match self.path.split_first() {
-                Some((first, rest)) if *first == key.0 => {
-                    found = map.next_value_seed(PathSeed { path: rest })?;
-                }
-                _ => {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(found)
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-        Ok(None)
-    }
-
-    fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
-        Ok(self.path.is_empty().then_some(Cow::Borrowed(text)))
-    }
-
-    fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
-        Ok(self.path.is_empty().then(|| Cow::Owned(text.to_string())))
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-}
-
 impl<'de: 'a, 'a> Deserialize<'de> for PayloadLanguage<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let seed = PathSeed {
+        let seed = crate::json_path::At {
             path: LANGUAGE_PATH,
+            leaf: crate::json_path::Text,
         };
         Ok(PayloadLanguage(serde::de::DeserializeSeed::deserialize(
             seed, d,
         )?))
     }
 }
-
-/// A string value, borrowed from the line unless it has escapes.
-#[derive(Deserialize)]
-#[serde(transparent)]
-struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
 
 /// GH Archive writes ids as strings; some exports write numbers. Both are accepted.
 fn id_text<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Cow<'a, str>, D::Error> {

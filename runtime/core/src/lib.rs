@@ -23,6 +23,7 @@ pub mod bus;
 pub mod event;
 pub mod githut;
 pub mod history;
+pub mod json_path;
 pub mod outcomes;
 pub mod predictions;
 pub mod registry;

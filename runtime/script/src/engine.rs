@@ -201,7 +201,7 @@ impl Default for ScriptEngine {
 ///
 /// `event.type`, `event.actor`, `event.repo` and the like come from the fields parsed at ingestion. Anything
 /// else is read with `event.field("payload.action")`: the first [`SCANS`] reads of an event each scan its
-/// original JSON for that one value ([`crate::json_path`]); a script that reads more of it gets the whole
+/// original JSON for that one value ([`forgecast_core::json_path`]); a script that reads more of it gets the whole
 /// document parsed once, and every later read looks it up there.
 #[derive(Clone)]
 pub struct EventView {
@@ -242,8 +242,9 @@ impl EventView {
         if self.tree.get().is_none() && self.scans.fetch_add(1, Ordering::Relaxed) < SCANS {
             let parts: Vec<&str> = path.split('.').collect();
             // The runtime reads the event for the script: not memory the script built.
-            let found =
-                crate::memory::uncounted(|| crate::json_path::value_at(&self.event.raw, &parts));
+            let found = crate::memory::uncounted(|| {
+                forgecast_core::json_path::value_at(&self.event.raw, &parts)
+            });
             return found.map_or(Dynamic::UNIT, |value| json_to_dynamic(&value));
         }
         let mut node = self.tree();

@@ -13,7 +13,6 @@
 pub mod cases;
 pub mod engine;
 pub mod host;
-pub mod json_path;
 pub mod memory;
 pub mod output;
 pub mod role;

@@ -3,8 +3,10 @@
 //! reading one field of an event costs a scan of its text rather than a tree of every value in it.
 //!
 //! Objects are looked up by key (the last member of a repeated key wins, as in [`serde_json::Value`]), arrays by
-//! a decimal index; a path that leads nowhere, or text that is not JSON, reads as `None`.
+//! a decimal index; a path that leads nowhere, or text that is not JSON, reads as `None`. What is read at the end
+//! of the path is the leaf's to say: any value ([`AnyValue`]), or a string and nothing else ([`Text`]).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -12,30 +14,125 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 /// The value at `path` (its parts, outermost first) in `text`.
 pub fn value_at(text: &str, path: &[&str]) -> Option<serde_json::Value> {
     let mut reader = serde_json::Deserializer::from_str(text);
-    let found = At { path }.deserialize(&mut reader).ok()?;
+    let found = At {
+        path,
+        leaf: AnyValue,
+    }
+    .deserialize(&mut reader)
+    .ok()?;
     reader.end().ok()?;
     found
 }
 
-/// Looks for the rest of the path in the value it is given.
-struct At<'p> {
-    path: &'p [&'p str],
+/// Reads `leaf` at `path` inside one value, or nothing; to be given to a deserializer as a seed (also for one
+/// field of a larger document being read).
+#[derive(Clone, Copy)]
+pub struct At<'p, L> {
+    /// Object keys and array indexes, outermost first.
+    pub path: &'p [&'p str],
+    /// What is read at the end of the path.
+    pub leaf: L,
 }
 
-impl<'de> DeserializeSeed<'de> for At<'_> {
+/// The visits of numbers and booleans for a visitor that finds nothing in them.
+macro_rules! nothing_in_numbers_or_bools {
+    () => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    };
+}
+
+/// Any JSON value, whole.
+#[derive(Clone, Copy)]
+pub struct AnyValue;
+
+impl<'de> DeserializeSeed<'de> for AnyValue {
     type Value = Option<serde_json::Value>;
 
     fn deserialize<D: Deserializer<'de>>(self, value: D) -> Result<Self::Value, D::Error> {
+        serde::Deserialize::deserialize(value).map(Some)
+    }
+}
+
+/// A string, borrowed from the text unless it holds escapes; any other value reads as nothing.
+#[derive(Clone, Copy)]
+pub struct Text;
+
+impl<'de> DeserializeSeed<'de> for Text {
+    type Value = Option<Cow<'de, str>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, value: D) -> Result<Self::Value, D::Error> {
+        value.deserialize_any(TextVisitor)
+    }
+}
+
+struct TextVisitor;
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Option<Cow<'de, str>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Borrowed(text)))
+    }
+
+    fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(text.to_string())))
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    nothing_in_numbers_or_bools!();
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+impl<'de, L, V> DeserializeSeed<'de> for At<'_, L>
+where
+    L: DeserializeSeed<'de, Value = Option<V>> + Copy,
+{
+    type Value = Option<V>;
+
+    fn deserialize<D: Deserializer<'de>>(self, value: D) -> Result<Self::Value, D::Error> {
         if self.path.is_empty() {
-            serde::Deserialize::deserialize(value).map(Some)
+            self.leaf.deserialize(value)
         } else {
             value.deserialize_any(self)
         }
     }
 }
 
-impl<'de> Visitor<'de> for At<'_> {
-    type Value = Option<serde_json::Value>;
+impl<'de, L, V> Visitor<'de> for At<'_, L>
+where
+    L: DeserializeSeed<'de, Value = Option<V>> + Copy,
+{
+    type Value = Option<V>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON value")
@@ -46,7 +143,7 @@ impl<'de> Visitor<'de> for At<'_> {
         let mut found = None;
         while let Some(wanted) = map.next_key_seed(KeyIs(first))? {
             if wanted {
-                found = map.next_value_seed(At { path: rest })?;
+                found = map.next_value_seed(At { path: rest, ..self })?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -61,7 +158,7 @@ impl<'de> Visitor<'de> for At<'_> {
         let mut at = 0;
         loop {
             if Some(at) == index {
-                match seq.next_element_seed(At { path: rest })? {
+                match seq.next_element_seed(At { path: rest, ..self })? {
                     Some(value) => found = value,
                     None => break,
                 }
@@ -74,21 +171,7 @@ impl<'de> Visitor<'de> for At<'_> {
     }
 
     // A scalar where the path goes on: nothing there.
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
+    nothing_in_numbers_or_bools!();
 
     fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
         Ok(None)
