@@ -170,20 +170,12 @@ fn measured(command: &mut Command) -> Took {
         .stderr(Stdio::null())
         .spawn()
         .expect("the forgecast binary starts");
-    // SAFETY: wait4 writes only the status and the struct it is given; the child is ours and not reaped yet.
-    let (status, usage) = unsafe {
-        let mut status = 0;
-        let mut usage = std::mem::zeroed::<libc::rusage>();
-        let pid = libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage);
-        assert_eq!(pid, child.id() as libc::pid_t);
-        (status, usage)
-    };
-    let seconds = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    let (status, usage) = forgecast_testkit::wait_with_usage(&child);
     Took {
-        ok: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        ok: status.success(),
         wall: started.elapsed(),
-        cpu: seconds(usage.ru_utime) + seconds(usage.ru_stime),
-        peak: usage.ru_maxrss as u64 * 1024,
+        cpu: usage.cpu,
+        peak: usage.peak,
     }
 }
 

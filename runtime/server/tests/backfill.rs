@@ -138,20 +138,15 @@ fn run_measured(data: &Path, args: &[&str], source: &[&str]) -> (Output, u64) {
     let mut stdout = Vec::new();
     out.read_to_end(&mut stdout).unwrap();
     let stderr = reading.join().unwrap();
-    // SAFETY: wait4 writes only the status and the struct it is given; the child is ours and not reaped yet.
-    let (status, usage) = unsafe {
-        let mut status = 0;
-        let mut usage = std::mem::zeroed::<libc::rusage>();
-        let pid = libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage);
-        assert_eq!(pid, child.id() as libc::pid_t);
-        (status, usage)
-    };
-    let output = Output {
-        status: std::os::unix::process::ExitStatusExt::from_raw(status),
-        stdout,
-        stderr,
-    };
-    (output, usage.ru_maxrss as u64 * 1024)
+    let (status, usage) = forgecast_testkit::wait_with_usage(&child);
+    (
+        Output {
+            status,
+            stdout,
+            stderr,
+        },
+        usage.peak,
+    )
 }
 
 fn event_count(data: &Path) -> u64 {

@@ -344,3 +344,33 @@ pub fn unique_name(prefix: &str) -> String {
         NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     )
 }
+
+/// What a child process used, from the kernel's own accounting of it.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    /// User and system CPU time.
+    pub cpu: Duration,
+    /// Peak resident memory, bytes.
+    pub peak: u64,
+}
+
+/// Waits for `child` to end and reaps it with `wait4`, which gives its exit status and its own resource usage
+/// (processes that other tests or builds run at the same time do not count).
+pub fn wait_with_usage(child: &Child) -> (std::process::ExitStatus, Usage) {
+    // SAFETY: wait4 writes only the status and the struct it is given; the child is ours and not reaped yet.
+    let (status, usage) = unsafe {
+        let mut status = 0;
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        let pid = libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage);
+        assert_eq!(pid, child.id() as libc::pid_t, "wait4 on the child");
+        (status, usage)
+    };
+    let seconds = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (
+        std::os::unix::process::ExitStatusExt::from_raw(status),
+        Usage {
+            cpu: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+            peak: usage.ru_maxrss as u64 * 1024,
+        },
+    )
+}
