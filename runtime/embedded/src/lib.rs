@@ -14,6 +14,7 @@ mod predictions;
 mod registry;
 mod stars;
 pub mod store;
+mod write;
 
 pub use bus::{EmbeddedBus, EmbeddedSubscription};
 pub use store::SqliteStore;

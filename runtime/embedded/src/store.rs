@@ -15,20 +15,16 @@
 //! events; opening the store as the writer looks only at the files recorded so, and at the other files of their
 //! days' directories, so its cost does not grow with the lake.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use forgecast_core::aggregate::{
-    AggregateQuery, AggregateRow, Dimension, Granularity, RepoFacts, for_each_counter,
-    for_each_counter_as,
-};
+use forgecast_core::aggregate::{AggregateQuery, AggregateRow};
 use forgecast_core::store::{RepoMeta, ScriptReload, Store, StoreError, WriteOutcome};
 use forgecast_core::time::now_unix;
 use forgecast_core::{DeadLetter, Event};
-use forgecast_lake::committed::{FileState, Lake, committed_ends, hour_of};
+use forgecast_lake::committed::{FileState, Lake, committed_ends};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Layout version of the SQLite file, kept in `PRAGMA user_version`.
@@ -236,18 +232,25 @@ CREATE TABLE IF NOT EXISTS script_reloads (
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Mutex<Inner>>,
+    /// The lake, under a lock of its own, taken before the connection's when both are needed
+    /// ([`crate::write`]).
+    lake: Arc<Mutex<Lake>>,
     path: PathBuf,
 }
 
-/// The connection and the lake, used under one lock.
-struct Inner {
-    conn: Connection,
-    lake: Lake,
+/// The connection, used under one lock.
+pub(crate) struct Inner {
+    pub(crate) conn: Connection,
     /// Whether any repository metadata is cached (if not, there is no language to look up).
-    repos_known: bool,
+    pub(crate) repos_known: bool,
     /// The data directory's writer lock, held while this store may write events; `None` when opened
     /// alongside a writer.
-    writer: Option<File>,
+    pub(crate) writer: Option<File>,
+}
+
+/// Takes `mutex`, whose value stays usable after a panic elsewhere (every change to it is a transaction).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 pub(crate) fn failed(operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
@@ -357,10 +360,10 @@ impl SqliteStore {
         Ok(SqliteStore {
             inner: Arc::new(Mutex::new(Inner {
                 conn,
-                lake,
                 repos_known,
                 writer: lock,
             })),
+            lake: Arc::new(Mutex::new(lake)),
             path: path.to_path_buf(),
         })
     }
@@ -381,15 +384,28 @@ impl SqliteStore {
         work: impl FnOnce(&mut Inner) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            work(&mut inner.lock().unwrap_or_else(|e| e.into_inner()))
-        })
+        blocking(move || work(&mut lock(&inner))).await
+    }
+
+    /// Runs blocking work on the lake and the connection, taken in that order, off the async runtime.
+    async fn with_lake<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Lake, &Mutex<Inner>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (lake, inner) = (self.lake.clone(), self.inner.clone());
+        blocking(move || work(&mut lock(&lake), &inner)).await
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| StoreError::Operation {
             operation: "task",
             reason: e.to_string(),
         })?
-    }
 }
 
 /// The columns of `lake_files` a [`FileState`] is read from, in order.
@@ -409,7 +425,7 @@ fn lake_file(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, FileState)> {
 }
 
 /// The records of the lake's files that match `filter` (SQL after `WHERE`).
-fn lake_files(
+pub(crate) fn lake_files(
     conn: &Connection,
     filter: &str,
     values: impl rusqlite::Params,
@@ -444,7 +460,10 @@ fn files_to_check(conn: &Connection) -> rusqlite::Result<(HashMap<String, FileSt
 }
 
 /// Records the lake files' new states in the transaction `tx`.
-fn record_files(tx: &Connection, states: &[(String, FileState)]) -> rusqlite::Result<()> {
+pub(crate) fn record_files(
+    tx: &Connection,
+    states: &[(String, FileState)],
+) -> rusqlite::Result<()> {
     let mut upsert = tx.prepare_cached(
         "INSERT INTO lake_files (file, hour, end, plain, gz, open) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (file) DO UPDATE SET hour = excluded.hour, end = excluded.end, plain = excluded.plain,
@@ -465,7 +484,7 @@ fn record_files(tx: &Connection, states: &[(String, FileState)]) -> rusqlite::Re
 
 /// Records the lake files' new states in a transaction of their own, synced to disk before it returns (the
 /// write-ahead log is otherwise synced at checkpoints only): what the lake does next relies on the record.
-fn record_files_durably(
+pub(crate) fn record_files_durably(
     conn: &mut Connection,
     states: &[(String, FileState)],
 ) -> rusqlite::Result<()> {
@@ -478,24 +497,6 @@ fn record_files_durably(
     recorded
 }
 
-/// Compresses the lake's plain files whose hour is over, each recorded as compressed before its plain file
-/// goes.
-fn close_over(inner: &mut Inner) -> Result<(), StoreError> {
-    let err = failed("compress_lake");
-    let io = |name: &str, e: std::io::Error| StoreError::Operation {
-        operation: "compress_lake",
-        reason: format!("lake {name}: {e}"),
-    };
-    for name in inner.lake.closable() {
-        let compressed = inner.lake.compress(&name).map_err(|e| io(&name, e))?;
-        record_files_durably(&mut inner.conn, &[(name.clone(), compressed)]).map_err(&err)?;
-        let closed = inner.lake.compressed(&name).map_err(|e| io(&name, e))?;
-        record_files(&inner.conn, &[(name.clone(), closed)]).map_err(&err)?;
-        tracing::debug!(component = "store", file = %name, bytes = closed.end, "Lake hour compressed.");
-    }
-    Ok(())
-}
-
 impl SqliteStore {
     /// Runs blocking SQLite work off the async runtime.
     pub(crate) async fn with_conn<T: Send + 'static>(
@@ -506,164 +507,9 @@ impl SqliteStore {
     }
 }
 
-fn write_events(inner: &mut Inner, events: &[Arc<Event>]) -> Result<WriteOutcome, StoreError> {
-    let err = failed("write_events");
-    if inner.writer.is_none() {
-        return Err(StoreError::Operation {
-            operation: "write_events",
-            reason: "this store was opened alongside the data directory's writer and cannot write events".into(),
-        });
-    }
-    let io = |e: std::io::Error| StoreError::Operation {
-        operation: "write_events",
-        reason: format!("lake: {e}"),
-    };
-    // Before anything is written: the hours this batch makes over are compressed, and every file it writes to
-    // is recorded as possibly holding a tail.
-    let mut hours: Vec<i64> = Vec::new();
-    for event in events {
-        let hour = hour_of(event.created_at);
-        if hours.last() != Some(&hour) && !hours.contains(&hour) {
-            hours.push(hour);
-        }
-        inner.lake.saw(event.created_at);
-    }
-    close_over(inner)?;
-    let names: Vec<(String, i64)> = hours
-        .iter()
-        .map(|&hour| (forgecast_lake::layout::hour_file(hour), hour))
-        .collect();
-    for (name, _) in &names {
-        if !inner.lake.knows(name) {
-            let known = lake_files(&inner.conn, "file = ?1", [name]).map_err(&err)?;
-            for (name, state) in known {
-                inner.lake.learn(name, state);
-            }
-        }
-    }
-    let opening = inner
-        .lake
-        .opening(names.iter().map(|(name, hour)| (name.as_str(), *hour)));
-    if !opening.is_empty() {
-        record_files_durably(&mut inner.conn, &opening).map_err(&err)?;
-        inner.lake.opened(opening);
-    }
-
-    let mut pending = inner.lake.pending();
-    let tx = inner.conn.transaction().map_err(&err)?;
-    let mut outcome = WriteOutcome::default();
-    let mut counters: HashMap<(Granularity, Dimension, i64, Cow<'_, str>), i64> = HashMap::new();
-    {
-        // Only look repositories up once there is metadata (the GitHub source's enricher adds it).
-        let mut repo_of = match inner.repos_known {
-            true => Some(
-                tx.prepare_cached(
-                    "SELECT language, topics FROM repos WHERE name = ?1 AND found = 1",
-                )
-                .map_err(&err)?,
-            ),
-            false => None,
-        };
-        let mut insert = tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO events
-                 (id, type, actor, repo, org, language, created_at, raw_file, raw_offset, raw_len)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )
-            .map_err(&err)?;
-        let mut last_file: Option<(i64, String)> = None;
-        for event in events {
-            let e = &**event;
-            // Consecutive events mostly share an hour: name its file once.
-            let hour = e.created_at.div_euclid(3600);
-            if last_file.as_ref().is_none_or(|(h, _)| *h != hour) {
-                last_file = Some((hour, forgecast_lake::layout::hour_file(e.created_at)));
-            }
-            let file = &last_file.as_ref().expect("set just above").1;
-            let changed = insert
-                .execute(params![
-                    e.id,
-                    e.kind,
-                    e.actor,
-                    e.repo,
-                    e.org,
-                    e.language,
-                    e.created_at,
-                    file,
-                    inner.lake.offset(&pending, file) as i64,
-                    e.raw.len() as i64
-                ])
-                .map_err(&err)?;
-            if changed == 0 {
-                outcome.duplicates += 1;
-                continue;
-            }
-            outcome.inserted += 1;
-            pending.push(file, e.created_at, &e.raw);
-            let known = match &mut repo_of {
-                Some(lookup) => lookup
-                    .query_row([&e.repo], |r| {
-                        Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?))
-                    })
-                    .optional()
-                    .map_err(&err)?,
-                None => None,
-            };
-            match known {
-                // The repository's metadata adds its language (when the event has none) and its topics.
-                Some((language, topics)) => {
-                    let topics: Vec<String> = serde_json::from_str(&topics).unwrap_or_default();
-                    let facts = RepoFacts {
-                        language: language.as_deref(),
-                        topics: &topics,
-                    };
-                    for_each_counter_as(e, facts, |k| {
-                        let key = (
-                            k.granularity,
-                            k.dimension,
-                            k.bucket,
-                            Cow::Owned(k.key.into_owned()),
-                        );
-                        *counters.entry(key).or_default() += 1
-                    })
-                }
-                None => for_each_counter(e, |k| {
-                    *counters
-                        .entry((k.granularity, k.dimension, k.bucket, k.key))
-                        .or_default() += 1
-                }),
-            }
-        }
-        let mut upsert = tx
-            .prepare_cached(
-                "INSERT INTO aggregates (granularity, dimension, bucket, key, count) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT DO UPDATE SET count = count + excluded.count",
-            )
-            .map_err(&err)?;
-        for ((granularity, dimension, bucket, key), count) in counters {
-            upsert
-                .execute(params![
-                    granularity.as_str(),
-                    dimension.as_str(),
-                    bucket,
-                    key,
-                    count
-                ])
-                .map_err(&err)?;
-        }
-    }
-    // The bytes must be on disk before a committed row points at them.
-    let written = inner.lake.write(&pending).map_err(io)?;
-    inner.lake.recycle(pending);
-    record_files(&tx, &written).map_err(&err)?;
-    tx.commit().map_err(&err)?;
-    inner.lake.commit(written);
-    Ok(outcome)
-}
-
 impl Store for SqliteStore {
     async fn write_events(&self, events: Vec<Arc<Event>>) -> Result<WriteOutcome, StoreError> {
-        self.with_inner(move |inner| write_events(inner, &events))
+        self.with_lake(move |lake, inner| crate::write::write_events(inner, lake, &events))
             .await
     }
 
@@ -916,19 +762,21 @@ impl SqliteStore {
     /// plain files are compressed now, and their events from now on are written compressed. The writer also
     /// finds hours over by itself, [`forgecast_lake::committed::OVER_AFTER`] before the newest event it wrote.
     pub async fn hours_over_before(&self, before: i64) -> Result<(), StoreError> {
-        self.with_inner(move |inner| {
+        self.with_lake(move |lake, inner| {
+            let mut inner = lock(inner);
             if inner.writer.is_none() {
                 return Ok(());
             }
-            inner.lake.declare_over(before);
-            close_over(inner)
+            lake.declare_over(before);
+            crate::write::close_over(&mut inner.conn, lake)
         })
         .await
     }
 
     /// The JSON of one stored event.
     pub async fn event_raw(&self, id: String) -> Result<Option<String>, StoreError> {
-        self.with_inner(move |inner| {
+        self.with_lake(move |lake, inner| {
+            let inner = lock(inner);
             let place: Option<(String, i64, i64)> = inner
                 .conn
                 .query_row(
@@ -944,16 +792,16 @@ impl SqliteStore {
             // The file's form now (a writer may have compressed it since this store learnt it).
             let known =
                 lake_files(&inner.conn, "file = ?1", [&file]).map_err(failed("event_raw"))?;
+            drop(inner);
             for (name, state) in known {
-                inner.lake.learn(name, state);
+                lake.learn(name, state);
             }
-            let bytes = inner
-                .lake
-                .read(&file, offset as u64, len as u64)
-                .map_err(|e| StoreError::Operation {
-                    operation: "event_raw",
-                    reason: format!("lake {file}: {e}"),
-                })?;
+            let bytes =
+                lake.read(&file, offset as u64, len as u64)
+                    .map_err(|e| StoreError::Operation {
+                        operation: "event_raw",
+                        reason: format!("lake {file}: {e}"),
+                    })?;
             Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
         })
         .await
@@ -963,6 +811,7 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use forgecast_core::aggregate::{Dimension, Granularity};
 
     fn event(id: &str, repo: &str) -> Arc<Event> {
         let line = format!(
@@ -1322,6 +1171,69 @@ mod tests {
         let hour = SqliteStore::lake_path(store.path()).join("2025/01/01/15.json");
         let file = std::fs::read_to_string(hour).unwrap();
         assert_eq!(file.lines().count(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_stored_event_amid_new_ones_leaves_every_line_once_in_either_form() {
+        // The batch's first and last events are new, so its lines are written before its rows; the stored event
+        // in its middle then sends it through event by event, over what the first attempt wrote.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let store = SqliteStore::open(&path).unwrap();
+        let lake = SqliteStore::lake_path(&path);
+        let count = |store: SqliteStore| async move {
+            let rows = store
+                .aggregates(AggregateQuery {
+                    granularity: Granularity::Hour,
+                    dimension: Dimension::Type,
+                    from: 0,
+                    to: i64::MAX,
+                })
+                .await
+                .unwrap();
+            rows.iter().map(|r| r.count).sum::<u64>()
+        };
+        for (hour, ids, file, gz) in [
+            ("2025-01-01T15", 0..40, "2025/01/01/15.json", false),
+            ("2024-06-01T03", 100..140, "2024/06/01/03.json.gz", true),
+        ] {
+            if gz {
+                store.hours_over_before(i64::MAX).await.unwrap();
+            }
+            let all = hour_of_events(hour, ids);
+            let (before, after) = all.split_at(20);
+            store.write_events(before.to_vec()).await.unwrap();
+            let mut mixed = after.to_vec();
+            mixed.insert(10, before[7].clone());
+            let outcome = store.write_events(mixed).await.unwrap();
+            assert_eq!(
+                outcome,
+                WriteOutcome {
+                    inserted: 20,
+                    duplicates: 1
+                }
+            );
+            let text = match gz {
+                true => gunzip(&lake.join(file)),
+                false => std::fs::read_to_string(lake.join(file)).unwrap(),
+            };
+            assert_eq!(text, lines(&all), "{file}");
+            for event in &all {
+                assert_eq!(
+                    store.event_raw(event.id.clone()).await.unwrap().unwrap(),
+                    *event.raw
+                );
+            }
+        }
+        assert_eq!(store.event_count().await.unwrap(), 80);
+        assert_eq!(count(store.clone()).await, 80, "each event counted once");
+        // Delivered again whole: nothing changes.
+        let again = hour_of_events("2025-01-01T15", 0..40);
+        let outcome = store.write_events(again).await.unwrap();
+        assert_eq!(outcome.duplicates, 40);
+        assert_eq!(count(store.clone()).await, 80);
+        let text = gunzip(&lake.join("2025/01/01/15.json.gz"));
+        assert_eq!(text, lines(&hour_of_events("2025-01-01T15", 0..40)));
     }
 
     #[tokio::test]

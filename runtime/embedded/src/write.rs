@@ -1,0 +1,342 @@
+//! How a batch of events reaches the lake and SQLite, with the lake under a lock of its own.
+//!
+//! The lake is the single writer's: its lock is taken first and held for the whole batch; the connection's is
+//! taken only for the SQLite work, so the model stages' writes (predictions, labels, learners) go on while a
+//! batch's lake bytes are compressed and synced, which is most of a batch's time.
+//!
+//! A batch is written one of two ways, with the same result:
+//! - *Fresh* (a batch whose first and last events are not stored: nearly every batch): every event's line is
+//!   placed, compressed and synced without the connection, then one transaction inserts the rows pointing at
+//!   them and increments their counters. Should an event turn out to be stored already, the transaction is
+//!   dropped (nothing of it commits) and the batch is written the careful way; the bytes already written lie
+//!   past the files' committed ends, where the next write goes over them.
+//! - *Checked* (a batch delivered again, or one that met a stored event): inside the transaction, each event is
+//!   inserted first and its line placed only if it was new; the lake is written before the commit.
+//!
+//! Either way the lake's bytes are on disk before the rows that point at them commit.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use forgecast_core::Event;
+use forgecast_core::aggregate::{
+    Dimension, Granularity, RepoFacts, for_each_counter, for_each_counter_as,
+};
+use forgecast_core::store::{StoreError, WriteOutcome};
+use forgecast_lake::committed::{Lake, hour_of};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, params};
+
+use crate::store::{Inner, failed, lake_files, lock, record_files, record_files_durably};
+
+/// Writes `events`: those not stored yet go to the lake and SQLite with their counters, in one transaction.
+pub(crate) fn write_events(
+    db: &Mutex<Inner>,
+    lake: &mut Lake,
+    events: &[Arc<Event>],
+) -> Result<WriteOutcome, StoreError> {
+    let fresh = {
+        let mut inner = lock(db);
+        prepare(&mut inner, lake, events)?;
+        !stored_already(&inner.conn, events)?
+    };
+    if fresh && let Some(outcome) = write_fresh(db, lake, events)? {
+        return Ok(outcome);
+    }
+    write_checked(&mut lock(db), lake, events)
+}
+
+fn lake_error(e: std::io::Error) -> StoreError {
+    StoreError::Operation {
+        operation: "write_events",
+        reason: format!("lake: {e}"),
+    }
+}
+
+/// Before anything is written: the hours this batch makes over are compressed, and every file it writes to is
+/// recorded, durably, as possibly holding a tail.
+fn prepare(inner: &mut Inner, lake: &mut Lake, events: &[Arc<Event>]) -> Result<(), StoreError> {
+    let err = failed("write_events");
+    if inner.writer.is_none() {
+        return Err(StoreError::Operation {
+            operation: "write_events",
+            reason: "this store was opened alongside the data directory's writer and cannot write events".into(),
+        });
+    }
+    let mut hours: Vec<i64> = Vec::new();
+    for event in events {
+        let hour = hour_of(event.created_at);
+        if hours.last() != Some(&hour) && !hours.contains(&hour) {
+            hours.push(hour);
+        }
+        lake.saw(event.created_at);
+    }
+    close_over(&mut inner.conn, lake)?;
+    let names: Vec<(String, i64)> = hours
+        .iter()
+        .map(|&hour| (forgecast_lake::layout::hour_file(hour), hour))
+        .collect();
+    for (name, _) in &names {
+        if !lake.knows(name) {
+            let known = lake_files(&inner.conn, "file = ?1", [name]).map_err(&err)?;
+            for (name, state) in known {
+                lake.learn(name, state);
+            }
+        }
+    }
+    let opening = lake.opening(names.iter().map(|(name, hour)| (name.as_str(), *hour)));
+    if !opening.is_empty() {
+        record_files_durably(&mut inner.conn, &opening).map_err(&err)?;
+        lake.opened(opening);
+    }
+    Ok(())
+}
+
+/// Whether the batch's first or last event is stored: a batch delivered again after a crash starts or ends so.
+fn stored_already(conn: &Connection, events: &[Arc<Event>]) -> Result<bool, StoreError> {
+    let mut select = conn
+        .prepare_cached("SELECT 1 FROM events WHERE id = ?1")
+        .map_err(failed("write_events"))?;
+    for event in [events.first(), events.last()].into_iter().flatten() {
+        if select
+            .query_row([&event.id], |_| Ok(()))
+            .optional()
+            .map_err(failed("write_events"))?
+            .is_some()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The lake file of each event in turn, named once per run of events of one hour.
+struct FileNames {
+    last: Option<(i64, String)>,
+}
+
+impl FileNames {
+    fn of(&mut self, created_at: i64) -> &str {
+        let hour = created_at.div_euclid(3600);
+        if self.last.as_ref().is_none_or(|(h, _)| *h != hour) {
+            self.last = Some((hour, forgecast_lake::layout::hour_file(created_at)));
+        }
+        &self.last.as_ref().expect("set just above").1
+    }
+}
+
+/// Writes a batch taken to be wholly new: its lines go to the lake without the connection, then its rows and
+/// counters in one transaction. `None` (nothing committed) when an event was stored already.
+fn write_fresh(
+    db: &Mutex<Inner>,
+    lake: &mut Lake,
+    events: &[Arc<Event>],
+) -> Result<Option<WriteOutcome>, StoreError> {
+    let err = failed("write_events");
+    let mut pending = lake.pending();
+    let mut files = FileNames { last: None };
+    let mut offsets = Vec::with_capacity(events.len());
+    for event in events {
+        let file = files.of(event.created_at);
+        offsets.push(lake.offset(&pending, file));
+        pending.push(file, event.created_at, &event.raw);
+    }
+    let written = lake.write(&pending).map_err(lake_error)?;
+    lake.recycle(pending);
+
+    let mut inner = lock(db);
+    let repos_known = inner.repos_known;
+    let tx = inner.conn.transaction().map_err(&err)?;
+    let mut counters = Counters::new(&tx, repos_known)?;
+    {
+        let mut insert = insert_statement(&tx)?;
+        let mut files = FileNames { last: None };
+        for (event, offset) in events.iter().zip(offsets) {
+            if !insert_row(&mut insert, event, files.of(event.created_at), offset)? {
+                // Dropping the transaction rolls it back.
+                return Ok(None);
+            }
+            counters.add(event)?;
+        }
+    }
+    counters.store(&tx)?;
+    record_files(&tx, &written).map_err(&err)?;
+    tx.commit().map_err(&err)?;
+    lake.commit(written);
+    Ok(Some(WriteOutcome {
+        inserted: events.len() as u64,
+        duplicates: 0,
+    }))
+}
+
+/// Writes a batch event by event: each line is placed only once its row proved new.
+fn write_checked(
+    inner: &mut Inner,
+    lake: &mut Lake,
+    events: &[Arc<Event>],
+) -> Result<WriteOutcome, StoreError> {
+    let err = failed("write_events");
+    let mut pending = lake.pending();
+    let repos_known = inner.repos_known;
+    let tx = inner.conn.transaction().map_err(&err)?;
+    let mut outcome = WriteOutcome::default();
+    let mut counters = Counters::new(&tx, repos_known)?;
+    {
+        let mut insert = insert_statement(&tx)?;
+        let mut files = FileNames { last: None };
+        for event in events {
+            let file = files.of(event.created_at);
+            if !insert_row(&mut insert, event, file, lake.offset(&pending, file))? {
+                outcome.duplicates += 1;
+                continue;
+            }
+            outcome.inserted += 1;
+            pending.push(file, event.created_at, &event.raw);
+            counters.add(event)?;
+        }
+    }
+    counters.store(&tx)?;
+    let written = lake.write(&pending).map_err(lake_error)?;
+    lake.recycle(pending);
+    record_files(&tx, &written).map_err(&err)?;
+    tx.commit().map_err(&err)?;
+    lake.commit(written);
+    Ok(outcome)
+}
+
+fn insert_statement<'c>(tx: &'c Transaction<'_>) -> Result<CachedStatement<'c>, StoreError> {
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO events
+         (id, type, actor, repo, org, language, created_at, raw_file, raw_offset, raw_len)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )
+    .map_err(failed("write_events"))
+}
+
+/// Inserts `event`'s row, its line at `offset` of `file`; false when the event was stored already.
+fn insert_row(
+    insert: &mut CachedStatement<'_>,
+    event: &Event,
+    file: &str,
+    offset: u64,
+) -> Result<bool, StoreError> {
+    let changed = insert
+        .execute(params![
+            event.id,
+            event.kind,
+            event.actor,
+            event.repo,
+            event.org,
+            event.language,
+            event.created_at,
+            file,
+            offset as i64,
+            event.raw.len() as i64
+        ])
+        .map_err(failed("write_events"))?;
+    Ok(changed > 0)
+}
+
+/// The counters of a batch's new events, summed before they are stored.
+struct Counters<'c, 'e> {
+    /// The repository's language and topics, looked up once there is metadata (the enricher adds it).
+    repo_of: Option<CachedStatement<'c>>,
+    counts: HashMap<(Granularity, Dimension, i64, Cow<'e, str>), i64>,
+}
+
+impl<'c, 'e> Counters<'c, 'e> {
+    fn new(tx: &'c Transaction<'_>, repos_known: bool) -> Result<Counters<'c, 'e>, StoreError> {
+        let repo_of = match repos_known {
+            true => Some(
+                tx.prepare_cached(
+                    "SELECT language, topics FROM repos WHERE name = ?1 AND found = 1",
+                )
+                .map_err(failed("write_events"))?,
+            ),
+            false => None,
+        };
+        Ok(Counters {
+            repo_of,
+            counts: HashMap::new(),
+        })
+    }
+
+    fn add(&mut self, e: &'e Event) -> Result<(), StoreError> {
+        let known = match &mut self.repo_of {
+            Some(lookup) => lookup
+                .query_row([&e.repo], |r| {
+                    Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?))
+                })
+                .optional()
+                .map_err(failed("write_events"))?,
+            None => None,
+        };
+        let counts = &mut self.counts;
+        match known {
+            // The repository's metadata adds its language (when the event has none) and its topics.
+            Some((language, topics)) => {
+                let topics: Vec<String> = serde_json::from_str(&topics).unwrap_or_default();
+                let facts = RepoFacts {
+                    language: language.as_deref(),
+                    topics: &topics,
+                };
+                for_each_counter_as(e, facts, |k| {
+                    let key = (
+                        k.granularity,
+                        k.dimension,
+                        k.bucket,
+                        Cow::Owned(k.key.into_owned()),
+                    );
+                    *counts.entry(key).or_default() += 1
+                })
+            }
+            None => for_each_counter(e, |k| {
+                *counts
+                    .entry((k.granularity, k.dimension, k.bucket, k.key))
+                    .or_default() += 1
+            }),
+        }
+        Ok(())
+    }
+
+    fn store(self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+        let err = failed("write_events");
+        drop(self.repo_of);
+        let mut upsert = tx
+            .prepare_cached(
+                "INSERT INTO aggregates (granularity, dimension, bucket, key, count) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT DO UPDATE SET count = count + excluded.count",
+            )
+            .map_err(&err)?;
+        for ((granularity, dimension, bucket, key), count) in self.counts {
+            upsert
+                .execute(params![
+                    granularity.as_str(),
+                    dimension.as_str(),
+                    bucket,
+                    key,
+                    count
+                ])
+                .map_err(&err)?;
+        }
+        Ok(())
+    }
+}
+
+/// Compresses the lake's plain files whose hour is over, each recorded as compressed before its plain file
+/// goes.
+pub(crate) fn close_over(conn: &mut Connection, lake: &mut Lake) -> Result<(), StoreError> {
+    let err = failed("compress_lake");
+    let io = |name: &str, e: std::io::Error| StoreError::Operation {
+        operation: "compress_lake",
+        reason: format!("lake {name}: {e}"),
+    };
+    for name in lake.closable() {
+        let compressed = lake.compress(&name).map_err(|e| io(&name, e))?;
+        record_files_durably(conn, &[(name.clone(), compressed)]).map_err(&err)?;
+        let closed = lake.compressed(&name).map_err(|e| io(&name, e))?;
+        record_files(conn, &[(name.clone(), closed)]).map_err(&err)?;
+        tracing::debug!(component = "store", file = %name, bytes = closed.end, "Lake hour compressed.");
+    }
+    Ok(())
+}
