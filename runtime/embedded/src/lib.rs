@@ -7,6 +7,8 @@
 //!   (`registry`: versions and artifacts in the same file) and the keeper of predictions (`predictions`: one
 //!   row per event, model and version, and the label counters in the same transaction) and of the streaming
 //!   model's state (`outcomes`), and of the enricher's star points (`stars`).
+//! - `write`: how a batch of events reaches the lake and SQLite, the lake under a lock of its own so that its
+//!   compression does not hold the connection the model stages write through.
 
 pub mod bus;
 mod outcomes;
