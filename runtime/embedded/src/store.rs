@@ -74,7 +74,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
-PRAGMA cache_size = -131072;
+PRAGMA cache_size = -65536;
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,

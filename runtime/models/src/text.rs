@@ -325,7 +325,12 @@ fn shortcode_len(chars: &[char]) -> Option<usize> {
 }
 
 fn emoticon(chars: &[char], prev: char) -> Option<(usize, &'static str)> {
-    EMOTICONS.iter().find_map(|(face, canonical)| {
+    let first = *chars.first()?;
+    // Most characters open no face: the first character rules out nearly every entry cheaply.
+    let mut candidates = EMOTICONS
+        .iter()
+        .filter(|(face, _)| face.chars().next() == Some(first));
+    candidates.find_map(|(face, canonical)| {
         let len = face.chars().count();
         let matches = chars.len() >= len && face.chars().zip(chars).all(|(a, b)| a == *b);
         let ends_in_letter = face.chars().last().is_some_and(|c| c.is_alphabetic());

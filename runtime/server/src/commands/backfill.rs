@@ -4,7 +4,9 @@
 //! per core keeps them busy), fed to the pipeline, and recorded as done in `<data-dir>/backfill.done`, in
 //! order, only once every event of the hour is stored, so an interrupted backfill resumes where it stopped and
 //! never skips an hour it did not finish. The hours' decoders wait while the pipeline holds more than
-//! [`IN_FLIGHT`] records not yet taken by every stage, which bounds the memory whatever the stages' speeds. On
+//! [`IN_FLIGHT`] records not yet taken by every stage, which bounds the memory whatever the stages' speeds (a
+//! record the store writer has taken counts as taken while its batch is written, so the decoders and the model
+//! stages go on during the writer's transaction; the writer's batch comes on top of the bound). On
 //! the embedded store, past hours are declared over before the first event, so their events are written to
 //! the lake compressed, as GH Archive publishes them. An hour that cannot be downloaded is retried,
 //! then reported; the others go on. An hour whose file is damaged (a gzip cut short) keeps the lines before the
@@ -35,7 +37,7 @@ use crate::shutdown::Shutdown;
 /// Lines, and so events, handed on at once.
 const BATCH: usize = 1024;
 /// Records the pipeline may hold at once, fed and not yet taken by every stage (about 3 KB each).
-const IN_FLIGHT: u64 = 16_384;
+const IN_FLIGHT: u64 = 12_288;
 /// Chunks of lines an hour's inflater may be ahead of its parser.
 const LINES_AHEAD: usize = 4;
 /// Hours decoded at once at most; fewer on fewer cores.
@@ -140,7 +142,7 @@ impl Feeder {
         }
         let taken = shared.taken.load(Ordering::SeqCst);
         let published = shared.published.load(Ordering::SeqCst);
-        let mut done = shared.handled.load(Ordering::SeqCst);
+        let mut done = shared.writer_taken.load(Ordering::SeqCst);
         if self.models {
             done = done
                 .min(shared.scored.load(Ordering::SeqCst))

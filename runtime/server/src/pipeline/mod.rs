@@ -152,6 +152,7 @@ impl Pipeline {
             store_ok: AtomicBool::new(true),
             published: AtomicU64::new(0),
             handled: AtomicU64::new(0),
+            writer_taken: AtomicU64::new(0),
             taken: AtomicU64::new(0),
             github: Mutex::new(None),
             reloads_accepted: AtomicU64::new(0),

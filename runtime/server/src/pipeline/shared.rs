@@ -35,6 +35,8 @@ pub struct Shared {
     pub published: AtomicU64,
     /// Records the store writer has handled so far; `published - handled` is the lag.
     pub handled: AtomicU64,
+    /// Records the store writer has taken from the bus (stored or being stored).
+    pub writer_taken: AtomicU64,
     /// Source items routing has taken (routed, dropped or dead-lettered) and published.
     pub taken: AtomicU64,
     /// The GitHub source, when it runs.

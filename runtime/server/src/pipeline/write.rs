@@ -48,6 +48,9 @@ pub async fn run(
                 break;
             }
         };
+        shared
+            .writer_taken
+            .fetch_add(batch.len() as u64, Ordering::SeqCst);
         let mut events = Vec::with_capacity(batch.len());
         let mut letters = Vec::new();
         let mut per_topic: HashMap<&str, u64> = HashMap::new();
