@@ -331,19 +331,19 @@ fn emoticon(chars: &[char], prev: char) -> Option<(usize, &'static str)> {
     if !first.is_ascii() {
         return None;
     }
-    let mut candidates = EMOTICONS
+    EMOTICONS
         .iter()
-        .filter(|(face, _)| face.as_bytes().first() == Some(&(first as u8)));
-    candidates.find_map(|(face, canonical)| {
-        let len = face.chars().count();
-        let matches = chars.len() >= len && face.chars().zip(chars).all(|(a, b)| a == *b);
-        let ends_in_letter = face.chars().last().is_some_and(|c| c.is_alphabetic());
-        let starts_in_letter = face.chars().next().is_some_and(|c| c.is_alphabetic());
-        // `:p` in `note:please` or `t_t` inside `get_type` are not faces.
-        let glued_after = ends_in_letter && chars.get(len).is_some_and(|c| is_word_char(*c));
-        let glued_before = starts_in_letter && is_word_char(prev);
-        (matches && !glued_after && !glued_before).then_some((len, *canonical))
-    })
+        .filter(|(face, _)| face.as_bytes().first() == Some(&(first as u8)))
+        .find_map(|(face, canonical)| {
+            let len = face.chars().count();
+            let matches = chars.len() >= len && face.chars().zip(chars).all(|(a, b)| a == *b);
+            let ends_in_letter = face.chars().last().is_some_and(|c| c.is_alphabetic());
+            let starts_in_letter = face.chars().next().is_some_and(|c| c.is_alphabetic());
+            // `:p` in `note:please` or `t_t` inside `get_type` are not faces.
+            let glued_after = ends_in_letter && chars.get(len).is_some_and(|c| is_word_char(*c));
+            let glued_before = starts_in_letter && is_word_char(prev);
+            (matches && !glued_after && !glued_before).then_some((len, *canonical))
+        })
 }
 
 /// Pictographic characters: the emoji blocks, dingbats and the miscellaneous symbols.

@@ -36,7 +36,8 @@ use crate::shutdown::Shutdown;
 
 /// Lines, and so events, handed on at once.
 const BATCH: usize = 1024;
-/// Records the pipeline may hold at once, fed and not yet taken by every stage (about 3 KB each).
+/// Records the pipeline may hold at once, fed and not yet taken by every stage (about 3 KB each); the batch the
+/// store writer is writing comes on top.
 const IN_FLIGHT: u64 = 12_288;
 /// Chunks of lines an hour's inflater may be ahead of its parser.
 const LINES_AHEAD: usize = 4;
