@@ -366,21 +366,24 @@ async fn a_database_stopped_mid_stream_loses_and_duplicates_nothing() {
         store.event_count().await.unwrap()
     };
     cluster.mongo.stop();
-    // Longer than the driver waits for a server (5 s in the test's URI), so writes fail and are retried; the
-    // process says so while it lasts: /readyz answers 503 and the retries are counted.
+    // Writes fail once the driver has waited for a server (5 s in the test's URI, for each step that selects one:
+    // a write in progress may finish its counter fold first) and are retried; the process says so while it lasts:
+    // /readyz answers 503 and the retries are counted. The database stays down until it does, a minute at most.
     let started = Instant::now();
     let mut unready = false;
-    while started.elapsed() < Duration::from_secs(12) {
+    while !unready && started.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
         let status = forgecast_github::http::client()
             .get(format!("{}/readyz", producer.url))
             .send()
             .await
             .unwrap()
             .status();
-        unready |= status == 503;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        unready = status == 503;
     }
     let retries = metric(&metrics(&producer).await, "forgecast_store_retries_total").unwrap_or(0.0);
+    // A while longer down, so that the retries back off more than once.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     cluster.mongo.start();
     assert!(
         unready,
