@@ -7,7 +7,8 @@
 //!   the batch again (the store ignores the copies).
 //! - Events travel as their GH Archive JSON line, so any Kafka consumer (Spark's included) reads them as they
 //!   are; dead letters travel as JSON objects with the reason, marked by the header [`BODY_HEADER`].
-//! - A subscription is a member of a Kafka consumer group. Offsets are committed only when the subscriber
+//! - A subscription is a member of a Kafka consumer group; one by pattern finds a topic created later at once
+//!   when this process created it, and within about [`TOPIC_REFRESH_MS`] when another did. Offsets are committed only when the subscriber
 //!   commits, after its sink accepted the records, and asynchronously: a commit that fails (a broker away) is
 //!   covered by the next one, and a subscription that ends waits a moment for its last commit. On a
 //!   rebalance the offsets not yet committed are dropped and the new owner gets those records again. A message that is not an event becomes a dead letter naming the
@@ -18,7 +19,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use forgecast_core::bus::{Bus, BusError, BusStats, Subscription, TopicFilter};
@@ -50,6 +51,10 @@ const DEAD_LETTER_BODY: &[u8] = b"dead-letter";
 const DELIVERY_TIMEOUT_MS: &str = "30000";
 /// How often librdkafka reports statistics (lag, retries).
 const STATS_INTERVAL_MS: &str = "2000";
+/// How often a group member asks the brokers for the topic list, which is how a subscription by pattern finds a
+/// topic created after it subscribed (routing creates topics on first use): a new topic's records reach their
+/// consumers about this much later the first time. One small metadata request per member per second.
+const TOPIC_REFRESH_MS: &str = "1000";
 /// How long an ending subscription waits for its last commit to be acknowledged.
 const LAST_COMMIT_WAIT: Duration = Duration::from_secs(5);
 /// The same complaint of the Kafka client is logged at most once in this time.
@@ -157,6 +162,9 @@ struct Inner {
     /// Topics known to exist.
     topics: tokio::sync::Mutex<HashSet<String>>,
     counters: Arc<Counters>,
+    /// This process's group members, told at once when it creates a topic (others find it within
+    /// [`TOPIC_REFRESH_MS`]).
+    members: Mutex<Vec<Weak<StreamConsumer<GroupContext>>>>,
     /// Cancelled by [`Bus::close`]: subscriptions drain, publishing is refused.
     closed: CancellationToken,
 }
@@ -203,6 +211,7 @@ impl KafkaBus {
                 admin,
                 topics: tokio::sync::Mutex::new(HashSet::new()),
                 counters,
+                members: Mutex::new(Vec::new()),
                 closed: CancellationToken::new(),
             }),
         })
@@ -244,11 +253,13 @@ impl KafkaBus {
             .create_topics(&new, &options)
             .await
             .map_err(backend("create topics"))?;
+        let mut created = false;
         for result in results {
             match result {
                 Ok(name) => {
                     tracing::info!(component = "bus", topic = %name, partitions = config.partitions, replication = config.replication, "Created Kafka topic.");
                     known.insert(name);
+                    created = true;
                 }
                 Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
                     known.insert(name);
@@ -260,7 +271,31 @@ impl KafkaBus {
                 }
             }
         }
+        if created {
+            self.tell_members();
+        }
         Ok(())
+    }
+
+    /// Has this process's group members list the cluster's topics now, so that a subscription by pattern takes
+    /// a topic just created without waiting for its next periodic look (in the background: publishing goes on).
+    fn tell_members(&self) {
+        let members: Vec<_> = {
+            let mut members = self.inner.members.lock().unwrap_or_else(|e| e.into_inner());
+            members.retain(|m| m.strong_count() > 0);
+            members.iter().filter_map(Weak::upgrade).collect()
+        };
+        if members.is_empty() {
+            return;
+        }
+        tokio::task::spawn_blocking(move || {
+            for member in members {
+                // Listing every topic is what makes librdkafka match its patterns again and rejoin the group.
+                if let Err(e) = member.fetch_metadata(None, Duration::from_secs(5)) {
+                    tracing::debug!(component = "bus", error = %e, "Topic list not refreshed; the periodic look will find the new topic.");
+                }
+            }
+        });
     }
 }
 
@@ -442,7 +477,7 @@ impl Bus for KafkaBus {
                 self.inner.config.session_timeout_ms.to_string(),
             )
             .set("heartbeat.interval.ms", "1000")
-            .set("topic.metadata.refresh.interval.ms", "3000")
+            .set("topic.metadata.refresh.interval.ms", TOPIC_REFRESH_MS)
             .set("statistics.interval.ms", STATS_INTERVAL_MS)
             .create_with_context(context)
             .map_err(backend("consumer"))?;
@@ -451,8 +486,14 @@ impl Bus for KafkaBus {
         consumer
             .subscribe(&patterns)
             .map_err(backend("subscribe"))?;
+        let consumer = Arc::new(consumer);
+        self.inner
+            .members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::downgrade(&consumer));
         Ok(KafkaSubscription {
-            consumer: Arc::new(consumer),
+            consumer,
             offsets,
             closed: self.inner.closed.clone(),
             topics: HashMap::new(),

@@ -239,7 +239,7 @@ async fn a_consumer_killed_mid_stream_loses_and_duplicates_nothing() {
     support::wait_for_log(&consumer, "Kafka partitions assigned");
     let mut producer = cluster.forgecast("producer", PRODUCER);
     // Well into the stream, every pipeline topic exists; a few seconds more (the consumers look for new topics
-    // every 3 s) let the group settle, so that no rebalance takes the consumer's partitions while it is frozen.
+    // every second) let the group settle, so that no rebalance takes the consumer's partitions while it is frozen.
     wait_for_events(&store, 1500, Duration::from_secs(120)).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
 
