@@ -8,11 +8,12 @@
 //! - Events travel as their GH Archive JSON line, so any Kafka consumer (Spark's included) reads them as they
 //!   are; dead letters travel as JSON objects with the reason, marked by the header [`BODY_HEADER`].
 //! - A subscription is a member of a Kafka consumer group; one by pattern finds a topic created later at once
-//!   when this process created it, and within about [`TOPIC_REFRESH_MS`] when another did. Offsets are committed only when the subscriber
-//!   commits, after its sink accepted the records, and asynchronously: a commit that fails (a broker away) is
-//!   covered by the next one, and a subscription that ends waits a moment for its last commit. On a
-//!   rebalance the offsets not yet committed are dropped and the new owner gets those records again. A message that is not an event becomes a dead letter naming the
-//!   topic, partition and offset.
+//!   when this process created it, and within about [`TOPIC_REFRESH_MS`] when another did. Offsets are
+//!   committed only when the subscriber commits, after its sink accepted the records, and asynchronously: a
+//!   commit that fails (a broker away) is covered by the next one, and a subscription that ends waits a moment
+//!   for its last commit. On a rebalance the offsets not yet committed are dropped and the new owner gets those
+//!   records again. A message that is not an event becomes a dead letter naming the topic, partition and
+//!   offset.
 //! - A broker that is down is waited for: librdkafka reconnects with backoff, consumers keep polling, and
 //!   `publish` keeps failing (and being retried by its caller) until records are acknowledged again. The
 //!   client's complaints meanwhile are logged once per kind every [`QUIET`], not ten times a second.

@@ -7,6 +7,7 @@
 //! `insert_many` (no transaction, no counters), measured in the same run on the same server: the store cannot be
 //! faster than that, and the distributed pipeline is judged against it.
 //!
+//! The new broker first serves a throwaway consumer group, as any broker that has served one has its group state.
 //! `FORGECAST_BENCH_EVENTS` sets the number of events (default 20,000). `FORGECAST_BENCH_MONGO_URI` runs the
 //! MongoDB side on a server already running (another build of SecantusDB, a real `mongod` replica set) instead of
 //! the SecantusDB from PyPI that the benchmark starts. Needs `tools/services.sh install`.
