@@ -130,8 +130,15 @@ struct Counters {
     produce_retries: AtomicU64,
     /// Lag per group, summed over the partitions its members here own.
     lag: Mutex<HashMap<String, u64>>,
-    /// Each subscription's group and its offsets received but not committed.
-    uncommitted: Mutex<Vec<(String, std::sync::Weak<OffsetMap>)>>,
+}
+
+/// A subscription of this process, as the bus sees it while the subscription lives.
+struct Member {
+    group: String,
+    /// Its offsets received but not committed.
+    offsets: Weak<OffsetMap>,
+    /// Told at once when this process creates a topic (others find it within [`TOPIC_REFRESH_MS`]).
+    consumer: Weak<StreamConsumer<GroupContext>>,
 }
 
 /// Receives the producer's statistics.
@@ -163,9 +170,8 @@ struct Inner {
     /// Topics known to exist.
     topics: tokio::sync::Mutex<HashSet<String>>,
     counters: Arc<Counters>,
-    /// This process's group members, told at once when it creates a topic (others find it within
-    /// [`TOPIC_REFRESH_MS`]).
-    members: Mutex<Vec<Weak<StreamConsumer<GroupContext>>>>,
+    /// This process's subscriptions.
+    members: Mutex<Vec<Member>>,
     /// Cancelled by [`Bus::close`]: subscriptions drain, publishing is refused.
     closed: CancellationToken,
 }
@@ -283,8 +289,11 @@ impl KafkaBus {
     fn tell_members(&self) {
         let members: Vec<_> = {
             let mut members = self.inner.members.lock().unwrap_or_else(|e| e.into_inner());
-            members.retain(|m| m.strong_count() > 0);
-            members.iter().filter_map(Weak::upgrade).collect()
+            members.retain(|m| m.consumer.strong_count() > 0);
+            members
+                .iter()
+                .filter_map(|m| m.consumer.upgrade())
+                .collect()
         };
         if members.is_empty() {
             return;
@@ -447,16 +456,6 @@ impl Bus for KafkaBus {
             return Err(BusError::Closed);
         }
         let offsets: Offsets = Arc::new(Mutex::new(HashMap::new()));
-        {
-            let mut all = self
-                .inner
-                .counters
-                .uncommitted
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            all.retain(|(_, o)| o.strong_count() > 0);
-            all.push((group.to_string(), Arc::downgrade(&offsets)));
-        }
         let assigned = Arc::new(AtomicBool::new(false));
         let commits = Arc::new(AtomicU64::new(0));
         let context = GroupContext {
@@ -488,11 +487,15 @@ impl Bus for KafkaBus {
             .subscribe(&patterns)
             .map_err(backend("subscribe"))?;
         let consumer = Arc::new(consumer);
-        self.inner
-            .members
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::downgrade(&consumer));
+        {
+            let mut members = self.inner.members.lock().unwrap_or_else(|e| e.into_inner());
+            members.retain(|m| m.consumer.strong_count() > 0);
+            members.push(Member {
+                group: group.to_string(),
+                offsets: Arc::downgrade(&offsets),
+                consumer: Arc::downgrade(&consumer),
+            });
+        }
         Ok(KafkaSubscription {
             consumer,
             offsets,
@@ -519,18 +522,19 @@ impl Bus for KafkaBus {
             .collect();
         lag.sort();
         let mut uncommitted = Vec::new();
-        for (group, offsets) in counters
-            .uncommitted
+        for member in self
+            .inner
+            .members
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
         {
-            if let Some(offsets) = offsets.upgrade() {
+            if let Some(offsets) = member.offsets.upgrade() {
                 let offsets = offsets.lock().unwrap_or_else(|e| e.into_inner());
                 uncommitted.extend(
                     offsets
                         .iter()
-                        .map(|((t, p), next)| (group.clone(), t.clone(), *p, *next)),
+                        .map(|((t, p), next)| (member.group.clone(), t.clone(), *p, *next)),
                 );
             }
         }
