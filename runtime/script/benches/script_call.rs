@@ -3,7 +3,9 @@
 //! `route` runs the shipped `scripts/routing.rhai`; `features` runs `scripts/features/issue_outcome.rhai` on
 //! real IssuesEvents. `features_script_issues` includes the one lazy parse of each event's JSON that the first
 //! `field()` call triggers; `features_script_issues_parsed` is the same call once that parse is cached, so the
-//! host and script cost alone. The reference in the same run is the routing written in Rust.
+//! host and script cost alone. `features_sentiment_other_types` gives `scripts/features/sentiment.rhai` pushes,
+//! stars and branch creations, which its `event_types()` passes over, and `…_called` the call that saves. The
+//! reference in the same run is the routing written in Rust.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -75,6 +77,33 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for event in &events {
                 black_box(native_route(black_box(event)));
+            }
+        })
+    });
+    let sentiment = loaded
+        .iter()
+        .find(|s| s.id() == "features/sentiment")
+        .unwrap();
+    let others: Vec<Arc<Event>> = events
+        .iter()
+        .filter(|e| e.kind == "PushEvent" || e.kind == "WatchEvent" || e.kind == "CreateEvent")
+        .cloned()
+        .collect();
+    group.throughput(Throughput::Elements(others.len() as u64));
+    // Events of types the script does not read: skipped by its `event_types()`, and the call it saves.
+    group.bench_function("features_sentiment_other_types", |b| {
+        b.iter(|| {
+            for event in &others {
+                let view = EventView::new(event.clone());
+                black_box(sentiment.event_features(&engine, view).unwrap());
+            }
+        })
+    });
+    group.bench_function("features_sentiment_other_types_called", |b| {
+        b.iter(|| {
+            for event in &others {
+                let record = rhai::Dynamic::from(EventView::new(event.clone()));
+                black_box(sentiment.features(&engine, record).unwrap());
             }
         })
     });

@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use forgecast_core::Event;
-use rhai::Dynamic;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -92,27 +91,37 @@ fn run_case(
             ),
         )
     };
-    let event = || -> Result<EventView, Problem> {
+    let event = || -> Result<Arc<Event>, Problem> {
         let text = serde_json::to_string(&case.input).unwrap_or_default();
         let event = Event::parse(&text)
             .map_err(|e| at_case(format!("`input` is not a usable event: {e}")))?;
-        Ok(EventView::new(Arc::new(event)))
+        Ok(Arc::new(event))
     };
     let _pinned = PinnedNow::pin(case.now);
     let expected = json_to_dynamic(&case.expect);
     let (got, want) = match script.role() {
         Role::Routing => {
-            let got = script.route(engine, event()?).map_err(call_failed)?;
+            let got = script
+                .route(engine, EventView::new(event()?))
+                .map_err(call_failed)?;
             let want = RouteDecision::from_dynamic(&expected)
                 .map_err(|e| at_case(format!("`expect`: {e}")))?;
             (to_json(&got), to_json(&want))
         }
         Role::Features => {
+            let event = event()?;
             let got = script
-                .features(engine, Dynamic::from(event()?))
+                .event_features(engine, EventView::new(event.clone()))
                 .map_err(call_failed)?;
             let want =
                 features_from_dynamic(&expected).map_err(|e| at_case(format!("`expect`: {e}")))?;
+            if got != want && !script.reads(&event.kind) {
+                return Err(at_case(format!(
+                    "expected {}, got null: its type {} is not in `event_types()`, so the script is not called for it",
+                    to_json(&want),
+                    event.kind
+                )));
+            }
             (to_json(&got), to_json(&want))
         }
         Role::RetrainPolicy => {
@@ -179,6 +188,30 @@ mod tests {
         assert!(
             problems[0].reason.contains("expected")
                 && problems[0].reason.contains("gh.raw.PushEvent")
+        );
+    }
+
+    #[test]
+    fn a_case_of_a_type_the_script_does_not_declare_says_so() {
+        let engine = ScriptEngine::default();
+        let source = r#"
+            fn event_types() { ["IssuesEvent"] }
+            fn features(record) { #{ kind: record.type } }
+        "#;
+        let script = Script::compile(&engine, "features/x", Path::new("x.rhai"), source).unwrap();
+        let issue = EVENT.replace("PushEvent", "IssuesEvent");
+        let cases = format!(
+            "{{\"name\":\"issue\",\"input\":{issue},\"expect\":{{\"kind\":\"IssuesEvent\"}}}}\n{{\"name\":\"push skipped\",\"input\":{EVENT},\"expect\":null}}\n{{\"name\":\"push\",\"input\":{EVENT},\"expect\":{{\"kind\":\"PushEvent\"}}}}\n"
+        );
+        let problems = run_cases(&engine, &script, Path::new("x.cases.jsonl"), &cases);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].line, 3);
+        assert!(
+            problems[0]
+                .reason
+                .contains("its type PushEvent is not in `event_types()`"),
+            "{}",
+            problems[0]
         );
     }
 

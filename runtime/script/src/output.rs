@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use forgecast_core::topic::validate_topic;
-use rhai::{Dynamic, Map};
+use rhai::{Array, Dynamic, Map};
 use serde::Serialize;
 
 /// Where `route` sends an event: no topics means the event is dropped.
@@ -83,7 +83,7 @@ fn topics(value: &Dynamic, at: &str, into: &mut Vec<Arc<str>>) -> Result<(), Str
     };
     if value.is_unit() {
         Ok(())
-    } else if let Some(items) = value.read_lock::<rhai::Array>() {
+    } else if let Some(items) = value.read_lock::<Array>() {
         for (i, item) in items.iter().enumerate() {
             push(into, topic(item, &format!("{at}[{i}]"))?);
         }
@@ -162,6 +162,35 @@ pub fn features_from_dynamic(value: &Dynamic) -> Result<Option<Features>, String
         .map(Some)
 }
 
+/// From a features script's optional `event_types()`: the event types its `features` reads, a non-empty array
+/// of names.
+pub fn event_types_from_dynamic(value: &Dynamic) -> Result<Vec<String>, String> {
+    const EXPECTED: &str =
+        "expected a non-empty array of event type names, such as [\"IssuesEvent\"]";
+    let array = value
+        .read_lock::<Array>()
+        .ok_or_else(|| format!("event_types returned {}; {EXPECTED}", describe(value)))?;
+    if array.is_empty() {
+        return Err(format!(
+            "event_types returned an empty array, so the model would see no event; {EXPECTED}"
+        ));
+    }
+    array
+        .iter()
+        .enumerate()
+        .map(|(i, t)| match t.clone().into_string() {
+            Ok(t) if !t.is_empty() => Ok(t),
+            Ok(_) => Err(format!(
+                "event_types: element {i} is an empty string; {EXPECTED}"
+            )),
+            Err(_) => Err(format!(
+                "event_types: element {i} is {}; {EXPECTED}",
+                describe(t)
+            )),
+        })
+        .collect()
+}
+
 impl RetrainDecision {
     /// From `should_retrain`'s result: `#{ retrain: bool, reason: "…" }`, optionally with `challenger:
     /// "online" | "batch"` and `labels: N` (50 to 100,000).
@@ -236,7 +265,7 @@ impl RetrainDecision {
 
 /// From `queries`' result: an array of `#{ name, path, params, every, max_pages }` maps.
 pub fn queries_from_dynamic(value: &Dynamic) -> Result<Vec<QuerySpec>, String> {
-    let items = value.read_lock::<rhai::Array>().ok_or_else(|| {
+    let items = value.read_lock::<Array>().ok_or_else(|| {
         format!(
             "queries returned {}; expected an array of query maps",
             describe(value)

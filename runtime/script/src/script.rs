@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 
 use crate::engine::{CallScope, DEADLINE_TEXT, EventView, MEMORY_TEXT, ScriptEngine, line_col};
 use crate::output::{
-    Features, QuerySpec, RetrainDecision, RouteDecision, features_from_dynamic,
-    queries_from_dynamic,
+    Features, QuerySpec, RetrainDecision, RouteDecision, event_types_from_dynamic,
+    features_from_dynamic, queries_from_dynamic,
 };
 use crate::role::Role;
 
@@ -76,6 +76,9 @@ pub struct Script {
     path: PathBuf,
     hash: Arc<str>,
     ast: AST,
+    /// For a features script that defines `fn event_types()`: the event types it reads. Other events are
+    /// skipped without a call.
+    event_types: Option<Arc<[String]>>,
 }
 
 impl fmt::Debug for Script {
@@ -144,13 +147,45 @@ impl Script {
             };
             return Err(Problem::at(path, line, col, reason));
         }
-        Ok(Script {
+        let mut script = Script {
             id: Arc::from(id),
             role,
             path: path.to_path_buf(),
             hash: Arc::from(content_hash(source)),
             ast,
-        })
+            event_types: None,
+        };
+        if role == Role::Features && script.defines(EVENT_TYPES, 0) {
+            let (line, col) = find_fn(source, EVENT_TYPES);
+            let value = script
+                .call(engine, EVENT_TYPES, ())
+                .map_err(|e| match e.line {
+                    0 => Problem::at(path, line, col, e.message),
+                    _ => Problem::at(path, e.line, e.col, e.message),
+                })?;
+            let types = event_types_from_dynamic(&value)
+                .map_err(|reason| Problem::at(path, line, col, reason))?;
+            script.event_types = Some(types.into());
+        }
+        Ok(script)
+    }
+
+    fn defines(&self, name: &str, params: usize) -> bool {
+        self.ast
+            .iter_functions()
+            .any(|f| f.name == name && f.params.len() == params)
+    }
+
+    /// The event types a features script reads (its `fn event_types()`), or `None`: every event.
+    pub fn event_types(&self) -> Option<&[String]> {
+        self.event_types.as_deref()
+    }
+
+    /// Whether an event of type `kind` reaches the script's entry point.
+    pub fn reads(&self, kind: &str) -> bool {
+        self.event_types
+            .as_ref()
+            .is_none_or(|types| types.iter().any(|t| t == kind))
     }
 
     /// Script id: the path under the scripts directory without `.rhai`.
@@ -173,7 +208,12 @@ impl Script {
         &self.hash
     }
 
-    fn call(&self, engine: &ScriptEngine, args: impl FuncArgs) -> Result<Dynamic, CallError> {
+    fn call(
+        &self,
+        engine: &ScriptEngine,
+        name: &str,
+        args: impl FuncArgs,
+    ) -> Result<Dynamic, CallError> {
         let deadline = Duration::from_millis(engine.limits().deadline_ms);
         let _scope = CallScope::enter(
             &self.id,
@@ -184,13 +224,7 @@ impl Script {
         let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
         engine
             .rhai()
-            .call_fn_with_options::<Dynamic>(
-                options,
-                &mut Scope::new(),
-                &self.ast,
-                self.role.entry(),
-                args,
-            )
+            .call_fn_with_options::<Dynamic>(options, &mut Scope::new(), &self.ast, name, args)
             .map_err(|err| {
                 let inner = innermost(&err);
                 let (line, col) = line_col(inner.position());
@@ -245,27 +279,32 @@ impl Script {
         engine: &ScriptEngine,
         event: EventView,
     ) -> Result<RouteDecision, CallError> {
-        let value = self.call(engine, (event,))?;
+        let value = self.call(engine, self.role.entry(), (event,))?;
         self.convert(value, RouteDecision::from_dynamic)
     }
 
-    /// Calls `features(record)`.
-    pub fn features(
-        &self,
-        engine: &ScriptEngine,
-        record: Dynamic,
-    ) -> Result<Option<Features>, CallError> {
-        let value = self.call(engine, (record,))?;
-        self.convert(value, features_from_dynamic)
-    }
-
-    /// Calls `features(record)` with an event, as the pipeline's model stage does.
+    /// Calls `features(record)` with an event, or gives `None` without a call when the script declares the
+    /// event types it reads and this event's is not one of them.
     pub fn event_features(
         &self,
         engine: &ScriptEngine,
         event: EventView,
     ) -> Result<Option<Features>, CallError> {
+        if !self.reads(&event.event().kind) {
+            return Ok(None);
+        }
         self.features(engine, Dynamic::from(event))
+    }
+
+    /// Calls `features(record)` whatever the record (`fn event_types()` does not apply): for a view that an
+    /// earlier call already read, say.
+    pub fn features(
+        &self,
+        engine: &ScriptEngine,
+        record: Dynamic,
+    ) -> Result<Option<Features>, CallError> {
+        let value = self.call(engine, self.role.entry(), (record,))?;
+        self.convert(value, features_from_dynamic)
     }
 
     /// Calls `should_retrain(ctx)`.
@@ -274,16 +313,19 @@ impl Script {
         engine: &ScriptEngine,
         ctx: Dynamic,
     ) -> Result<RetrainDecision, CallError> {
-        let value = self.call(engine, (ctx,))?;
+        let value = self.call(engine, self.role.entry(), (ctx,))?;
         self.convert(value, RetrainDecision::from_dynamic)
     }
 
     /// Calls `queries()`.
     pub fn queries(&self, engine: &ScriptEngine) -> Result<Vec<QuerySpec>, CallError> {
-        let value = self.call(engine, ())?;
+        let value = self.call(engine, self.role.entry(), ())?;
         self.convert(value, queries_from_dynamic)
     }
 }
+
+/// The optional function of a features script that names the event types it reads.
+const EVENT_TYPES: &str = "event_types";
 
 /// Line and column of `fn name` in the source, or the top of the file.
 fn find_fn(source: &str, name: &str) -> (usize, usize) {
@@ -357,5 +399,80 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.reason.contains("topic"), "{err}");
+    }
+
+    fn event(kind: &str) -> EventView {
+        let line = format!(
+            r#"{{"id":"1","type":"{kind}","actor":{{"login":"a"}},"repo":{{"name":"o/r"}},"created_at":"2015-01-01T15:00:00Z"}}"#
+        );
+        EventView::new(Arc::new(forgecast_core::Event::parse(&line).unwrap()))
+    }
+
+    #[test]
+    fn declared_event_types_decide_which_events_reach_features() {
+        let engine = ScriptEngine::default();
+        // `features` fails on every call, so an event that gets `None` was never given to it.
+        let source = r#"
+            fn event_types() { ["IssuesEvent", "IssueCommentEvent"] }
+            fn features(record) { throw "called for " + record.type; }
+        "#;
+        let script = Script::compile(&engine, "features/x", Path::new("x.rhai"), source).unwrap();
+        assert_eq!(
+            script.event_types(),
+            Some(&["IssuesEvent".to_string(), "IssueCommentEvent".to_string()][..])
+        );
+        assert_eq!(
+            script.event_features(&engine, event("PushEvent")).unwrap(),
+            None
+        );
+        let err = script
+            .event_features(&engine, event("IssueCommentEvent"))
+            .unwrap_err();
+        assert!(
+            err.message.contains("called for IssueCommentEvent"),
+            "{err}"
+        );
+
+        // Without the declaration every event is given to `features`.
+        let script = Script::compile(
+            &engine,
+            "features/x",
+            Path::new("x.rhai"),
+            r#"fn features(record) { throw "called"; }"#,
+        )
+        .unwrap();
+        assert_eq!(script.event_types(), None);
+        assert!(script.event_features(&engine, event("PushEvent")).is_err());
+    }
+
+    #[test]
+    fn a_bad_event_types_declaration_is_refused_where_it_stands() {
+        let engine = ScriptEngine::default();
+        for (body, says) in [
+            (r#""IssuesEvent""#, "returned IssuesEvent (string)"),
+            ("[]", "returned an empty array"),
+            (r#"["IssuesEvent", 3]"#, "element 1 is 3 (i64)"),
+            (r#"["IssuesEvent", ""]"#, "element 1 is an empty string"),
+        ] {
+            let source = format!("fn features(record) {{ () }}\n\nfn event_types() {{ {body} }}\n");
+            let err =
+                Script::compile(&engine, "features/x", Path::new("x.rhai"), &source).unwrap_err();
+            assert_eq!(err.line, 3, "{err}");
+            assert!(
+                err.reason
+                    .contains("expected a non-empty array of event type names"),
+                "{err}"
+            );
+            assert!(err.reason.contains(says), "{body}: {err}");
+        }
+        let err = Script::compile(
+            &engine,
+            "features/x",
+            Path::new("x.rhai"),
+            "fn features(record) { () }\nfn event_types() { throw \"not yet\"; }",
+        )
+        .unwrap_err();
+        assert!(err.reason.contains("not yet"), "{err}");
+        assert_eq!(err.line, 2, "{err}");
     }
 }
