@@ -26,6 +26,7 @@ use forgecast_core::outcomes::{Evaluation, Opened, OutcomeStore, Resolution, Tri
 use forgecast_core::registry::{Alias, NewVersion, Registry, champion};
 use forgecast_core::store::StoreError;
 use forgecast_core::time::now_unix;
+use forgecast_core::json_path::value_at;
 use forgecast_core::{Event, RecordBody};
 use forgecast_models::detect::{Detector, PageHinkley};
 use forgecast_models::online::{Features, FtrlParams, OnlineLogistic};
@@ -255,10 +256,11 @@ fn issue_of(event: &Event) -> Option<(String, String)> {
     if event.kind != "IssuesEvent" {
         return None;
     }
-    let value: serde_json::Value = serde_json::from_str(&event.raw).ok()?;
-    let payload = &value["payload"];
-    let number = payload["issue"]["number"].as_u64()?;
-    let action = payload["action"].as_str()?.to_string();
+    // Two scans of the event's text cost less than a tree of all of it (issue bodies, users, labels).
+    let number = value_at(&event.raw, &["payload", "issue", "number"])?.as_u64()?;
+    let serde_json::Value::String(action) = value_at(&event.raw, &["payload", "action"])? else {
+        return None;
+    };
     Some((format!("{}#{number}", event.repo), action))
 }
 
