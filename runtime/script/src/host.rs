@@ -93,12 +93,19 @@ pub struct ReloadEvent {
     pub accepted: bool,
     /// Why not, when refused.
     pub problems: Vec<Problem>,
+    /// The event types a features script that went live declares it reads (`fn event_types()`).
+    pub event_types: Option<Vec<String>>,
 }
 
 impl ReloadEvent {
     /// The problems on one line.
     pub fn reason(&self) -> Option<String> {
         (!self.problems.is_empty()).then(|| join(&self.problems))
+    }
+
+    /// The declared event types on one line, for the log.
+    fn reads(&self) -> Option<String> {
+        self.event_types.as_ref().map(|types| types.join(","))
     }
 }
 
@@ -262,7 +269,14 @@ impl ScriptHost {
 
     fn rescan_quietly(&self) {
         for event in self.scan() {
-            tracing::info!(component = "scripts", script = %event.script, hash = %event.new_hash, "Script loaded.");
+            match event.reads() {
+                Some(reads) => {
+                    tracing::info!(component = "scripts", script = %event.script, hash = %event.new_hash, reads, "Script loaded.")
+                }
+                None => {
+                    tracing::info!(component = "scripts", script = %event.script, hash = %event.new_hash, "Script loaded.")
+                }
+            }
         }
     }
 
@@ -369,6 +383,7 @@ impl ScriptHost {
             let new_hash = content_hash(&read.source);
             match validate(&self.engine, f, &read) {
                 Ok(script) => {
+                    let event_types = script.event_types().map(<[String]>::to_vec);
                     set.scripts.insert(f.id.clone(), Arc::new(script));
                     entry.live_fingerprint = Some(read.fingerprint);
                     entry.refused_fingerprint = None;
@@ -379,6 +394,7 @@ impl ScriptHost {
                         new_hash,
                         accepted: true,
                         problems: vec![],
+                        event_types,
                     });
                 }
                 Err(problems) => {
@@ -394,6 +410,7 @@ impl ScriptHost {
                         new_hash,
                         accepted: false,
                         problems,
+                        event_types: None,
                     });
                 }
             }
@@ -408,7 +425,14 @@ impl ScriptHost {
 fn log(event: &ReloadEvent) {
     let old = event.old_hash.as_deref().unwrap_or("none");
     if event.accepted {
-        tracing::info!(component = "scripts", script = %event.script, old, new = %event.new_hash, "Script reloaded; the new version is live.");
+        match event.reads() {
+            Some(reads) => {
+                tracing::info!(component = "scripts", script = %event.script, old, new = %event.new_hash, reads, "Script reloaded; the new version is live.")
+            }
+            None => {
+                tracing::info!(component = "scripts", script = %event.script, old, new = %event.new_hash, "Script reloaded; the new version is live.")
+            }
+        }
     } else {
         let reason = event.reason().unwrap_or_default();
         tracing::warn!(component = "scripts", script = %event.script, old, new = %event.new_hash, "Script refused, the previous version keeps running: {reason}");

@@ -89,6 +89,48 @@ async fn a_good_edit_goes_live_and_a_broken_one_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_event_types_follow_edits_and_a_bad_list_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("features")).unwrap();
+    let file = dir.path().join("features/sentiment.rhai");
+    let declaring = |types: &str| {
+        format!(
+            "fn event_types() {{ {types} }}\nfn features(record) {{ #{{ text: record.type }} }}\n"
+        )
+    };
+    fs::write(&file, declaring(r#"["IssuesEvent"]"#)).unwrap();
+    let run = start(dir.path(), WatchConfig::default());
+    let reads_pushes = |host: &ScriptHost| {
+        let set = host.scripts();
+        let script = set.get("features/sentiment").expect("live").clone();
+        let event = EventView::new(Arc::new(Event::parse(EVENT).unwrap()));
+        script
+            .event_features(host.engine(), event)
+            .unwrap()
+            .is_some()
+    };
+    assert!(!reads_pushes(&run.host), "a push is not an IssuesEvent");
+
+    fs::write(&file, declaring(r#"["IssuesEvent", "PushEvent"]"#)).unwrap();
+    eventually("the new list is live", || reads_pushes(&run.host)).await;
+
+    fs::write(&file, declaring("[]")).unwrap();
+    eventually("the empty list is refused", || {
+        run.host.statuses()[0].last_refusal.is_some()
+    })
+    .await;
+    let reason = run.host.statuses()[0].last_refusal.clone().unwrap().reason;
+    assert!(
+        reason.contains("sentiment.rhai:1:1: event_types returned an empty array"),
+        "{reason}"
+    );
+    assert!(
+        reads_pushes(&run.host),
+        "the previous version keeps running"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_failing_its_cases_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("routing.rhai");
