@@ -22,11 +22,11 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use forgecast_core::bus::Subscription;
+use forgecast_core::json_path::value_at;
 use forgecast_core::outcomes::{Evaluation, Opened, OutcomeStore, Resolution, Trigger};
 use forgecast_core::registry::{Alias, NewVersion, Registry, champion};
 use forgecast_core::store::StoreError;
 use forgecast_core::time::now_unix;
-use forgecast_core::json_path::value_at;
 use forgecast_core::{Event, RecordBody};
 use forgecast_models::detect::{Detector, PageHinkley};
 use forgecast_models::online::{Features, FtrlParams, OnlineLogistic};
