@@ -1,5 +1,6 @@
-//! The model stage: every event through the sentiment features script and the champion, each prediction kept
-//! once per event and version with its label counters.
+//! The model stage: every event of a type the sentiment features script reads (its `event_types()`, or every
+//! type) through that script and the champion, each prediction kept once per event and version with its label
+//! counters.
 //!
 //! It consumes every pipeline topic in its own consumer group, as the store writer does, and commits only after
 //! the store kept the batch's predictions: a crash means redelivery, and the store keeps nothing twice and
@@ -39,7 +40,7 @@ pub struct ScoreReport {
     pub events: u64,
     /// Predictions kept for the first time.
     pub kept: u64,
-    /// Events the features script skipped (it returned `()`).
+    /// Events the features script skipped (of a type it does not read, or it returned `()`).
     pub skipped: u64,
     /// Events the features script failed on (kept as dead letters).
     pub failed: u64,
