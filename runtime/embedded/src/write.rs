@@ -16,9 +16,9 @@
 //! Either way the lake's bytes are on disk before the rows that point at them commit.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use foldhash::HashMap;
 use forgecast_core::Event;
 use forgecast_core::aggregate::{
     Dimension, Granularity, RepoFacts, for_each_counter, for_each_counter_as,
@@ -241,6 +241,8 @@ fn insert_row(
 struct Counters<'c, 'e> {
     /// The repository's language and topics, looked up once there is metadata (the enricher adds it).
     repo_of: Option<CachedStatement<'c>>,
+    /// Hashed with foldhash, as the history engine's counters are (`forgecast_core::history`): about 17 keys per
+    /// event, from the data being counted.
     counts: HashMap<(Granularity, Dimension, i64, Cow<'e, str>), i64>,
 }
 
@@ -257,7 +259,7 @@ impl<'c, 'e> Counters<'c, 'e> {
         };
         Ok(Counters {
             repo_of,
-            counts: HashMap::new(),
+            counts: HashMap::default(),
         })
     }
 
