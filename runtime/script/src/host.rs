@@ -269,14 +269,8 @@ impl ScriptHost {
 
     fn rescan_quietly(&self) {
         for event in self.scan() {
-            match event.reads() {
-                Some(reads) => {
-                    tracing::info!(component = "scripts", script = %event.script, hash = %event.new_hash, reads, "Script loaded.")
-                }
-                None => {
-                    tracing::info!(component = "scripts", script = %event.script, hash = %event.new_hash, "Script loaded.")
-                }
-            }
+            let reads = event.reads();
+            tracing::info!(component = "scripts", script = %event.script, hash = %event.new_hash, reads = reads.as_deref(), "Script loaded.");
         }
     }
 
@@ -425,14 +419,8 @@ impl ScriptHost {
 fn log(event: &ReloadEvent) {
     let old = event.old_hash.as_deref().unwrap_or("none");
     if event.accepted {
-        match event.reads() {
-            Some(reads) => {
-                tracing::info!(component = "scripts", script = %event.script, old, new = %event.new_hash, reads, "Script reloaded; the new version is live.")
-            }
-            None => {
-                tracing::info!(component = "scripts", script = %event.script, old, new = %event.new_hash, "Script reloaded; the new version is live.")
-            }
-        }
+        let reads = event.reads();
+        tracing::info!(component = "scripts", script = %event.script, old, new = %event.new_hash, reads = reads.as_deref(), "Script reloaded; the new version is live.");
     } else {
         let reason = event.reason().unwrap_or_default();
         tracing::warn!(component = "scripts", script = %event.script, old, new = %event.new_hash, "Script refused, the previous version keeps running: {reason}");

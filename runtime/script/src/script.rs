@@ -78,7 +78,7 @@ pub struct Script {
     ast: AST,
     /// For a features script that defines `fn event_types()`: the event types it reads. Other events are
     /// skipped without a call.
-    event_types: Option<Arc<[String]>>,
+    event_types: Option<Vec<String>>,
 }
 
 impl fmt::Debug for Script {
@@ -165,7 +165,7 @@ impl Script {
                 })?;
             let types = event_types_from_dynamic(&value)
                 .map_err(|reason| Problem::at(path, line, col, reason))?;
-            script.event_types = Some(types.into());
+            script.event_types = Some(types);
         }
         Ok(script)
     }
