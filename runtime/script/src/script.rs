@@ -155,8 +155,21 @@ impl Script {
             ast,
             event_types: None,
         };
-        if role == Role::Features && script.defines(EVENT_TYPES, 0) {
+        let declared: Vec<usize> = script
+            .ast
+            .iter_functions()
+            .filter(|f| f.name == EVENT_TYPES)
+            .map(|f| f.params.len())
+            .collect();
+        if role == Role::Features && !declared.is_empty() {
             let (line, col) = find_fn(source, EVENT_TYPES);
+            if !declared.contains(&0) {
+                let reason = format!(
+                    "`fn {EVENT_TYPES}` takes {} parameter(s); expected `fn {EVENT_TYPES}()`",
+                    declared[0]
+                );
+                return Err(Problem::at(path, line, col, reason));
+            }
             let value = script
                 .call(engine, EVENT_TYPES, ())
                 .map_err(|e| match e.line {
@@ -168,12 +181,6 @@ impl Script {
             script.event_types = Some(types);
         }
         Ok(script)
-    }
-
-    fn defines(&self, name: &str, params: usize) -> bool {
-        self.ast
-            .iter_functions()
-            .any(|f| f.name == name && f.params.len() == params)
     }
 
     /// The event types a features script reads (its `fn event_types()`), or `None`: every event.
@@ -465,6 +472,19 @@ mod tests {
             );
             assert!(err.reason.contains(says), "{body}: {err}");
         }
+        let err = Script::compile(
+            &engine,
+            "features/x",
+            Path::new("x.rhai"),
+            "fn features(record) { () }\n\nfn event_types(record) { [\"IssuesEvent\"] }",
+        )
+        .unwrap_err();
+        assert_eq!(err.line, 3, "{err}");
+        assert!(
+            err.reason
+                .contains("takes 1 parameter(s); expected `fn event_types()`"),
+            "{err}"
+        );
         let err = Script::compile(
             &engine,
             "features/x",
