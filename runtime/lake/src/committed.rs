@@ -80,9 +80,14 @@ impl Pending {
     /// Appends one event's JSON (and its line end) to `file`, the file of its hour.
     pub fn push(&mut self, file: &str, created_at: i64, raw: &str) {
         let Pending { bytes, spare } = self;
-        let (_, bytes) = bytes
-            .entry(file.to_string())
-            .or_insert_with(|| (hour_of(created_at), spare.pop().unwrap_or_default()));
+        // Looked up before inserting: the file's name is copied once per batch, not once per event.
+        let bytes = match bytes.get_mut(file) {
+            Some((_, bytes)) => bytes,
+            None => {
+                let fresh = (hour_of(created_at), spare.pop().unwrap_or_default());
+                &mut bytes.entry(file.to_string()).or_insert(fresh).1
+            }
+        };
         bytes.extend_from_slice(raw.as_bytes());
         bytes.push(b'\n');
     }
