@@ -107,6 +107,31 @@ pub struct EmbeddedSubscription {
     queue: Queue,
 }
 
+impl EmbeddedSubscription {
+    /// Up to `max` records already in the group's queue, without waiting for more; `None` when there are none.
+    pub async fn queued_batch(&mut self, max: usize) -> Option<Vec<Record>> {
+        let mut queue = self.queue.lock().await;
+        let (rx, left) = &mut *queue;
+        take_queued(rx, left, max.max(1))
+    }
+}
+
+/// Moves what `rx` holds now into `left` until there are `max` records, and takes up to `max` of them.
+fn take_queued(
+    rx: &mut mpsc::Receiver<Vec<Record>>,
+    left: &mut VecDeque<Record>,
+    max: usize,
+) -> Option<Vec<Record>> {
+    while left.len() < max {
+        match rx.try_recv() {
+            Ok(more) => left.extend(more),
+            Err(_) => break,
+        }
+    }
+    let take = left.len().min(max);
+    (take > 0).then(|| left.drain(..take).collect())
+}
+
 impl Subscription for EmbeddedSubscription {
     async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<Record>>, BusError> {
         let max = max.max(1);
@@ -118,18 +143,63 @@ impl Subscription for EmbeddedSubscription {
                 None => return Ok(None),
             }
         }
-        while left.len() < max {
-            match rx.try_recv() {
-                Ok(more) => left.extend(more),
-                Err(_) => break,
-            }
-        }
-        let take = left.len().min(max);
-        Ok(Some(left.drain(..take).collect()))
+        Ok(take_queued(rx, left, max))
     }
 
     async fn commit(&mut self) -> Result<(), BusError> {
         // Records leave the in-process queue when received; there is no later redelivery to prevent.
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use forgecast_core::Event;
+
+    fn records(ids: std::ops::Range<u32>) -> Vec<Record> {
+        ids.map(|id| {
+            let line = format!(
+                r#"{{"id":"{id}","type":"PushEvent","actor":{{"login":"a"}},"repo":{{"name":"o/r"}},"created_at":"2025-01-01T15:00:00Z"}}"#
+            );
+            Record::event("events.push".into(), None, Arc::new(Event::parse(&line).unwrap()))
+        })
+        .collect()
+    }
+
+    fn ids(batch: &[Record]) -> Vec<String> {
+        batch
+            .iter()
+            .map(|r| match &r.body {
+                forgecast_core::RecordBody::Event(e) => e.id.to_string(),
+                forgecast_core::RecordBody::DeadLetter(_) => unreachable!(),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_queued_batch_takes_what_is_there_in_order_and_never_waits() {
+        let bus = EmbeddedBus::new();
+        let mut member = bus
+            .subscribe("writer", vec![TopicFilter::Prefix("events.".into())])
+            .unwrap();
+        assert!(
+            member.queued_batch(10).await.is_none(),
+            "nothing queued yet"
+        );
+        bus.publish(records(0..3)).await.unwrap();
+        bus.publish(records(3..8)).await.unwrap();
+        let first = member.queued_batch(4).await.unwrap();
+        assert_eq!(ids(&first), ["0", "1", "2", "3"]);
+        // What a publish brought beyond `max` stays for the next take, whichever way it is taken.
+        let rest = member.next_batch(100).await.unwrap().unwrap();
+        assert_eq!(ids(&rest), ["4", "5", "6", "7"]);
+        assert!(member.queued_batch(10).await.is_none());
+        bus.close();
+        assert!(
+            member.queued_batch(10).await.is_none(),
+            "a closed, drained bus has nothing"
+        );
+        assert!(member.next_batch(10).await.unwrap().is_none());
     }
 }

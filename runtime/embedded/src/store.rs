@@ -26,6 +26,7 @@ use forgecast_core::time::now_unix;
 use forgecast_core::{DeadLetter, Event};
 use forgecast_lake::committed::{FileState, Lake, committed_ends};
 use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::Notify;
 
 /// Layout version of the SQLite file, kept in `PRAGMA user_version`.
 const SCHEMA_VERSION: i64 = 5;
@@ -235,6 +236,8 @@ pub struct SqliteStore {
     /// The lake, under a lock of its own, taken before the connection's when both are needed
     /// ([`crate::write`]).
     lake: Arc<Mutex<Lake>>,
+    /// Told each time a batch's new lines are on disk, before its rows commit ([`SqliteStore::lines_written`]).
+    lines_written: Arc<Notify>,
     path: PathBuf,
 }
 
@@ -261,6 +264,14 @@ pub(crate) fn failed(operation: &'static str) -> impl Fn(rusqlite::Error) -> Sto
 }
 
 impl SqliteStore {
+    /// Wakes whoever waits on it (`notified()`, taken before the write) once a batch of new events has its lines
+    /// in the lake, synced, and only its transaction is left: a writer may take its next batch from then on, so
+    /// what feeds it goes on while the rows commit. A batch delivered again, or one that met a stored event, is
+    /// written in one piece and wakes no one.
+    pub fn lines_written(&self) -> Arc<Notify> {
+        self.lines_written.clone()
+    }
+
     /// Opens (creating if needed) the store file at `path`, with its tables and indexes, as the data
     /// directory's one writer of events: another `forgecast up` or `backfill` on the same directory is refused.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
@@ -364,6 +375,7 @@ impl SqliteStore {
                 writer: lock,
             })),
             lake: Arc::new(Mutex::new(lake)),
+            lines_written: Arc::new(Notify::new()),
             path: path.to_path_buf(),
         })
     }
@@ -509,8 +521,11 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     async fn write_events(&self, events: Vec<Arc<Event>>) -> Result<WriteOutcome, StoreError> {
-        self.with_lake(move |lake, inner| crate::write::write_events(inner, lake, &events))
-            .await
+        let lines_written = self.lines_written.clone();
+        self.with_lake(move |lake, inner| {
+            crate::write::write_events(inner, lake, &events, &lines_written)
+        })
+        .await
     }
 
     async fn put_counters(&self, rows: Vec<AggregateRow>) -> Result<(), StoreError> {
@@ -909,6 +924,47 @@ mod tests {
         assert_eq!(gunzip(&lake.join("2024/06/01/03.json.gz")), lines(&old));
         assert!(!lake.join("2024/06/01/03.json").exists());
         assert_eq!(store.event_count().await.unwrap(), 331);
+    }
+
+    #[tokio::test]
+    async fn a_new_batch_tells_its_waiters_when_its_lines_are_on_disk_and_a_batch_delivered_again_does_not()
+     {
+        use std::task::{Context, Poll, Waker};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let store = SqliteStore::open(&path).unwrap();
+        let lines_written = store.lines_written();
+        let woken = |notified: &mut std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>| {
+            notified
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+                == Poll::Ready(())
+        };
+
+        let batch = hour_of_events("2025-01-01T15", 0..50);
+        let notified = lines_written.notified();
+        tokio::pin!(notified);
+        assert!(!woken(&mut notified), "nothing written yet");
+        store.write_events(batch.clone()).await.unwrap();
+        assert!(
+            woken(&mut notified),
+            "a waiter from before a new batch is told"
+        );
+        let lake = SqliteStore::lake_path(&path);
+        assert_eq!(
+            std::fs::read_to_string(lake.join("2025/01/01/15.json")).unwrap(),
+            lines(&batch)
+        );
+
+        let again = lines_written.notified();
+        tokio::pin!(again);
+        let outcome = store.write_events(batch.clone()).await.unwrap();
+        assert_eq!(outcome.duplicates, 50);
+        assert!(
+            !woken(&mut again),
+            "a batch delivered again is written in one piece"
+        );
+        assert_eq!(store.event_count().await.unwrap(), 50);
     }
 
     #[tokio::test]

@@ -26,21 +26,24 @@ use forgecast_core::aggregate::{
 use forgecast_core::store::{StoreError, WriteOutcome};
 use forgecast_lake::committed::{Lake, hour_of};
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, params};
+use tokio::sync::Notify;
 
 use crate::store::{Inner, failed, lake_files, lock, record_files, record_files_durably};
 
 /// Writes `events`: those not stored yet go to the lake and SQLite with their counters, in one transaction.
+/// `lines_written` is told when a fresh batch's lines are on disk and only its transaction is left.
 pub(crate) fn write_events(
     db: &Mutex<Inner>,
     lake: &mut Lake,
     events: &[Arc<Event>],
+    lines_written: &Notify,
 ) -> Result<WriteOutcome, StoreError> {
     let fresh = {
         let mut inner = lock(db);
         prepare(&mut inner, lake, events)?;
         !stored_already(&inner.conn, events)?
     };
-    if fresh && let Some(outcome) = write_fresh(db, lake, events)? {
+    if fresh && let Some(outcome) = write_fresh(db, lake, events, lines_written)? {
         return Ok(outcome);
     }
     write_checked(&mut lock(db), lake, events)
@@ -131,6 +134,7 @@ fn write_fresh(
     db: &Mutex<Inner>,
     lake: &mut Lake,
     events: &[Arc<Event>],
+    lines_written: &Notify,
 ) -> Result<Option<WriteOutcome>, StoreError> {
     let err = failed("write_events");
     let mut pending = lake.pending();
@@ -143,6 +147,7 @@ fn write_fresh(
     }
     let written = lake.write(&pending).map_err(lake_error)?;
     lake.recycle(pending);
+    lines_written.notify_waiters();
 
     let mut inner = lock(db);
     let repos_known = inner.repos_known;

@@ -163,6 +163,15 @@ macro_rules! each_store {
 }
 
 impl AnyStore {
+    /// On the embedded store, what tells a writer that a batch's lines are on disk and only its rows are left
+    /// to commit ([`SqliteStore::lines_written`]); MongoDB writes a batch in one piece.
+    pub fn lines_written(&self) -> Option<Arc<tokio::sync::Notify>> {
+        match self {
+            AnyStore::Sqlite(store) => Some(store.lines_written()),
+            AnyStore::Mongo(_) => None,
+        }
+    }
+
     /// Language and topics of every repository GitHub knows that the store has cached, by name.
     pub async fn repo_facts(
         &self,

@@ -5,8 +5,9 @@
 //! order, only once every event of the hour is stored, so an interrupted backfill resumes where it stopped and
 //! never skips an hour it did not finish. The hours' decoders wait while the pipeline holds more than
 //! [`IN_FLIGHT`] records not yet taken by every stage, which bounds the memory whatever the stages' speeds (a
-//! record the store writer has taken counts as taken while its batch is written, so the decoders and the model
-//! stages go on during the writer's transaction; the writer's batch comes on top of the bound). On
+//! record the store writer has taken counts as taken while its batch is written; on the embedded store the
+//! writer takes its next batch once the current one's lines are on disk, so the decoders and the model stages
+//! go on during its transaction; those two batches come on top of the bound). On
 //! the embedded store, past hours are declared over before the first event, so their events are written to
 //! the lake compressed, as GH Archive publishes them. An hour that cannot be downloaded is retried,
 //! then reported; the others go on. An hour whose file is damaged (a gzip cut short) keeps the lines before the
@@ -37,8 +38,8 @@ use crate::shutdown::Shutdown;
 /// Lines, and so events, handed on at once.
 const BATCH: usize = 1024;
 /// Records the pipeline may hold at once, fed and not yet taken by every stage (about 3 KB each); the batch the
-/// store writer is writing comes on top.
-const IN_FLIGHT: u64 = 12_288;
+/// store writer is writing, and the next one it has taken, come on top.
+const IN_FLIGHT: u64 = 8_192;
 /// Chunks of lines an hour's inflater may be ahead of its parser.
 const LINES_AHEAD: usize = 4;
 /// Hours decoded at once at most; fewer on fewer cores.
