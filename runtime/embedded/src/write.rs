@@ -20,9 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use foldhash::HashMap;
 use forgecast_core::Event;
-use forgecast_core::aggregate::{
-    Dimension, Granularity, RepoFacts, for_each_counter, for_each_counter_as,
-};
+use forgecast_core::aggregate::{Dimension, Granularity, RepoFacts, for_each_counter_as};
 use forgecast_core::store::{StoreError, WriteOutcome};
 use forgecast_lake::committed::{Lake, hour_of};
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, params};
@@ -152,19 +150,25 @@ fn write_fresh(
     let mut inner = lock(db);
     let repos_known = inner.repos_known;
     let tx = inner.conn.transaction().map_err(&err)?;
-    let mut counters = Counters::new(&tx, repos_known)?;
-    {
+    let facts = KnownRepos::of(&tx, repos_known, events)?;
+    // The counters are summed on a thread of their own while the rows go in: the transaction is the part of a
+    // batch that runs on one core.
+    let counts = std::thread::scope(|scope| {
+        let sums = scope.spawn(|| facts.sums(events.iter().map(|e| &**e)));
         let mut insert = insert_statement(&tx)?;
         let mut files = FileNames { last: None };
         for (event, offset) in events.iter().zip(offsets) {
             if !insert_row(&mut insert, event, files.of(event.created_at), offset)? {
-                // Dropping the transaction rolls it back.
                 return Ok(None);
             }
-            counters.add(event)?;
         }
-    }
-    counters.store(&tx)?;
+        Ok(Some(sums.join().expect("summing counters does not panic")))
+    });
+    // Dropping the transaction rolls it back.
+    let Some(counts) = counts? else {
+        return Ok(None);
+    };
+    store_counters(&tx, counts)?;
     record_files(&tx, &written).map_err(&err)?;
     tx.commit().map_err(&err)?;
     lake.commit(written);
@@ -185,7 +189,8 @@ fn write_checked(
     let repos_known = inner.repos_known;
     let tx = inner.conn.transaction().map_err(&err)?;
     let mut outcome = WriteOutcome::default();
-    let mut counters = Counters::new(&tx, repos_known)?;
+    let facts = KnownRepos::of(&tx, repos_known, events)?;
+    let mut new = Vec::with_capacity(events.len());
     {
         let mut insert = insert_statement(&tx)?;
         let mut files = FileNames { last: None };
@@ -197,10 +202,10 @@ fn write_checked(
             }
             outcome.inserted += 1;
             pending.push(file, event.created_at, &event.raw);
-            counters.add(event)?;
+            new.push(&**event);
         }
     }
-    counters.store(&tx)?;
+    store_counters(&tx, facts.sums(new))?;
     let written = lake.write(&pending).map_err(lake_error)?;
     lake.recycle(pending);
     record_files(&tx, &written).map_err(&err)?;
@@ -242,92 +247,90 @@ fn insert_row(
     Ok(changed > 0)
 }
 
-/// The counters of a batch's new events, summed before they are stored.
-struct Counters<'c, 'e> {
-    /// The repository's language and topics, looked up once there is metadata (the enricher adds it).
-    repo_of: Option<CachedStatement<'c>>,
-    /// Hashed with foldhash, as the history engine's counters are (`forgecast_core::history`): about 17 keys per
-    /// event, from the data being counted.
-    counts: HashMap<(Granularity, Dimension, i64, Cow<'e, str>), i64>,
+/// What the store knows of a batch's repositories (language and topics, once the enricher has fetched them),
+/// looked up once per repository.
+struct KnownRepos {
+    known: HashMap<String, (Option<String>, Vec<String>)>,
 }
 
-impl<'c, 'e> Counters<'c, 'e> {
-    fn new(tx: &'c Transaction<'_>, repos_known: bool) -> Result<Counters<'c, 'e>, StoreError> {
-        let repo_of = match repos_known {
-            true => Some(
-                tx.prepare_cached(
-                    "SELECT language, topics FROM repos WHERE name = ?1 AND found = 1",
-                )
-                .map_err(failed("write_events"))?,
-            ),
-            false => None,
-        };
-        Ok(Counters {
-            repo_of,
-            counts: HashMap::default(),
-        })
-    }
+/// A batch's counter increments: about 17 keys per event, hashed with foldhash as the history engine's counters
+/// are (`forgecast_core::history`).
+type Counts<'a> = HashMap<(Granularity, Dimension, i64, Cow<'a, str>), i64>;
 
-    fn add(&mut self, e: &'e Event) -> Result<(), StoreError> {
-        let known = match &mut self.repo_of {
-            Some(lookup) => lookup
-                .query_row([&e.repo], |r| {
+impl KnownRepos {
+    fn of(
+        tx: &Transaction<'_>,
+        repos_known: bool,
+        events: &[Arc<Event>],
+    ) -> Result<KnownRepos, StoreError> {
+        let mut known = HashMap::default();
+        if !repos_known {
+            return Ok(KnownRepos { known });
+        }
+        let err = failed("write_events");
+        let mut lookup = tx
+            .prepare_cached("SELECT language, topics FROM repos WHERE name = ?1 AND found = 1")
+            .map_err(&err)?;
+        let mut asked = foldhash::HashSet::default();
+        for event in events {
+            if !asked.insert(event.repo.as_str()) {
+                continue;
+            }
+            let row = lookup
+                .query_row([&event.repo], |r| {
                     Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?))
                 })
                 .optional()
-                .map_err(failed("write_events"))?,
-            None => None,
-        };
-        let counts = &mut self.counts;
-        match known {
-            // The repository's metadata adds its language (when the event has none) and its topics.
-            Some((language, topics)) => {
+                .map_err(&err)?;
+            if let Some((language, topics)) = row {
                 let topics: Vec<String> = serde_json::from_str(&topics).unwrap_or_default();
-                let facts = RepoFacts {
-                    language: language.as_deref(),
-                    topics: &topics,
-                };
-                for_each_counter_as(e, facts, |k| {
-                    let key = (
-                        k.granularity,
-                        k.dimension,
-                        k.bucket,
-                        Cow::Owned(k.key.into_owned()),
-                    );
-                    *counts.entry(key).or_default() += 1
-                })
+                known.insert(event.repo.clone(), (language, topics));
             }
-            None => for_each_counter(e, |k| {
+        }
+        Ok(KnownRepos { known })
+    }
+
+    /// The counters `events` increment, with what is known of their repositories.
+    fn sums<'a>(&'a self, events: impl IntoIterator<Item = &'a Event>) -> Counts<'a> {
+        let mut counts = Counts::default();
+        for event in events {
+            let facts = match self.known.get(&event.repo) {
+                Some((language, topics)) => RepoFacts {
+                    language: language.as_deref(),
+                    topics,
+                },
+                None => RepoFacts::default(),
+            };
+            for_each_counter_as(event, facts, |k| {
                 *counts
                     .entry((k.granularity, k.dimension, k.bucket, k.key))
                     .or_default() += 1
-            }),
+            });
         }
-        Ok(())
+        counts
     }
+}
 
-    fn store(self, tx: &Transaction<'_>) -> Result<(), StoreError> {
-        let err = failed("write_events");
-        drop(self.repo_of);
-        let mut upsert = tx
-            .prepare_cached(
-                "INSERT INTO aggregates (granularity, dimension, bucket, key, count) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT DO UPDATE SET count = count + excluded.count",
-            )
+fn store_counters(tx: &Transaction<'_>, counts: Counts<'_>) -> Result<(), StoreError> {
+    let err = failed("write_events");
+    let mut upsert = tx
+        .prepare_cached(
+            "INSERT INTO aggregates (granularity, dimension, bucket, key, count) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT DO UPDATE SET count = count + excluded.count",
+        )
+        .map_err(&err)?;
+    for ((granularity, dimension, bucket, key), count) in counts {
+        upsert
+            .execute(params![
+                granularity.as_str(),
+                dimension.as_str(),
+                bucket,
+                key,
+                count
+            ])
             .map_err(&err)?;
-        for ((granularity, dimension, bucket, key), count) in self.counts {
-            upsert
-                .execute(params![
-                    granularity.as_str(),
-                    dimension.as_str(),
-                    bucket,
-                    key,
-                    count
-                ])
-                .map_err(&err)?;
-        }
-        Ok(())
     }
+    Ok(())
 }
 
 /// Compresses the lake's plain files whose hour is over, each recorded as compressed before its plain file
