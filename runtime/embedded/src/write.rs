@@ -190,7 +190,7 @@ fn write_checked(
     let tx = inner.conn.transaction().map_err(&err)?;
     let mut outcome = WriteOutcome::default();
     let facts = KnownRepos::of(&tx, repos_known, events)?;
-    let mut new = Vec::with_capacity(events.len());
+    let mut inserted = Vec::with_capacity(events.len());
     {
         let mut insert = insert_statement(&tx)?;
         let mut files = FileNames { last: None };
@@ -202,10 +202,10 @@ fn write_checked(
             }
             outcome.inserted += 1;
             pending.push(file, event.created_at, &event.raw);
-            new.push(&**event);
+            inserted.push(&**event);
         }
     }
-    store_counters(&tx, facts.sums(new))?;
+    store_counters(&tx, facts.sums(inserted))?;
     let written = lake.write(&pending).map_err(lake_error)?;
     lake.recycle(pending);
     record_files(&tx, &written).map_err(&err)?;
@@ -311,6 +311,7 @@ impl KnownRepos {
     }
 }
 
+/// Adds a batch's sums to the stored counters.
 fn store_counters(tx: &Transaction<'_>, counts: Counts<'_>) -> Result<(), StoreError> {
     let err = failed("write_events");
     let mut upsert = tx
