@@ -281,40 +281,9 @@ fn a_second_writer_on_the_same_data_directory_is_refused_clearly() {
 
 #[test]
 fn logs_written_to_a_file_or_pipe_are_plain_text() {
-    use std::io::{BufRead, BufReader};
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_forgecast"))
-        .env_remove("NO_COLOR")
-        .env_remove("RUST_LOG")
-        .env_remove("FORGECAST_LOG_FORMAT")
-        .args([
-            "up",
-            "--source",
-            "none",
-            "--listen",
-            "127.0.0.1:0",
-            "--scripts",
-        ])
-        .arg(shipped_scripts())
-        .arg("--data-dir")
-        .arg(data.path())
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = Vec::new();
-    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
-        let line = line.unwrap();
-        let serving = line.contains("Serving http://");
-        lines.push(line);
-        if serving {
-            break;
-        }
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let log = lines.join("\n");
-    assert!(log.contains("Serving http://"), "{log}");
+    let up = start(&shipped_scripts(), data.path(), &["--source", "none"]);
+    let log = up.all.lock().unwrap().clone();
     assert!(
         log.contains("component=\"scripts\""),
         "fields as plain key=value: {log}"

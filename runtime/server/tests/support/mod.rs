@@ -110,9 +110,10 @@ impl Drop for Up {
 }
 
 /// Starts `command` with its stderr read line by line: each line goes to the receiver and is kept in the text.
+/// `NO_COLOR` is left unset: logs into a pipe are plain text by themselves.
 pub fn spawn_logged(command: &mut Command) -> (Child, mpsc::Receiver<String>, Arc<Mutex<String>>) {
     let mut child = command
-        .env("NO_COLOR", "1")
+        .env_remove("NO_COLOR")
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
