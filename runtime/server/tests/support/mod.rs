@@ -146,6 +146,8 @@ pub fn start_with_env(scripts: &Path, data: &Path, args: &[&str], env: &[(&str, 
             .arg("--data-dir")
             .arg(data)
             .args(args)
+            // The default log format, whatever the environment running the tests says, unless `env` asks.
+            .env_remove("FORGECAST_LOG_FORMAT")
             .envs(env.iter().copied()),
     );
     let mut up = Up {
