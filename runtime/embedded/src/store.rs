@@ -1293,6 +1293,61 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_batch_is_placed_by_hour_type_and_repository_and_each_line_found_where_its_row_says()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let store = SqliteStore::open(&path).unwrap();
+        let lake = SqliteStore::lake_path(&path);
+        store.hours_over_before(i64::MAX).await.unwrap();
+        let kinds = ["WatchEvent", "PushEvent", "IssuesEvent"];
+        let repos = ["o/c", "o/a", "o/b"];
+        let make = |id: u32| {
+            let line = format!(
+                r#"{{"id":"{id}","type":"{}","actor":{{"login":"a"}},"repo":{{"name":"{}"}},"payload":{{}},"created_at":"2025-01-01T{}:{:02}:00Z"}}"#,
+                kinds[id as usize % 3],
+                repos[id as usize / 3 % 3],
+                15 + id % 2,
+                id % 60
+            );
+            Arc::new(Event::parse(&line).unwrap())
+        };
+        let all: Vec<_> = (0..60).map(make).collect();
+        // A fresh batch, then one holding a stored event (written event by event).
+        store.write_events(all[..30].to_vec()).await.unwrap();
+        let mut checked = all[30..].to_vec();
+        checked.insert(5, all[3].clone());
+        assert_eq!(store.write_events(checked).await.unwrap().duplicates, 1);
+        for event in &all {
+            assert_eq!(
+                store.event_raw(event.id.clone()).await.unwrap().unwrap(),
+                *event.raw
+            );
+        }
+        for (hour, file) in [(15, "2025/01/01/15.json.gz"), (16, "2025/01/01/16.json.gz")] {
+            let of_hour = |batch: &[Arc<Event>]| -> Vec<Arc<Event>> {
+                let mine: Vec<_> = batch
+                    .iter()
+                    .filter(|e| e.created_at.div_euclid(3600) % 24 == hour)
+                    .cloned()
+                    .collect();
+                forgecast_lake::committed::placement_order(&mine)
+                    .into_iter()
+                    .map(|at| mine[at].clone())
+                    .collect()
+            };
+            let expected = [of_hour(&all[..30]), of_hour(&all[30..])].concat();
+            assert_eq!(gunzip(&lake.join(file)), lines(&expected), "{file}");
+            let text = gunzip(&lake.join(file));
+            let first: Vec<&str> = text.lines().take(4).collect();
+            assert!(
+                first.iter().all(|l| l.contains("\"IssuesEvent\"")),
+                "a batch's lines grouped by type: {first:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn events_count_under_their_repository_language_once_it_is_known() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();

@@ -22,7 +22,7 @@ use foldhash::HashMap;
 use forgecast_core::Event;
 use forgecast_core::aggregate::{Dimension, Granularity, RepoFacts, for_each_counter_as};
 use forgecast_core::store::{StoreError, WriteOutcome};
-use forgecast_lake::committed::{Lake, hour_of};
+use forgecast_lake::committed::{Lake, hour_of, placement_order};
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, params};
 use tokio::sync::Notify;
 
@@ -137,10 +137,11 @@ fn write_fresh(
     let err = failed("write_events");
     let mut pending = lake.pending();
     let mut files = FileNames { last: None };
-    let mut offsets = Vec::with_capacity(events.len());
-    for event in events {
+    let mut offsets = vec![0; events.len()];
+    for at in placement_order(events) {
+        let event = &events[at];
         let file = files.of(event.created_at);
-        offsets.push(lake.offset(&pending, file));
+        offsets[at] = lake.offset(&pending, file);
         pending.push(file, event.created_at, &event.raw);
     }
     let written = lake.write(&pending).map_err(lake_error)?;
@@ -194,7 +195,8 @@ fn write_checked(
     {
         let mut insert = insert_statement(&tx)?;
         let mut files = FileNames { last: None };
-        for event in events {
+        for at in placement_order(events) {
+            let event = &events[at];
             let file = files.of(event.created_at);
             if !insert_row(&mut insert, event, file, lake.offset(&pending, file))? {
                 outcome.duplicates += 1;

@@ -8,7 +8,9 @@
 //! on the standard benchmark lake (`../shared/bench/make_hours.py OUT 200000 5`: 1,000,000 real events in five
 //! hour files, built once under `$HOME/.cache/forgecast`, or `FORGECAST_BENCH_LAKE`), in a fresh data
 //! directory per run (`FORGECAST_BENCH_RUNS`, default 1; `FORGECAST_BENCH_MODELS=0` turns the model stage off):
-//! events/s, the process's peak resident memory, and the lake's and SQLite's bytes at rest. Then, in the same
+//! events/s, the process's peak resident memory, and the lake's and SQLite's bytes at rest; the lake's
+//! compression of the bundled real events (`data/gharchive-samples`), which the standard lake's repeated events
+//! overstate (see [`real_events_encoding`]). Then, in the same
 //! run, the reference: DuckDB counting the same files by type (`FORGECAST_BENCH_PYTHON`, default the Python of
 //! `$HOME/.cache/forgecast/spark-venv`, where `tools/bench-aggregate.sh` installs DuckDB), and DuckDB counting
 //! the events of the lake the backfill wrote, to show it reads it as it reads GH Archive.
@@ -21,7 +23,9 @@ use std::time::{Duration, Instant};
 use flate2::read::MultiGzDecoder;
 use forgecast::metrics::Metrics;
 use forgecast::pipeline::route::{TopicCap, route_batch};
+use forgecast_core::Event;
 use forgecast_gharchive::{Decoded, Lines, MAX_LINE_BYTES, decode, parse_lines, read_lines};
+use forgecast_lake::committed::placement_order;
 use forgecast_script::host::check_dir;
 use forgecast_script::{Script, ScriptEngine};
 
@@ -255,6 +259,7 @@ fn end_to_end() {
         );
         last = Some((data, events));
     }
+    real_events_encoding();
     let python = std::env::var("FORGECAST_BENCH_PYTHON").unwrap_or_else(|_| {
         let home = std::env::var("HOME").unwrap_or_default();
         format!("{home}/.cache/forgecast/spark-venv/bin/python")
@@ -283,6 +288,74 @@ fn end_to_end() {
             &python,
             "DuckDB count by type of the backfill's lake",
             &ours,
+        );
+    }
+}
+
+/// The lake's compression of real hours. The standard lake repeats the 3,872 bundled real events
+/// (`data/gharchive-samples`) round-robin, so in a batch placed by type and repository the copies of one event
+/// lie side by side and its lake compresses far better than real hours would. This compresses each bundled file
+/// as one batch of past hours, with the store's encoder, in arrival order and in the store's placement order.
+fn real_events_encoding() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/gharchive-samples");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("the bundled samples")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".json"))
+        .collect();
+    names.sort();
+    let compressors = forgecast_lake::gzip::Compressors::default();
+    println!(
+        "  the lake's encoding of real events (bundled GH Archive samples, each file one batch):"
+    );
+    for path in names {
+        let mut text = String::new();
+        let file = std::fs::File::open(&path).unwrap();
+        if path.extension().is_some_and(|e| e == "gz") {
+            MultiGzDecoder::new(file).read_to_string(&mut text).unwrap();
+        } else {
+            std::io::BufReader::new(file)
+                .read_to_string(&mut text)
+                .unwrap();
+        }
+        let events: Vec<Event> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| Event::parse(l).expect("a bundled event"))
+            .collect();
+        let joined = |order: &mut dyn Iterator<Item = usize>| {
+            let mut plain = Vec::new();
+            for at in order {
+                plain.extend_from_slice(events[at].raw.as_bytes());
+                plain.push(b'\n');
+            }
+            plain
+        };
+        let arrival = joined(&mut (0..events.len()));
+        let placed = joined(&mut placement_order(&events).into_iter());
+        let mut figures = Vec::new();
+        for plain in [&arrival, &placed] {
+            let rounds = 40;
+            let started = Instant::now();
+            let mut size = 0;
+            for _ in 0..rounds {
+                size = compressors.members(plain).len();
+            }
+            let took = started.elapsed().as_secs_f64() / rounds as f64;
+            figures.push(format!(
+                "{:.2} times, {:.0} MB/s, {:.2} GB per million events",
+                plain.len() as f64 / size as f64,
+                plain.len() as f64 / took / 1e6,
+                size as f64 / events.len() as f64 * 1e6 / 1e9
+            ));
+        }
+        println!(
+            "    {} ({} events, {:.1} MB): in arrival order {}; placed {}",
+            path.file_name().unwrap().to_string_lossy(),
+            events.len(),
+            arrival.len() as f64 / 1e6,
+            figures[0],
+            figures[1]
         );
     }
 }
