@@ -13,7 +13,8 @@
 //! An hour is over once the newest event written is [`OVER_AFTER`] past its end, or once the store is told so
 //! (a backfill of past hours). Its plain file is then compressed into gzip members ([`crate::gzip`]) beside it,
 //! synced and renamed into place, recorded, and only then removed; events of an hour already over are
-//! compressed as they are written, each batch appended as more members. Readers take each file up to its
+//! compressed as they are written, each batch appended as more members, its lines placed alike beside alike
+//! ([`placement_order`]). Readers take each file up to its
 //! committed end, in whichever form the database says it is.
 
 use std::borrow::Borrow;
