@@ -14,8 +14,8 @@
 //! (a backfill of past hours). Its plain file is then compressed into gzip members ([`crate::gzip`]) beside it,
 //! synced and renamed into place, recorded, and only then removed; events of an hour already over are
 //! compressed as they are written, each batch appended as more members, its lines placed alike beside alike
-//! ([`placement_order`]). Readers take each file up to its
-//! committed end, in whichever form the database says it is.
+//! ([`placement_order`]). Readers take each file up to its committed end, in whichever form the database says
+//! it is.
 
 use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
