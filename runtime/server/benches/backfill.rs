@@ -24,6 +24,7 @@ use flate2::read::MultiGzDecoder;
 use forgecast::metrics::Metrics;
 use forgecast::pipeline::route::{TopicCap, route_batch};
 use forgecast_core::Event;
+use forgecast_gharchive::replay::{SAMPLES, sample_text};
 use forgecast_gharchive::{Decoded, Lines, MAX_LINE_BYTES, decode, parse_lines, read_lines};
 use forgecast_lake::committed::placement_order;
 use forgecast_script::host::check_dir;
@@ -297,27 +298,12 @@ fn end_to_end() {
 /// lie side by side and its lake compresses far better than real hours would. This compresses each bundled file
 /// as one batch of past hours, with the store's encoder, in arrival order and in the store's placement order.
 fn real_events_encoding() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/gharchive-samples");
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .expect("the bundled samples")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().contains(".json"))
-        .collect();
-    names.sort();
     let compressors = forgecast_lake::gzip::Compressors::default();
     println!(
         "  the lake's encoding of real events (bundled GH Archive samples, each file one batch):"
     );
-    for path in names {
-        let mut text = String::new();
-        let file = std::fs::File::open(&path).unwrap();
-        if path.extension().is_some_and(|e| e == "gz") {
-            MultiGzDecoder::new(file).read_to_string(&mut text).unwrap();
-        } else {
-            std::io::BufReader::new(file)
-                .read_to_string(&mut text)
-                .unwrap();
-        }
+    for (name, bytes) in SAMPLES {
+        let text = sample_text(name, bytes).expect("the bundled samples decompress");
         let events: Vec<Event> = text
             .lines()
             .filter(|l| !l.trim().is_empty())
@@ -350,8 +336,7 @@ fn real_events_encoding() {
             ));
         }
         println!(
-            "    {} ({} events, {:.1} MB): in arrival order {}; placed {}",
-            path.file_name().unwrap().to_string_lossy(),
+            "    {name} ({} events, {:.1} MB): in arrival order {}; placed {}",
             events.len(),
             arrival.len() as f64 / 1e6,
             figures[0],
