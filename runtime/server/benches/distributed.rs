@@ -7,8 +7,11 @@
 //! `insert_many` (no transaction, no counters), measured in the same run on the same server: the store cannot be
 //! faster than that, and the distributed pipeline is judged against it.
 //!
-//! The new broker first serves a throwaway consumer group, as any broker that has served one has its group state.
-//! `FORGECAST_BENCH_EVENTS` sets the number of events (default 20,000). `FORGECAST_BENCH_MONGO_URI` runs the
+//! The new broker first serves a throwaway consumer group, as any broker that has served one has its group state,
+//! then a first whole run of `FORGECAST_BENCH_WARM_UP` events (default 10,000; 0 for none), reported on its own:
+//! on a new broker that run also pays for the JVM compiling the broker's produce and fetch paths and for creating
+//! routing's topics, which a broker that has served for a while has behind it. The measured run follows on the
+//! same broker. `FORGECAST_BENCH_EVENTS` sets its number of events (default 20,000). `FORGECAST_BENCH_MONGO_URI` runs the
 //! MongoDB side on a server already running (another build of SecantusDB, a real `mongod` replica set) instead of
 //! the SecantusDB from PyPI that the benchmark starts. Needs `tools/services.sh install`.
 
@@ -34,6 +37,57 @@ use forgecast_testkit::{Service, repo_root};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// CPU time (user and system) that process `pid` has used so far, `None` for `self`; zero once it is gone.
+fn cpu_seconds(pid: Option<u32>) -> f64 {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return 0.0;
+    };
+    // The fields after the command's closing parenthesis; utime and stime are the 14th and 15th of the line.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: f64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|t| t.parse::<f64>().ok())
+        .sum();
+    // SAFETY: sysconf reads a constant of the system.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks / per_second
+}
+
+/// CPU seconds of this process and of the services' processes, taken before and after a measurement.
+struct CpuUse {
+    pids: Vec<(&'static str, Option<u32>)>,
+    before: Vec<f64>,
+}
+
+impl CpuUse {
+    fn start(pids: Vec<(&'static str, Option<u32>)>) -> CpuUse {
+        let before = pids.iter().map(|(_, pid)| cpu_seconds(*pid)).collect();
+        CpuUse { pids, before }
+    }
+
+    /// `name X s, …` for the time since the start, with milliseconds of CPU per thousand events.
+    fn line(&self, events: u64) -> String {
+        self.pids
+            .iter()
+            .zip(&self.before)
+            .map(|((name, pid), before)| {
+                let used = cpu_seconds(*pid) - before;
+                format!(
+                    "{name} {used:.2} s ({:.0} us/event)",
+                    used * 1e6 / events as f64
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// What one run of the whole pipeline measured.
 struct Whole {
     /// From the first event to the last one stored (start-up, which loads the GitHut history, excluded).
@@ -41,6 +95,8 @@ struct Whole {
     /// From the first event to the store writer taking its first record: on Kafka, routing creating its topics on
     /// first use and the writer's group taking them.
     first: Duration,
+    /// The CPU time the processes asked for used over the same span.
+    cpu: String,
 }
 
 impl Whole {
@@ -55,8 +111,13 @@ impl Whole {
     }
 }
 
-/// Runs the whole pipeline on `events` replayed events.
-async fn whole(events: u64, bus: BusPlan, store: StorePlan) -> Whole {
+/// Runs the whole pipeline on `events` replayed events, with the CPU time of `processes` over the run.
+async fn whole(
+    events: u64,
+    bus: BusPlan,
+    store: StorePlan,
+    processes: Vec<(&'static str, Option<u32>)>,
+) -> Whole {
     let data = tempfile::tempdir().unwrap();
     let plan = PipelinePlan {
         scripts: repo_root().join("scripts"),
@@ -73,6 +134,7 @@ async fn whole(events: u64, bus: BusPlan, store: StorePlan) -> Whole {
         models: false,
     };
     let pipeline = Pipeline::start(&plan).await.unwrap();
+    let cpu = CpuUse::start(processes);
     let started = Instant::now();
     let shared = pipeline.shared().clone();
     // The writer's own count, read in memory: asking the store every few milliseconds would load the very
@@ -89,11 +151,13 @@ async fn whole(events: u64, bus: BusPlan, store: StorePlan) -> Whole {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let took = started.elapsed();
+    let cpu = cpu.line(events);
     assert_eq!(shared.store.event_count().await.unwrap(), events);
     pipeline.drain().await;
     Whole {
         took,
         first: first.unwrap_or(took),
+        cpu,
     }
 }
 
@@ -180,13 +244,24 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
+    let warm_up: u64 = std::env::var("FORGECAST_BENCH_WARM_UP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("Whole pipeline, {events} replayed real events, {cores} cores (start-up excluded)");
-    let embedded = whole(events, BusPlan::Embedded, StorePlan::Embedded).await;
+    let embedded = whole(
+        events,
+        BusPlan::Embedded,
+        StorePlan::Embedded,
+        vec![("pipeline", None)],
+    )
+    .await;
     println!(
         "  embedded (queues + SQLite)      {}",
         rate(events, embedded.took)
     );
+    println!("                                  (CPU: {})", embedded.cpu);
 
     let kafka = Service::kafka();
     let external = std::env::var("FORGECAST_BENCH_MONGO_URI").ok();
@@ -214,20 +289,56 @@ async fn main() {
         config: config.clone(),
         group: "bench-writer".into(),
     };
+    // The first run on a new broker also pays for its JIT compiling the produce and fetch paths and for creating
+    // routing's topics; a broker that has served for a while has done both. It is reported, then the measured run
+    // follows on the same broker and writer group (which goes on from the first run's committed offsets).
+    if warm_up > 0 {
+        let (server, uri) = fresh();
+        let processes = vec![
+            ("pipeline", None),
+            ("broker", kafka.pid()),
+            ("server", server.as_ref().and_then(Service::pid)),
+        ];
+        let store = StorePlan::Mongo {
+            uri,
+            database: "bench_warm_up".into(),
+        };
+        let first = whole(warm_up, bus.clone(), store, processes).await;
+        drop(server);
+        println!(
+            "  Kafka + MongoDB, new broker     {}",
+            rate(warm_up, first.took)
+        );
+        println!("                                  (CPU: {})", first.cpu);
+    }
     let (server, uri) = fresh();
     let store = StorePlan::Mongo {
         uri,
         database: "bench_whole".into(),
     };
-    let distributed = whole(events, bus, store).await;
+    let processes = vec![
+        ("pipeline", None),
+        ("broker", kafka.pid()),
+        ("server", server.as_ref().and_then(Service::pid)),
+    ];
+    let distributed = whole(events, bus, store, processes).await;
     drop(server);
     println!(
-        "  Kafka + MongoDB                 {}",
+        "  Kafka + MongoDB{}{}",
+        if warm_up > 0 {
+            ", served before "
+        } else {
+            "                 "
+        },
         rate(events, distributed.took)
     );
     println!(
         "                                  {}",
         distributed.steady(events)
+    );
+    println!(
+        "                                  (CPU: {})",
+        distributed.cpu
     );
 
     // Each backend alone, on the same events.
@@ -237,6 +348,8 @@ async fn main() {
         .subscribe("bench-alone", vec![TopicFilter::Prefix("bench.".into())])
         .unwrap();
     let topic: Arc<str> = Arc::from("bench.raw.all");
+    let broker = || vec![("broker", kafka.pid())];
+    let cpu = CpuUse::start(broker());
     let started = Instant::now();
     for chunk in all.chunks(512) {
         let records = chunk
@@ -246,9 +359,11 @@ async fn main() {
         kafka_bus.publish(records).await.unwrap();
     }
     println!(
-        "  Kafka publish alone             {}",
-        rate(events, started.elapsed())
+        "  Kafka publish alone             {}  (CPU: {})",
+        rate(events, started.elapsed()),
+        cpu.line(events)
     );
+    let cpu = CpuUse::start(broker());
     let started = Instant::now();
     let mut received = 0u64;
     while received < events {
@@ -257,8 +372,9 @@ async fn main() {
         subscription.commit().await.unwrap();
     }
     println!(
-        "  Kafka consume alone             {}  (subscribed before the publishing)",
-        rate(events, started.elapsed())
+        "  Kafka consume alone             {}  (subscribed before the publishing; CPU: {})",
+        rate(events, started.elapsed()),
+        cpu.line(events)
     );
 
     let (server, uri) = fresh();

@@ -278,6 +278,11 @@ impl Service {
         )
     }
 
+    /// The running service's process id (the scripts exec the broker or the server, so it is theirs).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// What the service has logged since its last start.
     pub fn log(&self) -> String {
         read(&self.log_path())
