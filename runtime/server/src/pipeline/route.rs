@@ -181,7 +181,15 @@ pub fn spawn(
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let mut routed = 0u64;
-        while let Some(batch) = rx.blocking_recv() {
+        let publish_size = bus.publish_size();
+        while let Some(mut batch) = rx.blocking_recv() {
+            // Batches already waiting are routed and published with this one, up to the bus's publish size.
+            while batch.len() < publish_size {
+                match rx.try_recv() {
+                    Ok(more) => batch.extend(more),
+                    Err(_) => break,
+                }
+            }
             let items = batch.len() as u64;
             let scripts = shared.host.scripts();
             let routing = scripts
