@@ -11,9 +11,9 @@
 //! then a first whole run of `FORGECAST_BENCH_WARM_UP` events (default 10,000; 0 for none), reported on its own:
 //! on a new broker that run also pays for the JVM compiling the broker's produce and fetch paths and for creating
 //! routing's topics, which a broker that has served for a while has behind it. The measured run follows on the
-//! same broker. `FORGECAST_BENCH_EVENTS` sets its number of events (default 20,000). `FORGECAST_BENCH_MONGO_URI` runs the
-//! MongoDB side on a server already running (another build of SecantusDB, a real `mongod` replica set) instead of
-//! the SecantusDB from PyPI that the benchmark starts. Needs `tools/services.sh install`.
+//! same broker. `FORGECAST_BENCH_EVENTS` sets its number of events (default 20,000). `FORGECAST_BENCH_MONGO_URI`
+//! runs the MongoDB side on a server already running (another build of SecantusDB, a real `mongod` replica set)
+//! instead of the SecantusDB from PyPI that the benchmark starts. Needs `tools/services.sh install`.
 
 mod common;
 
@@ -37,7 +37,7 @@ use forgecast_testkit::{Service, repo_root};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// CPU time (user and system) that process `pid` has used so far, `None` for `self`; zero once it is gone.
+/// CPU time (user and system) that process `pid` has used so far, `None` for `self`; zero if it has ended.
 fn cpu_seconds(pid: Option<u32>) -> f64 {
     let path = match pid {
         Some(pid) => format!("/proc/{pid}/stat"),
@@ -71,7 +71,7 @@ impl CpuUse {
         CpuUse { pids, before }
     }
 
-    /// `name X s, …` for the time since the start, with milliseconds of CPU per thousand events.
+    /// `name X s (Y us/event), …`: the CPU time each process used since the start, and per event.
     fn line(&self, events: u64) -> String {
         self.pids
             .iter()
@@ -326,7 +326,7 @@ async fn main() {
     println!(
         "  Kafka + MongoDB{}{}",
         if warm_up > 0 {
-            ", served before "
+            ", served before  "
         } else {
             "                 "
         },
