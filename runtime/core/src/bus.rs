@@ -62,6 +62,12 @@ pub trait Bus: Send + Sync + 'static {
     fn stats(&self) -> BusStats {
         BusStats::default()
     }
+
+    /// How many records a publisher with more waiting should gather into one [`Bus::publish`]; 0 for a bus
+    /// that gains nothing from larger publishes (the default: consumers gather their own batches).
+    fn publish_size(&self) -> usize {
+        0
+    }
 }
 
 /// What a bus backend reports of itself.

@@ -83,20 +83,6 @@ pub enum AnyBus {
     Kafka(KafkaBus),
 }
 
-impl AnyBus {
-    /// How many records routing gathers into one publish when the source has more batches waiting. On Kafka
-    /// the records of one publish share each partition's batch in the producer's requests, and the broker's
-    /// work goes by those batches: 8,192 halved its CPU per event against publishes of 512 (see
-    /// docs/performance.md). The in-process bus gains nothing (its consumers gather their own batches; a
-    /// backfill measured about 5 % more CPU with it), so it takes the source's batches as they come.
-    pub fn publish_size(&self) -> usize {
-        match self {
-            AnyBus::Embedded(_) => 0,
-            AnyBus::Kafka(_) => 8192,
-        }
-    }
-}
-
 /// A subscription on one of the buses.
 pub enum AnySubscription {
     /// On the in-process bus.
@@ -137,6 +123,13 @@ impl Bus for AnyBus {
         match self {
             AnyBus::Embedded(bus) => bus.stats(),
             AnyBus::Kafka(bus) => bus.stats(),
+        }
+    }
+
+    fn publish_size(&self) -> usize {
+        match self {
+            AnyBus::Embedded(bus) => bus.publish_size(),
+            AnyBus::Kafka(bus) => bus.publish_size(),
         }
     }
 }

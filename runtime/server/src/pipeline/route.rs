@@ -183,7 +183,9 @@ pub fn spawn(
         let mut routed = 0u64;
         let publish_size = bus.publish_size();
         while let Some(mut batch) = rx.blocking_recv() {
-            // Batches already waiting are routed and published with this one, up to the bus's publish size.
+            // Batches already waiting are routed and published with this one, up to the bus's publish size
+            // (on Kafka, larger publishes cost the broker less per event; the in-process bus takes them as
+            // they come: a backfill measured about 5 % more CPU with them joined).
             while batch.len() < publish_size {
                 match rx.try_recv() {
                     Ok(more) => batch.extend(more),
