@@ -10,10 +10,10 @@
 //! directory per run (`FORGECAST_BENCH_RUNS`, default 1; `FORGECAST_BENCH_MODELS=0` turns the model stage off):
 //! events/s, the process's peak resident memory, and the lake's and SQLite's bytes at rest; the lake's
 //! compression of the bundled real events (`data/gharchive-samples`), which the standard lake's repeated events
-//! overstate (see [`real_events_encoding`]). Then, in the same
-//! run, the reference: DuckDB counting the same files by type (`FORGECAST_BENCH_PYTHON`, default the Python of
-//! `$HOME/.cache/forgecast/spark-venv`, where `tools/bench-aggregate.sh` installs DuckDB), and DuckDB counting
-//! the events of the lake the backfill wrote, to show it reads it as it reads GH Archive.
+//! overstate (see [`real_events_encoding`]). Then, in the same run, the reference: DuckDB counting the same
+//! files by type (`FORGECAST_BENCH_PYTHON`, default the Python of `$HOME/.cache/forgecast/spark-venv`, where
+//! `tools/bench-aggregate.sh` installs DuckDB), and DuckDB counting the events of the lake the backfill wrote,
+//! to show it reads it as it reads GH Archive.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -289,10 +289,8 @@ async fn main() {
         config: config.clone(),
         group: "bench-writer".into(),
     };
-    // The first run on a new broker also pays for its JIT compiling the produce and fetch paths and for creating
-    // routing's topics; a broker that has served for a while has done both. It is reported, then the measured run
-    // follows on the same broker and writer group (which goes on from the first run's committed offsets).
-    if warm_up > 0 {
+    // One whole run on Kafka and a fresh MongoDB server, with the CPU of the pipeline, the broker and the server.
+    let on_kafka = async |events: u64, database: &str| {
         let (server, uri) = fresh();
         let processes = vec![
             ("pipeline", None),
@@ -301,28 +299,22 @@ async fn main() {
         ];
         let store = StorePlan::Mongo {
             uri,
-            database: "bench_warm_up".into(),
+            database: database.into(),
         };
-        let first = whole(warm_up, bus.clone(), store, processes).await;
-        drop(server);
+        whole(events, bus.clone(), store, processes).await
+    };
+    // The first run on a new broker also pays for its JIT compiling the produce and fetch paths and for creating
+    // routing's topics; a broker that has served for a while has done both. It is reported, then the measured run
+    // follows on the same broker and writer group (which goes on from the first run's committed offsets).
+    if warm_up > 0 {
+        let first = on_kafka(warm_up, "bench_warm_up").await;
         println!(
             "  Kafka + MongoDB, new broker     {}",
             rate(warm_up, first.took)
         );
         println!("                                  (CPU: {})", first.cpu);
     }
-    let (server, uri) = fresh();
-    let store = StorePlan::Mongo {
-        uri,
-        database: "bench_whole".into(),
-    };
-    let processes = vec![
-        ("pipeline", None),
-        ("broker", kafka.pid()),
-        ("server", server.as_ref().and_then(Service::pid)),
-    ];
-    let distributed = whole(events, bus, store, processes).await;
-    drop(server);
+    let distributed = on_kafka(events, "bench_whole").await;
     println!(
         "  Kafka + MongoDB{}{}",
         if warm_up > 0 {
