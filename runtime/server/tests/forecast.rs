@@ -162,7 +162,9 @@ async fn the_api_forecasts_from_the_registered_model_and_names_bad_parameters() 
         ("horizon=99", "horizon"),
         ("metric=ForkEvent", "metric"),
         ("dimension=type", "a forecast needs at least"),
-        ("color=blue", "unknown"),
+        ("color=blue", "`color`"),
+        ("horizon=x", "horizon"),
+        ("top=-1", "top"),
     ] {
         let response = client
             .get(format!("{url}/api/forecast?{query}"))
@@ -274,10 +276,11 @@ async fn repository_stars_are_forecast_from_the_snapshots_and_beat_drift_there()
         .collect();
     assert!(gains.windows(2).all(|w| w[0] >= w[1]), "{gains:?}");
 
-    for (query, status) in [
-        ("repo=nobody/nothing", 404),
-        ("horizon=9", 400),
-        ("stars=1", 400),
+    for (query, status, named) in [
+        ("repo=nobody/nothing", 404, "nobody/nothing"),
+        ("horizon=9", 400, "horizon"),
+        ("stars=1", 400, "`stars`"),
+        ("limit=-1", 400, "limit"),
     ] {
         let response = client
             .get(format!("{url}/api/forecast/repos?{query}"))
@@ -285,5 +288,7 @@ async fn repository_stars_are_forecast_from_the_snapshots_and_beat_drift_there()
             .await
             .unwrap();
         assert_eq!(response.status().as_u16(), status, "{query}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains(named), "{query}: {text}");
     }
 }

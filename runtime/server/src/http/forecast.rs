@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -24,6 +24,7 @@ use serde::Deserialize;
 
 use super::Guard;
 use super::guard::refuse;
+use super::params::{Params, bad};
 use crate::forecasts::{ForecastFailure, MAX_HORIZON, MAX_SERIES, ShareQuery, forecast, history};
 use crate::pipeline::Shared;
 
@@ -43,20 +44,11 @@ pub struct ForecastQuery {
     as_of: Option<String>,
 }
 
-fn bad(message: impl Into<String>) -> Response {
-    refuse(StatusCode::BAD_REQUEST, message.into()).into_response()
-}
-
 pub(super) async fn trends(
     State(shared): State<Arc<Shared>>,
     Extension(guard): Extension<Arc<Guard>>,
-    query: Result<Query<ForecastQuery>, axum::extract::rejection::QueryRejection>,
+    Params(query): Params<ForecastQuery>,
 ) -> Response {
-    let Ok(Query(query)) = query else {
-        return bad(
-            "unknown or malformed parameter; use dimension, metric, granularity, horizon, keys, top, as_of",
-        );
-    };
     let horizon = query.horizon.unwrap_or(4);
     if !(1..=MAX_HORIZON).contains(&horizon) {
         return bad(format!("horizon {horizon}: use 1 to {MAX_HORIZON}"));
@@ -139,12 +131,9 @@ pub struct ReposQuery {
 /// `repo`, the repositories of the latest snapshot expected to grow most by the horizon, relative and absolute.
 pub(super) async fn repos(
     State(shared): State<Arc<Shared>>,
-    query: Result<Query<ReposQuery>, axum::extract::rejection::QueryRejection>,
+    Params(query): Params<ReposQuery>,
 ) -> Response {
     use crate::repo_growth::{GROWTH_MODEL, MAX_HALF_YEARS, bundled, forecast_repo, risers};
-    let Ok(Query(query)) = query else {
-        return bad("unknown or malformed parameter; use repo, horizon, limit");
-    };
     let horizon = query.horizon.unwrap_or(2);
     if !(1..=MAX_HALF_YEARS).contains(&horizon) {
         return bad(format!(

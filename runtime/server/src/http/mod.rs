@@ -26,6 +26,7 @@ pub mod guard;
 mod inference;
 mod live;
 pub mod models;
+mod params;
 pub mod sentiment;
 mod tap;
 pub mod trends;

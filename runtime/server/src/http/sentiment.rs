@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Guard;
 use super::guard::refuse;
+use super::params::{Params, bad};
 use crate::pipeline::Shared;
 use crate::pipeline::score::SENTIMENT;
 
@@ -86,10 +87,6 @@ fn share(part: u64, total: u64) -> f64 {
     (part as f64 * 10_000.0 / total as f64).round() / 100.0
 }
 
-fn bad(message: impl Into<String>) -> Response {
-    refuse(StatusCode::BAD_REQUEST, message.into()).into_response()
-}
-
 fn unavailable(e: impl ToString) -> Response {
     refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()
 }
@@ -138,11 +135,8 @@ fn buckets(rows: &[LabelRow]) -> Vec<Bucket> {
 
 pub(super) async fn series(
     State(shared): State<Arc<Shared>>,
-    query: Result<Query<SeriesQuery>, axum::extract::rejection::QueryRejection>,
+    Params(query): Params<SeriesQuery>,
 ) -> Response {
-    let Ok(Query(query)) = query else {
-        return bad("unknown or malformed parameter; use granularity, scope, key");
-    };
     let granularity = match query.granularity.as_deref().unwrap_or("day") {
         "day" => Granularity::Day,
         "month" => Granularity::Month,
@@ -294,11 +288,8 @@ pub fn souring(rows: &[LabelRow], min: u64, limit: usize) -> SouringAnswer {
 pub(super) async fn souring_repos(
     State(shared): State<Arc<Shared>>,
     Extension(guard): Extension<Arc<Guard>>,
-    query: Result<Query<SouringQuery>, axum::extract::rejection::QueryRejection>,
+    Params(query): Params<SouringQuery>,
 ) -> Response {
-    let Ok(Query(query)) = query else {
-        return bad("unknown or malformed parameter; use limit, min");
-    };
     let limit = query.limit.unwrap_or(10);
     if limit > MAX_LIST {
         return bad(format!("limit {limit}: at most {MAX_LIST}"));
@@ -349,11 +340,8 @@ pub struct Recent {
 
 pub(super) async fn recent(
     State(shared): State<Arc<Shared>>,
-    query: Result<Query<RecentQuery>, axum::extract::rejection::QueryRejection>,
+    Params(query): Params<RecentQuery>,
 ) -> Response {
-    let Ok(Query(query)) = query else {
-        return bad("unknown or malformed parameter; use label, limit");
-    };
     let limit = query.limit.unwrap_or(20);
     if limit > MAX_LIST {
         return bad(format!("limit {limit}: at most {MAX_LIST}"));

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Extension;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use forgecast_core::time::format_timestamp;
@@ -15,9 +15,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::Guard;
+use super::params::Params;
 use crate::pipeline::Shared;
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct TapQuery {
     topic: String,
 }
@@ -88,7 +90,7 @@ pub fn topic_matches(pattern: &str, topic: &str) -> bool {
 pub(super) async fn tap(
     State(shared): State<Arc<Shared>>,
     Extension(guard): Extension<Arc<Guard>>,
-    Query(query): Query<TapQuery>,
+    Params(query): Params<TapQuery>,
 ) -> Response {
     // The slot travels with the stream and is given back when the client goes away.
     let slot = match guard.tap_slot() {

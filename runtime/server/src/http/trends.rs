@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::Extension;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Datelike, NaiveDate};
@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Guard;
 use super::guard::refuse;
+use super::params::Params;
 use crate::backends::AnyStore;
 use crate::pipeline::Shared;
 
@@ -531,12 +532,8 @@ pub async fn compute(shared: &Shared, query: TrendsQuery) -> Result<Trends, Tren
 pub(super) async fn trends(
     State(shared): State<Arc<Shared>>,
     Extension(guard): Extension<Arc<Guard>>,
-    query: Result<Query<TrendsQuery>, axum::extract::rejection::QueryRejection>,
+    Params(query): Params<TrendsQuery>,
 ) -> Response {
-    let Ok(Query(query)) = query else {
-        let help = "unknown or malformed parameter; use dimension, metric, granularity, from, to, keys, focus\n";
-        return (StatusCode::BAD_REQUEST, help).into_response();
-    };
     let bounds = *guard.bounds();
     if let Some(keys) = &query.keys {
         let asked = keys.split(',').filter(|k| !k.trim().is_empty()).count();
