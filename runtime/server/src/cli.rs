@@ -82,8 +82,8 @@ pub enum ForecastWhat {
     Backtest(BacktestArgs),
     /// Forecast the trends' shares, with 80 % and 95 % intervals, as tables (or JSON).
     Trends(TrendForecastArgs),
-    /// Forecast the stars of the most starred repositories (the bundled snapshots), one repository or the
-    /// fastest growing.
+    /// Forecast repositories' stars: one repository (from the bundled snapshots and the star counts the enricher
+    /// fetched into the store), or the fastest growing of the snapshots.
     Repos(RepoForecastArgs),
 }
 
@@ -102,6 +102,12 @@ pub struct RepoForecastArgs {
     /// JSON, as `GET /api/forecast/repos` answers (without the registered version).
     #[arg(long)]
     pub json: bool,
+    /// The config file.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The store whose star counts (a point per enricher fetch) a repository's forecast also reads.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// Which share series (as `/api/trends` serves them).

@@ -887,8 +887,9 @@ pub struct ForecastPlan {
     pub query: crate::forecasts::ShareQuery,
     /// Periods ahead.
     pub horizon: usize,
-    /// The store whose counters are read (none for repositories: their snapshots are bundled).
-    pub storage: Option<StoragePlan>,
+    /// The store: the trends' counters, and the star counts a repository's forecast reads beside the bundled
+    /// snapshots.
+    pub storage: StoragePlan,
 }
 
 /// `forgecast forecast`, validated.
@@ -914,7 +915,7 @@ pub fn forecast(args: crate::cli::ForecastArgs) -> Result<ForecastPlan, ConfigEr
             },
             query: ShareQuery::default(),
             horizon: a.horizon,
-            storage: None,
+            storage: storage(a.store, &file(&a.config)?)?,
         })
     };
     let (series, action, top, keys, as_of) = match args.what {
@@ -957,7 +958,7 @@ pub fn forecast(args: crate::cli::ForecastArgs) -> Result<ForecastPlan, ConfigEr
             top,
         },
         horizon: series.horizon,
-        storage: Some(storage(series.store, &file)?),
+        storage: storage(series.store, &file)?,
     })
 }
 

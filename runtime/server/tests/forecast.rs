@@ -10,11 +10,11 @@ use serde_json::Value;
 
 fn forecast(data: &std::path::Path, args: &[&str]) -> String {
     let mut command = Command::new(env!("CARGO_BIN_EXE_forgecast"));
-    command.arg("forecast").args(args);
-    // Repositories' snapshots are bundled: that verb reads no store.
-    if args[0] != "repos" {
-        command.arg("--data-dir").arg(data);
-    }
+    command
+        .arg("forecast")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data);
     support::stdout_of(&mut command)
 }
 
@@ -264,6 +264,13 @@ async fn repository_stars_are_forecast_from_the_snapshots_and_beat_drift_there()
     );
     let ahead = series["forecast"]["stars"][0].as_f64().unwrap();
     assert!(ahead > 1510.0 && ahead <= 1510.0 + 510.0, "{series}");
+    // The command line reads the same points from the same store, and answers the same.
+    let printed: Value = serde_json::from_str(&forecast(
+        data.path(),
+        &["repos", "--repo", "someone/new", "--horizon", "1", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(&printed, series);
 
     let top = support::get_json(&format!("{url}/api/forecast/repos?limit=5")).await;
     assert_eq!(top["relative"].as_array().unwrap().len(), 5);

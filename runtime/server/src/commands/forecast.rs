@@ -1,13 +1,15 @@
 //! `forgecast forecast backtest | trends | repos`: the forecasts of the trends' shares from the store's counters
-//! (the bundled GitHut history loaded first, as `up` does), and of repository stars from the bundled snapshots,
-//! printed as tables or JSON.
+//! (the bundled GitHut history loaded first, as `up` does), and of repository stars from the bundled snapshots
+//! (one repository's also from the star counts the enricher kept in the store, as `GET /api/forecast/repos`
+//! reads them), printed as tables or JSON.
 
 use anyhow::bail;
+use forgecast_core::stars::StarStore;
 use forgecast_models::forecast::{Method, Settings};
 use tokio_util::sync::CancellationToken;
 
-use crate::backends::{Access, open_store};
-use crate::config::{ForecastAction, ForecastPlan};
+use crate::backends::{Access, AnyStore, open_store};
+use crate::config::{ForecastAction, ForecastPlan, StoragePlan};
 use crate::forecasts::{backtest_all, forecast, history};
 use crate::pipeline::load_bundled_history;
 use crate::repo_growth::{bundled, forecast_repo, risers};
@@ -15,14 +17,9 @@ use crate::repo_growth::{bundled, forecast_repo, risers};
 /// Runs the plan; prints what it found.
 pub async fn run(plan: ForecastPlan) -> anyhow::Result<()> {
     if let ForecastAction::Repos { repo, limit, json } = &plan.action {
-        return repos(repo.as_deref(), plan.horizon, *limit, *json);
+        return repos(&plan.storage, repo.as_deref(), plan.horizon, *limit, *json).await;
     }
-    let Some(storage) = &plan.storage else {
-        bail!("no store to read the trends from");
-    };
-    let Some(store) = open_store(storage, Access::Reader, &CancellationToken::new()).await? else {
-        bail!("the store could not be reached");
-    };
+    let store = open(&plan.storage).await?;
     load_bundled_history(&store).await?;
     let history = history(&store, &plan.query).await?;
     let labels = history.labels();
@@ -127,8 +124,22 @@ pub async fn run(plan: ForecastPlan) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Repository stars ahead, from the bundled snapshots.
-fn repos(repo: Option<&str>, horizon: usize, limit: usize, json: bool) -> anyhow::Result<()> {
+async fn open(storage: &StoragePlan) -> anyhow::Result<AnyStore> {
+    match open_store(storage, Access::Reader, &CancellationToken::new()).await? {
+        Some(store) => Ok(store),
+        None => bail!("the store could not be reached"),
+    }
+}
+
+/// Repository stars ahead: one repository from the bundled snapshots and the store's star counts, or the
+/// ranking of the snapshots.
+async fn repos(
+    storage: &StoragePlan,
+    repo: Option<&str>,
+    horizon: usize,
+    limit: usize,
+    json: bool,
+) -> anyhow::Result<()> {
     let growth = bundled().map_err(anyhow::Error::msg)?;
     let as_of = growth
         .snapshots
@@ -137,9 +148,10 @@ fn repos(repo: Option<&str>, horizon: usize, limit: usize, json: bool) -> anyhow
         .unwrap_or("-");
     match repo {
         Some(repo) => {
-            let Some(found) = forecast_repo(growth, repo, horizon, &[]) else {
+            let fetched = open(storage).await?.star_points(repo).await?;
+            let Some(found) = forecast_repo(growth, repo, horizon, &fetched) else {
                 bail!(
-                    "{repo}: no snapshot lists it (the bundled snapshots hold the most starred repositories)"
+                    "{repo}: no snapshot lists it (the bundled snapshots hold the most starred repositories) and the enricher has not fetched it"
                 );
             };
             if json {
