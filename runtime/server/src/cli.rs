@@ -436,6 +436,15 @@ pub struct ScriptArgs {
     pub scripts: Option<PathBuf>,
 }
 
+/// The model stages (`up`, `backfill`).
+#[derive(Debug, Default, Clone, Args)]
+pub struct ModelArgs {
+    /// Score events with the sentiment champion and learn the issue-outcome model from the stream, `on` or
+    /// `off` (off: a backfill of history runs faster, and a first start trains no default model) [default: on]
+    #[arg(long, env = "FORGECAST_MODELS", value_name = "on|off", value_parser = clap::builder::BoolishValueParser::new())]
+    pub models: Option<bool>,
+}
+
 /// GitHub's API (`up`).
 #[derive(Debug, Default, Clone, Args)]
 pub struct GithubArgs {
@@ -457,6 +466,9 @@ pub struct UpArgs {
     /// The scripts.
     #[command(flatten)]
     pub scripts: ScriptArgs,
+    /// The model stages.
+    #[command(flatten)]
+    pub models: ModelArgs,
     /// Address of the HTTP server [default: 127.0.0.1:8080]
     #[arg(long, env = "FORGECAST_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
@@ -549,6 +561,9 @@ pub struct BackfillArgs {
     /// The scripts.
     #[command(flatten)]
     pub scripts: ScriptArgs,
+    /// The model stages.
+    #[command(flatten)]
+    pub models: ModelArgs,
     /// The store.
     #[command(flatten)]
     pub store: StoreArgs,

@@ -620,7 +620,7 @@ pub fn up(args: UpArgs) -> Result<UpPlan, ConfigError> {
             watch,
             enrich_share,
             bounds,
-            models: file.models.unwrap_or(true),
+            models: args.models.models.or(file.models).unwrap_or(true),
         },
         listen,
         http: HttpPlan {
@@ -661,7 +661,7 @@ pub fn backfill(args: BackfillArgs) -> Result<BackfillPlan, ConfigError> {
             watch,
             enrich_share: 0.0,
             bounds: bounds(&file)?,
-            models: file.models.unwrap_or(true),
+            models: args.models.models.or(file.models).unwrap_or(true),
         },
         hours,
         source,
@@ -1015,6 +1015,41 @@ mod tests {
             plan.pipeline.source,
             SourcePlan::Replay(ReplayConfig { speed: 2.0, .. })
         ));
+    }
+
+    #[test]
+    fn the_model_stages_follow_the_flag_over_the_file() {
+        use clap::Parser;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("forgecast.toml");
+        std::fs::write(&file, "models = false\n").unwrap();
+        let with_file = |models: Option<bool>| {
+            let mut args = args_in(dir.path());
+            args.config.config = Some(file.clone());
+            args.models.models = models;
+            up(args).unwrap().pipeline.models
+        };
+        assert!(!with_file(None));
+        assert!(with_file(Some(true)));
+        assert!(up(args_in(dir.path())).unwrap().pipeline.models);
+        for (given, models) in [("off", false), ("on", true), ("false", false)] {
+            let cli = crate::cli::Cli::try_parse_from([
+                "forgecast",
+                "backfill",
+                "--from",
+                "2024-01-01T00",
+                "--to",
+                "2024-01-01T00",
+                "--models",
+                given,
+            ])
+            .unwrap();
+            let crate::cli::Command::Backfill(args) = cli.command else {
+                panic!("not a backfill");
+            };
+            assert_eq!(args.models.models, Some(models), "{given}");
+        }
+        assert!(crate::cli::Cli::try_parse_from(["forgecast", "up", "--models", "maybe"]).is_err());
     }
 
     #[test]
