@@ -441,7 +441,13 @@ pub struct ScriptArgs {
 pub struct ModelArgs {
     /// Score events with the sentiment champion and learn the issue-outcome model from the stream, `on` or
     /// `off` (off: a backfill of history runs faster, and a first start trains no default model) [default: on]
-    #[arg(long, env = "FORGECAST_MODELS", value_name = "on|off", value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(
+        long,
+        env = "FORGECAST_MODELS",
+        value_name = "on|off",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        hide_possible_values = true
+    )]
     pub models: Option<bool>,
 }
 
