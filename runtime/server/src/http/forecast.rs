@@ -23,8 +23,8 @@ use forgecast_models::forecast::Settings;
 use serde::Deserialize;
 
 use super::Guard;
-use super::guard::refuse;
-use super::params::{Params, bad};
+use super::guard::{bad, refuse};
+use super::params::Params;
 use crate::forecasts::{ForecastFailure, MAX_HORIZON, MAX_SERIES, ShareQuery, forecast, history};
 use crate::pipeline::Shared;
 

@@ -184,6 +184,11 @@ pub fn refuse(status: StatusCode, message: String) -> Refusal {
     }
 }
 
+/// A 400 with `message` as its text.
+pub fn bad(message: impl Into<String>) -> Response {
+    refuse(StatusCode::BAD_REQUEST, message.into()).into_response()
+}
+
 /// Adds the browser protections to every answer.
 pub async fn protect(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;

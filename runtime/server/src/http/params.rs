@@ -3,12 +3,11 @@
 //! (with the ones it takes), a required one missing.
 
 use axum::extract::{FromRequestParts, Query};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::de::DeserializeOwned;
 
-use super::guard::refuse;
+use super::guard::bad;
 
 /// The query string as `T` (a struct with `#[serde(deny_unknown_fields)]`, so that a misspelt parameter is
 /// refused rather than ignored).
@@ -37,15 +36,10 @@ where
     }
 }
 
-/// A 400 with `message` as its text.
-pub fn bad(message: impl Into<String>) -> Response {
-    refuse(StatusCode::BAD_REQUEST, message.into()).into_response()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::Request;
+    use axum::http::{Request, StatusCode};
     use serde::Deserialize;
 
     #[derive(Debug, Deserialize)]

@@ -22,8 +22,8 @@ use forgecast_core::time::format_timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::Guard;
-use super::guard::refuse;
-use super::params::{Params, bad};
+use super::guard::{bad, refuse};
+use super::params::Params;
 use crate::pipeline::Shared;
 use crate::pipeline::score::SENTIMENT;
 

@@ -31,7 +31,7 @@ use forgecast_core::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::Guard;
-use super::guard::refuse;
+use super::guard::{bad, refuse};
 use super::params::Params;
 use crate::backends::AnyStore;
 use crate::pipeline::Shared;
@@ -542,7 +542,7 @@ pub(super) async fn trends(
                 "`keys` names {asked} series; at most {} (bounds.max_trend_keys)",
                 bounds.max_trend_keys
             );
-            return refuse(StatusCode::BAD_REQUEST, message).into_response();
+            return bad(message);
         }
     }
     let _turn = match guard.heavy_turn().await {
@@ -564,13 +564,11 @@ pub(super) async fn trends(
                     body.len(),
                     bounds.max_response_bytes
                 );
-                return refuse(StatusCode::BAD_REQUEST, message).into_response();
+                return bad(message);
             }
             ([(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
-        Err(TrendsError::Query(message)) => {
-            (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response()
-        }
+        Err(TrendsError::Query(message)) => bad(message),
         Err(TrendsError::Store(e)) => {
             (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()
         }
